@@ -1,0 +1,46 @@
+# gpuctk developer entry points. `make demo` and `make test` work on a fresh machine:
+# they create .venv and install the package (with dev extras) when needed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEB_PACKAGES := runc podman containerd busybox-static uidmap
+
+.PHONY: demo test test-unit bench lint venv debs clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	$(PY) -m pip install -q -e '.[dev,k8s]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# As root, install the Debian packages the integration tests use (only the missing ones).
+debs:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
+
+demo: $(STAMP)
+	@$(PY) -m gpuctk.demo
+
+test: $(STAMP) debs
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m 'not integration' tests
+
+bench: $(STAMP) debs
+	$(PY) benchmarks/run.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
