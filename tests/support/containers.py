@@ -285,7 +285,7 @@ def private_containerd(base: str, config_text: str | None = None, config_path: s
             f.write(config_text if config_text is not None else containerd_base_config(base))
     socket = os.path.join(base, "containerd.sock")
     log_path = os.path.join(base, "containerd.log")
-    logf = open(log_path, "w")
+    logf = open(log_path, "w")  # noqa: SIM115 - lives as long as the daemon
     proc = subprocess.Popen([containerd, "--config", config_path, "--address", socket,
                              "--root", os.path.join(base, "root"), "--state", os.path.join(base, "state")],
                             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
