@@ -1,5 +1,8 @@
 """Atomic file writes: temp file in the same directory, fsync, rename, mode kept.
 
+Device nodes and FIFOs (``--output /dev/stdout``) are written through, never replaced;
+a symlink is followed and its target replaced.
+
 Every file gpuctk writes goes through here, so a crash or a full disk never leaves a
 half-written file behind. Stdlib only: the runtime shim and the hooks use it.
 """
@@ -8,30 +11,56 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 
 
-def atomic_write(path: str, data: bytes | str, mode: int | None = None) -> None:
+def atomic_write(path: str, data: bytes | str, mode: int | None = None, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically.
 
     ``mode``: the file mode to set; ``None`` keeps the mode of an existing file and
-    uses 0o644 for a new one.
+    uses 0o644 for a new one. ``durable=False`` skips the fsyncs: the rename still means
+    no reader ever sees a half-written file, but a power cut may lose the new content.
+    Only for files that do not outlive a boot, such as a bundle's config.json.
     """
     if isinstance(data, str):
         data = data.encode()
+    # A symlinked file (e.g. /etc/containerd/config.toml -> elsewhere) is edited at its
+    # target; replacing the link itself would silently detach the engine from its config.
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"{path}: is a directory")
+        # /dev/null, /dev/stdout, a FIFO: write through. Renaming over a device node
+        # would replace, say, /dev/null with a regular file for the whole host.
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if mode is None:
+        mode = stat.S_IMODE(st.st_mode) if st is not None else 0o644
+    # O_EXCL on a random name in the same directory: what tempfile.mkstemp does, without
+    # importing tempfile (and its random/shutil imports) on the runtime's create path.
+    base = os.path.join(directory, "." + os.path.basename(path) + ".")
+    for _ in range(100):
+        tmp = base + os.urandom(6).hex() + ".tmp"
         try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except FileNotFoundError:
-            mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"{path}: could not create a temporary file beside it")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -39,6 +68,8 @@ def atomic_write(path: str, data: bytes | str, mode: int | None = None) -> None:
         except FileNotFoundError:
             pass
         raise
+    if not durable:
+        return
     try:
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:

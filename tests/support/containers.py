@@ -117,7 +117,6 @@ def runc_run(bundle: str, runtime: str | None = None, container_id: str | None =
 
 
 # ---------------------------------------------------------------- podman
-PODMAN_BASE = ["--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 PODMAN_RUN_FLAGS = ["--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
 
@@ -140,22 +139,50 @@ def ensure_podman_image() -> str:
     return PODMAN_IMAGE
 
 
+PODMAN_CDI_DIR = "/var/run/cdi"
+
+
+@contextlib.contextmanager
+def specs_visible_to_podman(spec_dirs: list[str]) -> Iterator[list[str]]:
+    """Make the CDI specs in ``spec_dirs`` visible to podman for the duration of the block.
+
+    Debian's podman 4.3 reads specs only from /etc/cdi and /var/run/cdi: it has no
+    `--cdi-spec-dir` and ignores containers.conf `cdi_spec_dirs`. So each spec is copied to
+    /var/run/cdi under a name unique to this process, and removed afterwards. Tests must use
+    vendor/class names of their own so that the copies never conflict with other specs there.
+    """
+    os.makedirs(PODMAN_CDI_DIR, exist_ok=True)
+    placed: list[str] = []
+    try:
+        for d in spec_dirs:
+            for name in sorted(os.listdir(d)):
+                if not name.endswith((".json", ".yaml", ".yml")):
+                    continue
+                dst = os.path.join(PODMAN_CDI_DIR, f"gpuctk-test-{os.getpid()}-{len(placed)}-{name}")
+                shutil.copyfile(os.path.join(d, name), dst)
+                placed.append(dst)
+        yield placed
+    finally:
+        for p in placed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+
+
 def podman_run(args: list[str], runtime: str | None = None, cdi_spec_dirs: list[str] | None = None,
                env: dict[str, str] | None = None, timeout: float = 120) -> RunResult:
     """`podman run` the local busybox image. ``args`` go between the run flags and the image
-    (e.g. ``["--device", "vendor.com/class=dev"]``) and may end with ``"--", cmd...``."""
+    (e.g. ``["--device", "vendor.com/class=dev"]``) and may end with ``"--", cmd...``.
+    ``cdi_spec_dirs``: specs made visible to podman for this run (see specs_visible_to_podman)."""
     podman = require_tool("podman")
     image = ensure_podman_image()
-    glob = podman_global_flags(runtime)
-    for d in cdi_spec_dirs or []:
-        glob += ["--cdi-spec-dir", d]
     if "--" in args:
         i = args.index("--")
         opts, cmd = args[:i], args[i + 1:]
     else:
         opts, cmd = args, []
-    full = [podman, *glob, "run", *PODMAN_RUN_FLAGS, *opts, image, *cmd]
-    p = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    full = [podman, *podman_global_flags(runtime), "run", *PODMAN_RUN_FLAGS, *opts, image, *cmd]
+    with specs_visible_to_podman(cdi_spec_dirs or []):
+        p = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
     return RunResult(p.returncode, p.stdout, p.stderr)
 
 

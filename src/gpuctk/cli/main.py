@@ -34,7 +34,26 @@ GROUPS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+def _terminal_width() -> int:
+    try:
+        return int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(sys.stdout.fileno()).columns
+    except (ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    # argparse's default asks shutil for the width, importing shutil on every command
+    # even when no help is printed; os.get_terminal_size gives the same answer.
+    def __init__(self, prog: str, **kwargs: object) -> None:
+        kwargs.setdefault("width", max(_terminal_width() - 2, 40))
+        super().__init__(prog, **kwargs)  # type: ignore[arg-type]
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
@@ -44,14 +63,22 @@ def _load(module: str):  # type: ignore[no-untyped-def]
     return importlib.import_module(f"gpuctk.cli.{module}")
 
 
+def _no_translation(message: str) -> str:
+    return message
+
+
+# argparse runs every help and error string through gettext, which searches the disk for
+# message catalogues on each call; gpuctk ships none, and the lookups cost ~5 ms per run.
+argparse._ = _no_translation  # type: ignore[attr-defined]
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="gpuctk", description="NVIDIA GPUs in containers and on Kubernetes nodes.")
     parser.add_argument("--version", action="version", version=f"gpuctk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, kind, modules) in GROUPS.items():
         if only is not None and name != only:
-            sub.add_parser(name, help=help_text)
-            continue
+            continue  # `gpuctk <group> …` builds only that group's parsers
         group_sub = None
         for module in modules:
             try:
