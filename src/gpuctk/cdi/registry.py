@@ -1,0 +1,224 @@
+"""Registry of CDI specs loaded from spec directories (the reference's Cache, without
+file watching: a Registry is a snapshot; call ``refresh()`` to rescan).
+
+Scanning follows the reference: directories in order (priority = position, later wins),
+a missing directory is skipped, a directory that cannot be read stops the scan of the
+directories after it; in each directory the regular ``*.json``/``*.yaml`` entries are read
+in name order (sub-directories skipped, symlinks followed). Conflicts: a device defined
+again at a higher priority replaces the earlier one; defined twice at the same priority,
+it is an error on both files and neither definition is usable.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gpuctk.cdi.apply import apply_canonical, merge_edits
+from gpuctk.cdi.errors import CDIError, UnresolvableDevicesError
+from gpuctk.cdi.model import Device, Spec, load_spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
+
+
+def generate_spec_name(vendor: str, cls: str) -> str:
+    """``vendor-class``: the reference's file name (without extension) for a vendor's spec."""
+    return f"{vendor}-{cls}"
+
+
+def generate_transient_spec_name(vendor: str, cls: str, transient_id: str) -> str:
+    """``vendor-class_<id>`` with ``/`` in the id replaced by ``_`` (per-container specs)."""
+    return f"{vendor}-{cls}_{transient_id.replace('/', '_')}"
+
+
+def spec_name_for_kind(kind: str, transient_id: str | None = None) -> str:
+    from gpuctk.cdi.names import class_error, parse_qualifier, vendor_error
+
+    vendor, cls = parse_qualifier(kind)
+    if vendor_error(vendor) or class_error(cls):
+        raise CDIError(f'invalid vendor/class "{kind}" in Spec')
+    if transient_id is None:
+        return generate_spec_name(vendor, cls)
+    return generate_transient_spec_name(vendor, cls, transient_id)
+
+
+class Registry:
+    """Devices from ``spec_dirs`` (default ``/etc/cdi``, ``/var/run/cdi``) plus in-memory ``specs``.
+
+    In-memory specs rank above every directory. ``spec_dirs=[]`` scans no directory.
+    """
+
+    def __init__(self, spec_dirs: list[str] | None = None, specs: list[Spec] | None = None, *,
+                 cache: bool = False) -> None:
+        """``cache=True``: reuse the parsed specs of an earlier scan while no spec file changed
+        (``gpuctk.cdi.cache``; the runtime shim's create path). Results are the same either way."""
+        dirs = DEFAULT_SPEC_DIRS if spec_dirs is None else spec_dirs
+        self.spec_dirs = [os.path.normpath(d) for d in dirs]
+        self._memory = list(specs or [])
+        self._cache = cache
+        self.refresh()
+
+    # ------------------------------------------------------------------ loading
+    def _scan(self) -> tuple[list[Spec], dict[str, list[str]]]:
+        """Specs and errors of the spec dirs, from the cache when it is on and still valid."""
+        if not self._cache or not self.spec_dirs:
+            return self._scan_dirs()
+        from gpuctk.cdi import cache
+
+        if cache.cache_dir() is None:  # not root and no $GPUCTK_CONFIG_CACHE_DIR
+            return self._scan_dirs()
+        fingerprint = cache.scan_fingerprint(self.spec_dirs)
+        if fingerprint is None:
+            return self._scan_dirs()
+        hit = cache.load(self.spec_dirs, fingerprint)
+        if hit is not None:
+            return [Spec(d, source, prio) for d, source, prio in hit[0]], hit[1]
+        specs, errors = self._scan_dirs()
+        cache.store(self.spec_dirs, fingerprint, [(s.canonical(), s.source, s.priority) for s in specs], errors)
+        return specs, errors
+
+    def _scan_dirs(self) -> tuple[list[Spec], dict[str, list[str]]]:
+        errors: dict[str, list[str]] = {}
+        specs: list[Spec] = []
+        for prio, directory in enumerate(self.spec_dirs):
+            try:
+                entries = sorted(os.listdir(directory))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                errors.setdefault(directory, []).append(
+                    f'failed to read CDI spec dir "{directory}": {exc.strerror or exc}')
+                for later in self.spec_dirs[prio + 1:]:
+                    errors.setdefault(later, []).append(
+                        f'not scanned: the earlier spec dir "{directory}" could not be read')
+                break
+            for name in entries:
+                dot = name.rfind(".")
+                if dot < 0 or name[dot:] not in (".json", ".yaml"):
+                    continue
+                path = os.path.join(directory, name)
+                try:
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        continue  # a real sub-directory: skipped like the reference
+                    specs.append(load_spec(path, prio))
+                except CDIError as exc:
+                    errors.setdefault(path, []).append(str(exc))
+        return specs, errors
+
+    def refresh(self) -> None:
+        """Rescan the spec directories."""
+        specs, errors = self._scan()
+        mem_prio = len(self.spec_dirs)
+        for spec in self._memory:
+            spec.priority = mem_prio
+            specs.append(spec)
+        devices: dict[str, Device] = {}
+        conflicts: set[str] = set()
+        for spec in specs:
+            for dev in spec.devices:
+                q = dev.qualified_name
+                old = devices.get(q)
+                if old is not None:
+                    if spec.priority == old.spec.priority:
+                        msg = f'conflicting device "{q}" (specs "{spec.source}", "{old.spec.source}")'
+                        for p in (spec.source, old.spec.source):
+                            errors.setdefault(p, []).append(msg)
+                        conflicts.add(q)
+                        continue
+                    if spec.priority < old.spec.priority:
+                        continue
+                devices[q] = dev
+        for q in conflicts:
+            devices.pop(q, None)
+        self._specs = specs
+        self._devices = devices
+        self._errors = errors
+
+    # ------------------------------------------------------------------ queries
+    def errors(self) -> dict[str, list[str]]:
+        """Problems of the last scan, keyed by spec file or directory path."""
+        return {k: list(v) for k, v in self._errors.items()}
+
+    def list_devices(self) -> list[str]:
+        return sorted(self._devices)
+
+    def get_device(self, name: str) -> Device | None:
+        return self._devices.get(name)
+
+    def specs(self) -> list[Spec]:
+        """Every successfully loaded spec, shadowed or not, in scan order."""
+        return list(self._specs)
+
+    def list_vendors(self) -> list[str]:
+        return sorted({s.vendor for s in self._specs})
+
+    def list_classes(self) -> list[str]:
+        return sorted({s.device_class for s in self._specs})
+
+    # ------------------------------------------------------------------ writing
+    def _spec_path(self, name: str) -> str:
+        if not self.spec_dirs:
+            raise CDIError("no Spec directories to write to")
+        if not name.endswith((".json", ".yaml")):
+            name += ".yaml"
+        return os.path.join(self.spec_dirs[-1], name)
+
+    def write_spec(self, spec: Spec | dict[str, Any], name: str) -> str:
+        """Validate and write a spec into the highest-priority dir (``.yaml`` unless the name
+        ends in ``.json``), then rescan; returns the path. Invalid specs are never written."""
+        from gpuctk.cdi.write import write_spec
+
+        path = self._spec_path(name)
+        write_spec(spec, path)
+        self.refresh()
+        return path
+
+    def remove_spec(self, name: str) -> None:
+        """Remove a spec written by ``write_spec`` (a missing file is not an error), then rescan."""
+        try:
+            os.unlink(self._spec_path(name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise CDIError(f'failed to remove CDI Spec "{name}": {exc.strerror or exc}') from None
+        self.refresh()
+
+    # ------------------------------------------------------------------ injection
+    def resolve(self, names: list[str]) -> list[Device]:
+        """The devices for ``names``; UnresolvableDevicesError lists every unknown name."""
+        found: list[Device] = []
+        unresolved: list[str] = []
+        for name in names:
+            dev = self._devices.get(name)
+            if dev is None:
+                unresolved.append(name)
+            else:
+                found.append(dev)
+        if unresolved:
+            raise UnresolvableDevicesError(unresolved)
+        return found
+
+    def edits_for(self, names: list[str]) -> dict[str, Any]:
+        """Merged canonical edits: each spec's global edits once, before its first device."""
+        seen: set[int] = set()
+        parts: list[dict[str, Any]] = []
+        for dev in self.resolve(names):
+            if id(dev.spec) not in seen:
+                seen.add(id(dev.spec))
+                parts.append(dev.spec.container_edits)
+            parts.append(dev.container_edits)
+        return merge_edits(parts)
+
+    def inject_devices(self, oci_spec: dict[str, Any], names: list[str]) -> list[str]:
+        """Apply the named devices to the raw OCI spec dict in place; all or nothing."""
+        if oci_spec is None:
+            raise CDIError("can't inject devices, nil OCI Spec")
+        edits = self.edits_for(list(names))
+        try:
+            apply_canonical(oci_spec, edits)
+        except CDIError as exc:
+            raise CDIError(f"failed to inject devices: {exc}") from None
+        return list(names)
