@@ -1,0 +1,216 @@
+"""GPU inventory behind one interface, three backends: NVML (nvidia-ml-py, optional,
+imported lazily), procfs/sysfs, and a fixture JSON file.
+
+An inventory is plain data::
+
+    {"source": str, "driver_version": str|None, "cuda_version": str|None, "platform": str,
+     "gpus": [{"index", "minor", "uuid", "name", "pci_bus_id", "mig_enabled",
+               "mig_devices": [{"index", "uuid", "gpu_instance_id", "compute_instance_id",
+                                "profile", "gfx"}]}]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from gpuctk.discover.procfs import parse_information, parse_nvrm_version, read_text
+from gpuctk.errors import GpuctkError
+
+ENV_INVENTORY = "GPUCTK_INVENTORY"
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise GpuctkError(f"{where}: expected a list")
+    return value
+
+
+def _int_field(obj: dict[str, Any], keys: tuple[str, ...], default: int, where: str) -> int:
+    for k in keys:
+        if obj.get(k) is not None:
+            value = obj[k]
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise GpuctkError(f"{where}.{k}: expected an integer")
+            try:
+                return int(value)
+            except ValueError:
+                raise GpuctkError(f"{where}.{k}: expected an integer") from None
+    return default
+
+
+def _str_field(obj: dict[str, Any], key: str, where: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise GpuctkError(f"{where}.{key}: expected a string")
+    return value
+
+
+def _normalise(inv: dict[str, Any], source: str) -> dict[str, Any]:
+    gpus = []
+    for i, g in enumerate(_list(inv.get("gpus"), f"{source}: gpus")):
+        where = f"{source}: gpus[{i}]"
+        if not isinstance(g, dict):
+            raise GpuctkError(f"{where}: expected an object")
+        migs = []
+        for j, m in enumerate(_list(g.get("mig_devices"), f"{where}.mig_devices")):
+            mwhere = f"{where}.mig_devices[{j}]"
+            if not isinstance(m, dict):
+                raise GpuctkError(f"{mwhere}: expected an object")
+            migs.append({"index": _int_field(m, ("index",), j, mwhere), "uuid": _str_field(m, "uuid", mwhere),
+                         "gpu_instance_id": _int_field(m, ("gpu_instance_id",), 0, mwhere),
+                         "compute_instance_id": _int_field(m, ("compute_instance_id",), 0, mwhere),
+                         "profile": _str_field(m, "profile", mwhere), "gfx": bool(m.get("gfx", False))})
+        gpus.append({"index": _int_field(g, ("index",), i, where),
+                     "minor": _int_field(g, ("minor", "minor_number"), i, where),
+                     "uuid": _str_field(g, "uuid", where), "name": _str_field(g, "name", where),
+                     "pci_bus_id": (_str_field(g, "pci_bus_id", where) or "").lower() or None,
+                     "mig_enabled": bool(g.get("mig_enabled", bool(migs))), "mig_devices": migs})
+    versions = {k: inv.get(k) for k in ("driver_version", "cuda_version")}
+    for k, v in versions.items():
+        if v is not None and not isinstance(v, str):
+            raise GpuctkError(f"{source}: {k}: expected a string")
+    return {"source": str(inv.get("source") or source), **versions,
+            "platform": str(inv.get("platform") or "nvml"), "gpus": gpus}
+
+
+def load_fixture(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise GpuctkError(f"{path}: cannot read inventory: {exc.strerror}") from None
+    except ValueError as exc:
+        raise GpuctkError(f"{path}: invalid inventory JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise GpuctkError(f"{path}: inventory must be a JSON object")
+    return _normalise(data, f"fixture:{path}")
+
+
+def from_nvml() -> dict[str, Any] | None:
+    """The host's GPUs through NVML, or None when nvidia-ml-py or the driver is absent."""
+    try:
+        import pynvml  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        def s(v: Any) -> str:
+            return v.decode() if isinstance(v, bytes) else str(v)
+
+        gpus = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            try:
+                mig_enabled = pynvml.nvmlDeviceGetMigMode(h)[0] == 1
+            except Exception:
+                mig_enabled = False
+            migs = []
+            if mig_enabled:
+                for j in range(pynvml.nvmlDeviceGetMaxMigDeviceCount(h)):
+                    try:
+                        m = pynvml.nvmlDeviceGetMigDeviceHandleByIndex(h, j)
+                    except Exception:
+                        continue
+                    name = s(pynvml.nvmlDeviceGetName(m))
+                    migs.append({"index": j, "uuid": s(pynvml.nvmlDeviceGetUUID(m)),
+                                 "gpu_instance_id": pynvml.nvmlDeviceGetGpuInstanceId(m),
+                                 "compute_instance_id": pynvml.nvmlDeviceGetComputeInstanceId(m),
+                                 "profile": name.split("MIG ", 1)[-1], "gfx": "+gfx" in name})
+            pci = s(pynvml.nvmlDeviceGetPciInfo(h).busId)
+            gpus.append({"index": i, "minor": pynvml.nvmlDeviceGetMinorNumber(h),
+                         "uuid": s(pynvml.nvmlDeviceGetUUID(h)), "name": s(pynvml.nvmlDeviceGetName(h)),
+                         "pci_bus_id": pci[4:] if len(pci) == 16 else pci, "mig_enabled": mig_enabled,
+                         "mig_devices": migs})
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+        return _normalise({"driver_version": s(pynvml.nvmlSystemGetDriverVersion()),
+                           "cuda_version": f"{cuda // 1000}.{cuda % 1000 // 10}", "gpus": gpus}, "nvml")
+    except Exception as exc:
+        raise GpuctkError(f"NVML: {exc}") from None
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def from_procfs(dev_root: str = "/") -> dict[str, Any]:
+    """GPUs from ``/proc/driver/nvidia/gpus/*/information`` (MIG devices from the
+    capabilities tree, without UUIDs), else from sysfs PCI devices with vendor 0x10de."""
+    base = os.path.join(dev_root, "proc/driver/nvidia/gpus")
+    gpus: list[dict[str, Any]] = []
+    try:
+        buses = sorted(os.listdir(base))
+    except OSError:
+        buses = []
+    for bus in buses:
+        info = parse_information(read_text(dev_root, f"/proc/driver/nvidia/gpus/{bus}/information") or "")
+        try:
+            minor = int(info.get("Device Minor", ""))
+        except ValueError:
+            continue
+        gpus.append({"minor": minor, "uuid": info.get("GPU UUID"), "name": info.get("Model"),
+                     "pci_bus_id": info.get("Bus Location", bus), "mig_devices": _procfs_migs(dev_root, minor)})
+    if not buses:
+        gpus = _sysfs_gpus(dev_root)
+    for i, g in enumerate(gpus):
+        g["index"] = i
+        g["mig_enabled"] = bool(g["mig_devices"])
+    version = parse_nvrm_version(read_text(dev_root, "/proc/driver/nvidia/version") or "")
+    return _normalise({"driver_version": version, "gpus": gpus}, f"procfs:{dev_root}")
+
+
+def _procfs_migs(dev_root: str, minor: int) -> list[dict[str, Any]]:
+    base = os.path.join(dev_root, f"proc/driver/nvidia/capabilities/gpu{minor}/mig")
+    out: list[dict[str, Any]] = []
+    try:
+        gis = sorted((int(n[2:]), n) for n in os.listdir(base) if re.fullmatch(r"gi\d+", n))
+    except OSError:
+        return out
+    for gi, gname in gis:
+        try:
+            cis = sorted(int(n[2:]) for n in os.listdir(os.path.join(base, gname)) if re.fullmatch(r"ci\d+", n))
+        except OSError:
+            continue
+        for ci in cis:
+            out.append({"index": len(out), "uuid": None, "gpu_instance_id": gi, "compute_instance_id": ci})
+    return out
+
+
+def _sysfs_gpus(dev_root: str) -> list[dict[str, Any]]:
+    base = os.path.join(dev_root, "sys/bus/pci/devices")
+    out: list[dict[str, Any]] = []
+    try:
+        buses = sorted(os.listdir(base))
+    except OSError:
+        return out
+    for bus in buses:
+        vendor = (read_text(dev_root, f"/sys/bus/pci/devices/{bus}/vendor") or "").strip()
+        cls = (read_text(dev_root, f"/sys/bus/pci/devices/{bus}/class") or "").strip()
+        if vendor == "0x10de" and cls.startswith("0x03"):
+            out.append({"minor": len(out), "uuid": None, "name": None, "pci_bus_id": bus, "mig_devices": []})
+    return out
+
+
+def select_inventory(spec: Any = None, *, dev_root: str = "/", driver_root: str = "/") -> dict[str, Any]:
+    """The inventory for a generation: an explicit dict or fixture path, ``$GPUCTK_INVENTORY``,
+    NVML (host root only), then procfs/sysfs under the dev root."""
+    if isinstance(spec, dict):
+        return _normalise(spec, "inline")
+    path = spec or os.environ.get(ENV_INVENTORY)
+    if path:
+        return load_fixture(str(path))
+    if os.path.abspath(driver_root) == "/" and os.path.abspath(dev_root) == "/":
+        inv = from_nvml()
+        if inv is not None:
+            return inv
+    return from_procfs(dev_root)

@@ -1,0 +1,181 @@
+"""Spec transforms on plain CDI dicts: dedupe, simplify, sort, the merged ``all``
+device, the minimum version, and the ``transform root`` path rewrite (§4.7, §4.9)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _copy(obj: Any) -> Any:
+    """Deep copy of plain JSON data (much faster than copy.deepcopy)."""
+    return json.loads(json.dumps(obj))
+
+EDIT_LISTS = ("env", "deviceNodes", "mounts", "hooks", "additionalGids")
+
+
+def _key(item: Any) -> str:
+    return json.dumps(item, sort_keys=True)
+
+
+def dedupe_edits(edits: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field, value in edits.items():
+        if field in EDIT_LISTS and isinstance(value, list):
+            seen: set[str] = set()
+            items = []
+            for item in value:
+                k = _key(item)
+                if k not in seen:
+                    seen.add(k)
+                    items.append(item)
+            if field == "additionalGids":
+                items = sorted(items)
+            if items:
+                out[field] = items
+        elif value not in (None, [], {}):
+            out[field] = value
+    return out
+
+
+def _depth_key(path: str) -> tuple[int, str]:
+    return (len([p for p in path.split("/") if p]), path)
+
+
+def sort_edits(edits: dict[str, Any]) -> dict[str, Any]:
+    """Device nodes and mounts by number of container-path components, then by path;
+    env and hooks keep insertion order."""
+    out = dict(edits)
+    if "deviceNodes" in out:
+        out["deviceNodes"] = sorted(out["deviceNodes"], key=lambda n: _depth_key(n.get("path", "")))
+    if "mounts" in out:
+        out["mounts"] = sorted(out["mounts"], key=lambda m: _depth_key(m.get("containerPath", "")))
+    return out
+
+
+def simplify(spec: dict[str, Any]) -> dict[str, Any]:
+    """Dedupe, drop device edits identical to common edits (unless that empties the
+    device), sort devices by name and edits by path."""
+    spec = _copy(spec)
+    common = dedupe_edits(spec.get("containerEdits") or {})
+    common_keys = {f: {_key(i) for i in common.get(f, [])} for f in EDIT_LISTS}
+    devices = []
+    for dev in spec.get("devices") or []:
+        edits = dedupe_edits(dev.get("containerEdits") or {})
+        reduced: dict[str, Any] = {}
+        for field, value in edits.items():
+            if field in EDIT_LISTS:
+                kept = [i for i in value if _key(i) not in common_keys[field]]
+                if kept:
+                    reduced[field] = kept
+            else:
+                reduced[field] = value
+        dev = {**dev, "containerEdits": sort_edits(reduced if reduced else edits)}
+        devices.append(dev)
+    spec["devices"] = sorted(devices, key=lambda d: d["name"])
+    if common:
+        spec["containerEdits"] = sort_edits(common)
+    else:
+        spec.pop("containerEdits", None)
+    return spec
+
+
+def merged_device(devices: list[dict[str, Any]], name: str = "all") -> dict[str, Any] | None:
+    """The union of all device edits as one device (None when there is nothing to merge)."""
+    if not devices or any(d["name"] == name for d in devices):
+        return None
+    merged: dict[str, list[Any]] = {}
+    for dev in devices:
+        for field, value in (dev.get("containerEdits") or {}).items():
+            if field in EDIT_LISTS:
+                merged.setdefault(field, []).extend(_copy(value))
+    return {"name": name, "containerEdits": sort_edits(dedupe_edits(merged))}
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
+
+
+def minimum_version(spec: dict[str, Any]) -> str:
+    """Lowest CDI version that can express ``spec`` (reference §4.7 rules)."""
+    version = "0.3.0"
+
+    def bump(v: str) -> None:
+        nonlocal version
+        if _version_tuple(v) > _version_tuple(version):
+            version = v
+
+    kind = spec.get("kind", "")
+    if "." in kind.partition("/")[2]:
+        bump("0.6.0")
+    if spec.get("annotations"):
+        bump("0.6.0")
+    all_edits = [spec.get("containerEdits") or {}]
+    for dev in spec.get("devices") or []:
+        all_edits.append(dev.get("containerEdits") or {})
+        if dev.get("name", "")[:1].isdigit():
+            bump("0.5.0")
+        if dev.get("annotations"):
+            bump("0.6.0")
+    for edits in all_edits:
+        if any("type" in m for m in edits.get("mounts") or []):
+            bump("0.4.0")
+        if any("hostPath" in n for n in edits.get("deviceNodes") or []):
+            bump("0.5.0")
+        if edits.get("additionalGids") or edits.get("intelRdt"):
+            bump("0.7.0")
+        if edits.get("netDevices"):
+            bump("1.1.0")
+    return version
+
+
+def _swap_prefix(path: str, old: str, new: str) -> str:
+    """Replace root ``old`` by ``new`` only on a path-component boundary."""
+    old_n = old.rstrip("/") or "/"
+    if old_n == "/":
+        return path if not path.startswith("/") else (new.rstrip("/") + path if new.rstrip("/") else path)
+    if path == old_n:
+        return new.rstrip("/") or "/"
+    if path.startswith(old_n + "/"):
+        return (new.rstrip("/") or "") + path[len(old_n):]
+    return path
+
+
+def _swap_arg(arg: str, old: str, new: str) -> str:
+    if "::" in arg:
+        a, _, b = arg.partition("::")
+        return _swap_prefix(a, old, new) + "::" + _swap_prefix(b, old, new)
+    return _swap_prefix(arg, old, new)
+
+
+def transform_root(spec: dict[str, Any], from_root: str, to_root: str, relative_to: str = "host") -> dict[str, Any]:
+    """Rewrite root ``from_root`` to ``to_root`` in host paths (``host``) or container
+    paths (``container``). The spec is neither simplified nor re-versioned."""
+    spec = _copy(spec)
+    if from_root.rstrip("/") == to_root.rstrip("/"):
+        return spec
+    edit_sets = [spec.get("containerEdits") or {}] + [d.get("containerEdits") or {} for d in spec.get("devices") or []]
+    for edits in edit_sets:
+        for node in edits.get("deviceNodes") or []:
+            if relative_to == "host":
+                node["hostPath"] = _swap_prefix(node.get("hostPath") or node["path"], from_root, to_root)
+            else:
+                node["path"] = _swap_prefix(node["path"], from_root, to_root)
+        for mount in edits.get("mounts") or []:
+            if relative_to == "host":
+                mount["hostPath"] = _swap_prefix(mount["hostPath"], from_root, to_root)
+            else:
+                mount["containerPath"] = _swap_prefix(mount["containerPath"], from_root, to_root)
+        for hook in edits.get("hooks") or []:
+            container_hook = hook.get("hookName") in ("createContainer", "startContainer")
+            if relative_to == "host":
+                if hook.get("hookName") != "startContainer":
+                    hook["path"] = _swap_prefix(hook["path"], from_root, to_root)
+                if not container_hook and hook.get("args"):
+                    hook["args"] = [hook["args"][0]] + [_swap_arg(a, from_root, to_root) for a in hook["args"][1:]]
+            else:
+                if hook.get("hookName") == "startContainer":
+                    hook["path"] = _swap_prefix(hook["path"], from_root, to_root)
+                if container_hook and hook.get("args"):
+                    hook["args"] = [hook["args"][0]] + [_swap_arg(a, from_root, to_root) for a in hook["args"][1:]]
+    return spec

@@ -1,0 +1,111 @@
+"""Simulated nodes: layout, device nodes, ELF libraries, ld.so.cache, nvidia-smi."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import stat
+import subprocess
+
+import pytest
+
+from gpuctk.discover.elf import read_soname
+from gpuctk.discover.ldcache import load_ldcache
+from gpuctk.discover.nvsmi import parse_nvidia_smi_xml
+from gpuctk.errors import GpuctkError
+from gpuctk.sim import PROFILES, create_node, load_node
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_node_facts(profile, sim_nodes):
+    node = sim_nodes.get(profile)
+    with open(os.path.join(node.directory, "node.json")) as f:
+        facts = json.load(f)
+    assert facts["root"] == node.root == node.driver_root == node.dev_root
+    assert load_node(node.directory).gpus == node.gpus
+    with open(node.inventory_path) as f:
+        inv = json.load(f)
+    assert [g["uuid"] for g in inv["gpus"]] == [g["uuid"] for g in node.gpus]
+    assert os.access(node.nvidia_smi, os.X_OK)
+
+
+def test_dgx_h100_layout(sim_nodes):
+    node = sim_nodes.get("dgx-h100")
+    assert len(node.gpus) == 8 and node.driver_version.startswith("580.")
+    r = node.root
+    for p in ("dev/nvidiactl", "dev/nvidia7", "dev/nvidia-nvswitch3", "dev/nvidia-caps-imex-channels/channel0"):
+        assert os.path.lexists(os.path.join(r, p)), p
+    if os.geteuid() == 0:
+        st = os.stat(os.path.join(r, "dev/nvidia3"))
+        assert stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == (195, 3)
+    with open(os.path.join(r, "proc/devices")) as f:
+        assert "195 nvidia" in f.read()
+    lib = os.path.join(r, "usr/lib/x86_64-linux-gnu")
+    assert read_soname(os.path.join(lib, "libcuda.so.580.105.08")) == "libcuda.so.1"
+    assert os.readlink(os.path.join(lib, "libcuda.so.1")) == "libcuda.so.580.105.08"
+    assert os.readlink(os.path.join(lib, "libcuda.so")) == "libcuda.so.1"
+    cache = dict(load_ldcache(os.path.join(r, "etc/ld.so.cache")))
+    assert cache["libcuda.so.1"] == "/usr/lib/x86_64-linux-gnu/libcuda.so.1"
+    assert os.path.exists(os.path.join(r, f"lib/firmware/nvidia/{node.driver_version}/gsp_ga10x.bin"))
+
+
+def test_ldcache_built_by_real_ldconfig(sim_nodes):
+    node = sim_nodes.get("dgx-h100")
+    if os.geteuid() != 0 or not os.path.exists("/usr/sbin/ldconfig"):
+        pytest.skip("ldconfig -r needs root")
+    assert node.ldcache == "ldconfig"
+    out = subprocess.run(["/usr/sbin/ldconfig", "-p", "-C", os.path.join(node.root, "etc/ld.so.cache")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "libnvidia-ml.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1" in out
+
+
+def test_nvidia_smi_matches_inventory(sim_nodes):
+    node = sim_nodes.get("dgx-a100-mig")
+    listing = subprocess.run([node.nvidia_smi, "-L"], capture_output=True, text=True, check=True).stdout
+    for g in node.gpus:
+        assert f"GPU {g['index']}: NVIDIA A100-SXM4-40GB (UUID: {g['uuid']})" in listing
+        for m in g["mig_devices"]:
+            assert f"(UUID: {m['uuid']})" in listing
+    xml = subprocess.run([node.nvidia_smi, "-q", "-x"], capture_output=True, check=True).stdout
+    parsed = parse_nvidia_smi_xml(xml)
+    assert parsed["driver_version"] == node.driver_version
+    assert [g["uuid"] for g in parsed["gpus"]] == [g["uuid"] for g in node.gpus]
+    assert [g["minor_number"] for g in parsed["gpus"]] == [g["minor"] for g in node.gpus]
+    assert [g["mig_mode"] for g in parsed["gpus"][:3]] == ["Enabled", "Enabled", "Disabled"]
+    assert [g["pci_bus_id"].lower()[4:] for g in parsed["gpus"]] == [g["pci_bus_id"] for g in node.gpus]
+
+
+def test_no_gpu_nvidia_smi(sim_nodes):
+    node = sim_nodes.get("no-gpu")
+    p = subprocess.run([node.nvidia_smi, "-L"], capture_output=True, text=True)
+    assert p.returncode == 6 and "No devices were found" in p.stdout
+
+
+def test_jetson_and_wsl_specifics(sim_nodes):
+    j = sim_nodes.get("jetson-orin")
+    assert os.path.isfile(os.path.join(j.root, "etc/nv_tegra_release"))
+    csvdir = os.path.join(j.root, "etc/nvidia-container-runtime/host-files-for-container.d")
+    assert sorted(os.listdir(csvdir)) == ["devices.csv", "drivers.csv", "l4t.csv"]
+    with open(os.path.join(j.root, "usr/lib/aarch64-linux-gnu/nvidia/libcuda.so.1.1"), "rb") as f:
+        assert f.read(20)[18] == 183  # EM_AARCH64
+    w = sim_nodes.get("wsl2")
+    assert os.path.lexists(os.path.join(w.root, "dev/dxg"))
+    assert os.path.exists(os.path.join(w.root, "usr/lib/wsl/lib/libdxcore.so"))
+
+
+def test_driver_version_override_and_recreate(tmp_path):
+    a = create_node("no-gpu", str(tmp_path / "n"), driver_version="575.1.2")
+    assert os.path.exists(os.path.join(a.root, "usr/lib/x86_64-linux-gnu/libcuda.so.575.1.2"))
+    b = create_node("no-gpu", str(tmp_path / "n"), driver_version="580.3.4")
+    assert not os.path.exists(os.path.join(b.root, "usr/lib/x86_64-linux-gnu/libcuda.so.575.1.2"))
+
+
+def test_unknown_profile_and_cli(tmp_path):
+    with pytest.raises(GpuctkError, match="unknown simulation profile"):
+        create_node("dgx-b200", str(tmp_path / "x"))
+    from gpuctk.cli.main import main
+
+    assert main(["sim", "create", "--profile", "wsl2", "--json", str(tmp_path / "w")]) == 0
+    assert json.loads(pathlib.Path(tmp_path / "w" / "node.json").read_text())["profile"] == "wsl2"
+    assert main(["sim", "list-profiles"]) == 0
