@@ -1,8 +1,239 @@
-"""`gpuctk-hook`: placeholder until the hooks issue lands."""
+"""``gpuctk-hook <name> [flags]``: the CDI hooks (reference §5), same as ``gpuctk hook``.
 
+Exit codes: 0 ok (also for an unknown hook name: specs written by other versions must
+not break containers), 1 failed operation / bad input, 2 bad flags of a known hook.
+"""
+
+from __future__ import annotations
+
+import os
 import sys
 
+from gpuctk.errors import EXIT_INVALID, EXIT_USAGE, GpuctkError
 
-def main() -> int:
-    print("gpuctk-hook: not implemented yet", file=sys.stderr)
-    return 1
+TYPE_CHECKING = False  # `typing` costs milliseconds at start-up
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+PROG = "gpuctk-hook"
+DEBUG_ENVS = ("NVIDIA_CTK_DEBUG", "NVIDIA_CDI_DEBUG", "GPUCTK_DEBUG")
+QUIET_ENVS = ("NVIDIA_CTK_QUIET", "NVIDIA_CDI_QUIET")
+# never passed on to anything we start, whoever set them (CVE-2025-23266)
+LOADER_ENV = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class Flag:
+    def __init__(self, name: str, metavar: str, help_text: str, *, repeat: bool = False, required: bool = False,
+                 default: str | None = None) -> None:
+        self.name, self.metavar, self.help, self.repeat = name, metavar, help_text, repeat
+        self.required, self.default = required, default
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+COMMON = [Flag("container-spec", "FILE", "read the OCI state from FILE instead of stdin")]
+
+# name -> (help, flags); help None = hidden. (A hand-rolled parser: argparse costs ~10 ms of
+# start-up, and the hooks run on every container start.)
+HOOKS: dict[str, tuple[str | None, list[Flag]]] = {
+    "create-symlinks": ("create symlinks inside the container (idempotent, atomic)", [
+        Flag("link", "TARGET::LINK", "create LINK (container path) pointing at TARGET (repeatable)", repeat=True)]),
+    "update-ldcache": ("add library folders to the container's loader config and rebuild ld.so.cache", [
+        Flag("folder", "DIR", "container folder to add (repeatable)", repeat=True),
+        Flag("ldconfig-path", "PATH", "HOST ldconfig to run (default /sbin/ldconfig, ldconfig.real preferred; "
+             "'@' prefix accepted)")]),
+    "enable-cuda-compat": ("use the image's CUDA forward-compat libraries when newer than the host driver", [
+        Flag("host-driver-version", "V", "host driver version, e.g. 550.54.15", default=""),
+        Flag("host-cuda-version", "C", "host CUDA version, e.g. 12.4", default=""),
+        Flag("cuda-compat-container-root", "PATH", "compat libraries in the container",
+             default="/usr/local/cuda/compat")]),
+    "disable-device-node-modification": ("mask /proc/driver/nvidia/params with ModifyDeviceFiles: 0", [
+        Flag("host-params-file", "FILE", "host params file to read (default $GPUCTK_HOST_NVIDIA_PARAMS, "
+             "else /proc/driver/nvidia/params)")]),
+    "update-application-profile": ("limit EGL to the container's GPUs with a driver application profile", []),
+    "chmod": ("set the mode of paths inside the container", [
+        Flag("mode", "MODE", "octal mode, e.g. 755", required=True),
+        Flag("path", "PATH", "container path (repeatable)", repeat=True)]),
+    "noop": (None, []),
+}
+
+
+class Args:
+    """Parsed flags of one hook, as attributes (``args.link``, ``args.ldconfig_path``)."""
+
+    def __init__(self, flags: list[Flag]) -> None:
+        for f in flags:
+            setattr(self, f.dest, [] if f.repeat else f.default)
+
+    def __getattr__(self, name: str) -> Any:  # for mypy: attributes are set dynamically
+        raise AttributeError(name)
+
+
+def hook_help(name: str, prog: str = PROG) -> str:
+    help_text, flags = HOOKS[name]
+    lines = [f"usage: {prog} {name} [flags]", ""]
+    if help_text:
+        lines += [help_text, ""]
+    for f in [*flags, *COMMON]:
+        lines.append(f"  --{f.name} {f.metavar:14} {f.help}{' (required)' if f.required else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_flags(name: str, argv: list[str], prog: str = PROG) -> Args | None:
+    """Go-style flags: ``--x v``, ``--x=v``, ``-x v``; None when help was asked for."""
+    flags = {f.name: f for f in [*HOOKS[name][1], *COMMON]}
+    ns = Args(list(flags.values()))
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a in ("-h", "--help", "-help"):
+            sys.stdout.write(hook_help(name, prog))
+            return None
+        if not a.startswith("-") or a in ("-", "--"):
+            raise _UsageError(f"{name}: unexpected argument {a!r}")
+        key, eq, value = a.lstrip("-").partition("=")
+        f = flags.get(key)
+        if f is None:
+            raise _UsageError(f"{name}: flag provided but not defined: {a}")
+        if not eq:
+            if i >= len(argv):
+                raise _UsageError(f"{name}: flag needs an argument: --{key}")
+            value = argv[i]
+            i += 1
+        if f.repeat:
+            getattr(ns, f.dest).append(value)
+        else:
+            setattr(ns, f.dest, value)
+    for f in flags.values():
+        if f.required and getattr(ns, f.dest) in (None, ""):
+            raise _UsageError(f"{name}: required flag --{f.name} not set")
+    return ns
+
+
+def _truthy(v: str | None) -> bool:
+    return (v or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _run(name: str, args: Args, debug: bool = False) -> int:
+    from gpuctk.hooks.confine import Root
+    from gpuctk.hooks.state import load_state
+
+    def log(msg: str) -> None:
+        if debug:
+            print(f"{PROG}: {name}: {msg}", file=sys.stderr)
+
+    if name == "noop":
+        return 0
+    state = load_state(container_spec=args.container_spec)
+    log(f"container root {state.root}")
+    if name == "chmod":  # validate flags before touching anything
+        from gpuctk.hooks.simple import parse_mode
+
+        mode = parse_mode(args.mode)
+    with Root(state.root) as root:
+        log("resolver: " + ("component walk (no openat2)" if root.fallback else "openat2 RESOLVE_IN_ROOT"))
+        if name == "create-symlinks":
+            from gpuctk.hooks.simple import create_symlinks, parse_links
+
+            log(f"created/replaced: {create_symlinks(root, parse_links(args.link)) or 'nothing (all correct)'}")
+        elif name == "update-ldcache":
+            from gpuctk.hooks.ldcache import update_ldcache
+
+            log(f"wrote {update_ldcache(root, args.folder, args.ldconfig_path)} and rebuilt /etc/ld.so.cache")
+        elif name == "enable-cuda-compat":
+            from gpuctk.hooks.compat import enable_cuda_compat
+
+            conf = enable_cuda_compat(root, args.host_driver_version or None, args.host_cuda_version or None,
+                                      args.cuda_compat_container_root)
+            log(f"wrote {conf}" if conf else "compat libraries not used")
+        elif name == "disable-device-node-modification":
+            from gpuctk.hooks.params import disable_device_node_modification
+
+            done = disable_device_node_modification(root, args.host_params_file)
+            log("masked /proc/driver/nvidia/params" if done else "nothing to mask")
+        elif name == "update-application-profile":
+            from gpuctk.hooks.simple import update_application_profile
+
+            log("profile written" if update_application_profile(root) else "no GPU device nodes: nothing written")
+        elif name == "chmod":
+            from gpuctk.hooks.simple import chmod_paths
+
+            log(f"changed: {chmod_paths(root, mode, args.path)}")
+    return 0
+
+
+def _usage() -> str:
+    names = "\n".join(f"  {n:34} {h}" for n, (h, _) in HOOKS.items() if h)
+    return (f"usage: {PROG} [--debug] [--quiet] HOOK [flags]\n\nRun one CDI hook against the container named by "
+            f"the OCI state on stdin.\n\nhooks:\n{names}\n\nAn unknown hook name is a warning (exit 0).\n")
+
+
+def run(argv: Sequence[str], prog: str = PROG) -> int:
+    """Parse and run one hook; never raises for user errors."""
+    for var in LOADER_ENV:
+        os.environ.pop(var, None)
+    args = list(argv)
+    debug = any(_truthy(os.environ.get(v)) for v in DEBUG_ENVS)
+    quiet = any(_truthy(os.environ.get(v)) for v in QUIET_ENVS)
+    while args and args[0].startswith("-"):
+        flag = args.pop(0)
+        if flag in ("-d", "--debug"):
+            debug = True
+        elif flag in ("-q", "--quiet"):
+            quiet = True
+        elif flag in ("-h", "--help"):
+            sys.stdout.write(_usage())
+            return 0
+        elif flag == "--version":
+            from gpuctk import __version__
+
+            print(f"{prog} {__version__}")
+            return 0
+        else:
+            if not quiet:
+                print(f"{prog}: warning: unknown flag {flag}; ignored", file=sys.stderr)
+    if not args or args[0] not in HOOKS:
+        if not quiet:
+            what = f"unsupported hook {args[0]!r}" if args else "no hook given"
+            print(f"{prog}: warning: {what}; nothing done", file=sys.stderr)
+        return 0
+    name = args[0]
+    try:
+        ns = parse_flags(name, args[1:], prog)
+    except _UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if ns is None:
+        return 0
+    try:
+        return _run(name, ns, debug)
+    except GpuctkError as exc:
+        print(f"{prog}: error: {name}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        if debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"{prog}: error: {name}:{where} {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"{prog}: internal error: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

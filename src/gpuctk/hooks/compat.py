@@ -1,0 +1,114 @@
+"""``enable-cuda-compat``: put the image's CUDA forward-compat libraries first when they
+are newer than the host driver (reference §5)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+
+from gpuctk.hooks.confine import Root
+from gpuctk.hooks.elfnote import ElfError, cuda_compat_note
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_COMPAT_ROOT = "/usr/local/cuda/compat"
+LIBCUDA_RE = re.compile(r"^libcuda\.so\.\d+\.\d+(\.\d+)?$")
+
+
+def version_tuple(v: str | None) -> tuple[int, ...] | None:
+    """"550.54.15" -> (550, 54, 15); None when absent or not numeric."""
+    if not v:
+        return None
+    parts = v.strip().split(".")
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        return None
+
+
+def _cmp_key(t: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(list(t) + [0] * (3 - len(t))) if len(t) < 3 else t
+
+
+def newer(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return _cmp_key(a) > _cmp_key(b)
+
+
+def use_compat(note: dict[str, Any] | None, compat_version: str | None,
+               host_driver_version: str | None, host_cuda_version: str | None) -> bool:
+    """The decision rules of the reference (§5 enable-cuda-compat), as a pure function.
+
+    With the ELF note: if the compat or host driver version is unknown, use the compat
+    libraries iff the note's ``CUDA Version`` is newer than the host CUDA version; else
+    use them iff the host driver major is in the note's ``Driver`` list and the compat
+    version is newer than the host driver version. Without the note: never when a host
+    CUDA version was given; else iff the host driver major is older than the compat major.
+    """
+    compat = version_tuple(compat_version)
+    host = version_tuple(host_driver_version)
+    host_cuda = version_tuple(host_cuda_version)
+    if note is not None:
+        if compat is None or host is None:
+            cont_cuda = version_tuple(str(note.get("CUDA Version", "")))
+            if cont_cuda is None or host_cuda is None:
+                return False
+            return newer(cont_cuda, host_cuda)
+        drivers = note.get("Driver") or []
+        majors = {int(d) for d in drivers if isinstance(d, int) or (isinstance(d, str) and d.isdigit())}
+        return host[0] in majors and newer(compat, host)
+    if host_cuda is not None:
+        return False
+    if compat is None or host is None:
+        return False
+    return host[0] < compat[0]
+
+
+def find_compat_lib(root: Root, compat_dir: str) -> str | None:
+    """The single regular ``libcuda.so.X.Y[.Z]`` in the compat dir, or None (warned if several)."""
+    try:
+        names = root.listdir(compat_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    found = []
+    for n in sorted(names):
+        if LIBCUDA_RE.match(n):
+            st = root.lstat(compat_dir.rstrip("/") + "/" + n)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                found.append(n)
+    if len(found) != 1:
+        if found:
+            print(f"gpuctk-hook: warning: {compat_dir}: expected one libcuda.so.*.*, found {', '.join(found)}",
+                  file=sys.stderr)
+        return None
+    return found[0]
+
+
+def enable_cuda_compat(root: Root, host_driver_version: str | None, host_cuda_version: str | None,
+                       compat_root: str = DEFAULT_COMPAT_ROOT) -> str | None:
+    """Write ``/etc/ld.so.conf.d/00-compat-<rand>.conf`` naming the compat dir when it should be
+    used; returns the path written (container path) or None. The cache is rebuilt by a later
+    ``update-ldcache``."""
+    if not host_driver_version and not host_cuda_version:
+        return None
+    compat_root = "/" + compat_root.strip("/")
+    if not root.is_dir(compat_root):
+        return None
+    lib = find_compat_lib(root, compat_root)
+    if lib is None:
+        return None
+    try:
+        note = cuda_compat_note(root.read_bytes(compat_root + "/" + lib))
+    except ElfError as exc:
+        print(f"gpuctk-hook: warning: {compat_root}/{lib}: {exc}; treated as having no compat note", file=sys.stderr)
+        note = None
+    compat_version = lib[len("libcuda.so."):]
+    if not use_compat(note, compat_version, host_driver_version, host_cuda_version):
+        return None
+    conf = f"/etc/ld.so.conf.d/00-compat-{os.urandom(8).hex()}.conf"
+    root.write_file(conf, compat_root + "\n", 0o644)
+    return conf
+

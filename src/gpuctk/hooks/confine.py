@@ -1,0 +1,488 @@
+"""Every file operation a hook does inside a container root goes through here.
+
+The container image controls every name under its root, so no path below the root
+may ever be handed to a path-based system call: a symlink (or a ``..``) swapped in at
+the wrong moment would send a root-owned write to the host (CVE-2024-0132). Instead:
+
+* the root is opened once (``O_PATH``) and everything is resolved relative to that fd;
+* with ``openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`` (Linux >= 5.6) the kernel
+  does the confinement: ``..`` and absolute symlinks stop at the root and
+  ``/proc/<pid>/root``-style magic links are refused;
+* without openat2, :class:`Root` walks one component at a time with ``O_NOFOLLOW``,
+  reads each symlink itself and re-resolves its text inside the root (so even a magic
+  link is only ever read as text, never followed);
+* writes, renames, symlinks and mkdirs act on a resolved *parent* fd plus a single
+  name, so the only thing the kernel looks up is one component in a directory we
+  already hold; mounts target an ``O_PATH`` fd through ``/proc/self/fd/N``.
+
+Stdlib only (ctypes for the two syscalls Python lacks).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+
+from gpuctk.errors import GpuctkError
+
+# openat2 is syscall 437 on every architecture using the generic table (x86_64, aarch64, ...)
+SYS_OPENAT2 = 437
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+MAX_SYMLINKS = 40  # the kernel's own limit (ELOOP after that)
+
+FORCE_FALLBACK_ENV = "GPUCTK_CONFINE_FALLBACK"
+
+
+class ConfineError(GpuctkError):
+    """A path inside the container root could not be resolved safely."""
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_libc: ctypes.CDLL | None = None
+_openat2_ok: bool | None = None  # None = not probed yet
+
+
+def libc() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _raw_openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    wants_mode = flags & os.O_CREAT or (tmpfile and flags & tmpfile == tmpfile)
+    how = _OpenHow(flags, mode if wants_mode else 0, resolve)  # openat2 rejects a mode it would not use
+    fn = libc().syscall
+    fn.restype = ctypes.c_long
+    for _ in range(16):  # EAGAIN: a concurrent rename raced a ".." lookup; the kernel asks us to retry
+        fd = fn(ctypes.c_long(SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(os.fsencode(path)),
+                ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+        if fd >= 0:
+            return int(fd)
+        err = ctypes.get_errno()
+        if err != errno.EAGAIN:
+            raise OSError(err, os.strerror(err), path)
+    raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)
+
+
+def openat2_available() -> bool:
+    """Whether this kernel has openat2 (probed once, then cached)."""
+    global _openat2_ok
+    if _openat2_ok is None:
+        try:
+            fd = _raw_openat2(-100, "/", os.O_PATH | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        except OSError as exc:
+            _openat2_ok = exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL)
+        else:
+            os.close(fd)
+            _openat2_ok = True
+    return _openat2_ok
+
+
+def _components(path: str) -> list[str]:
+    return [c for c in path.split("/") if c not in ("", ".")]
+
+
+class Root:
+    """An open container root. Paths given to its methods are container paths
+    (absolute or relative, both mean "from the container's /").
+
+    ``fallback=True`` forces the component walk even where openat2 exists (tests do, to
+    prove both paths); ``$GPUCTK_CONFINE_FALLBACK=1`` does the same for a whole process.
+    """
+
+    def __init__(self, path: str, *, fallback: bool | None = None) -> None:
+        if fallback is None:
+            fallback = os.environ.get(FORCE_FALLBACK_ENV, "") not in ("", "0") or not openat2_available()
+        self.path = path
+        self.fallback = fallback
+        try:
+            # the root itself comes from the bundle (host controlled), so a plain open is fine
+            self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ConfineError(f"container root {path}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Root:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ resolution
+    def open(self, path: str, flags: int = os.O_PATH, mode: int = 0o644, *, follow: bool = True) -> int:
+        """An fd for ``path`` resolved inside the root (``O_CLOEXEC`` always added).
+
+        ``follow=False``: a final symlink is not followed (``O_PATH`` then gives the link itself).
+        """
+        flags |= os.O_CLOEXEC
+        if not follow:
+            flags |= os.O_NOFOLLOW
+        if not self.fallback:
+            return _raw_openat2(self.fd, path.lstrip("/") or ".", flags, mode,
+                                RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        return self._walk_open(path, flags, mode, follow)
+
+    def _walk_open(self, path: str, flags: int, mode: int, follow: bool) -> int:
+        """The openat2-less resolver: one component at a time, never letting the kernel follow a link."""
+        todo = _components(path)
+        todo.reverse()  # a stack: pop() gives the next component
+        stack = [os.dup(self.fd)]  # fds of the directories walked so far; stack[0] is the root
+        links = 0
+        try:
+            while True:
+                if not todo:
+                    # the path named the root (or a directory we walked into) itself
+                    return os.open(".", flags & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW) | os.O_CLOEXEC, dir_fd=stack[-1])
+                name = todo.pop()
+                if name == "..":
+                    if len(stack) > 1:  # clamp at the root, like RESOLVE_IN_ROOT
+                        os.close(stack.pop())
+                    continue
+                last = not todo
+                if last:
+                    # probe first: with O_DIRECTORY/O_CREAT the kernel reports a final link as
+                    # ENOTDIR/EEXIST/ELOOP, so look at what the entry is before the real open
+                    is_link = False
+                    try:
+                        probe = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stack[-1])
+                    except FileNotFoundError:
+                        if not flags & os.O_CREAT:
+                            raise
+                    else:
+                        is_link = stat.S_ISLNK(os.fstat(probe).st_mode)
+                        os.close(probe)
+                    if not (is_link and follow):
+                        # O_NOFOLLOW: a link swapped in since the probe makes this fail, never escape
+                        return os.open(name, flags | os.O_NOFOLLOW, mode, dir_fd=stack[-1])
+                    target = self._readlink_component(stack[-1], name)
+                else:
+                    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stack[-1])
+                    st = os.fstat(fd)
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append(fd)
+                        continue
+                    os.close(fd)
+                    if not stat.S_ISLNK(st.st_mode):
+                        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+                    target = self._readlink_component(stack[-1], name)
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                parts = _components(target)
+                parts.reverse()
+                todo.extend(parts)
+        finally:
+            for fd in stack:
+                os.close(fd)
+
+    @staticmethod
+    def _readlink_component(dirfd: int, name: str) -> str:
+        try:
+            return os.readlink(name, dir_fd=dirfd)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:  # swapped for a non-link since we looked: treat as gone
+                raise OSError(errno.ENOENT, "entry changed during resolution", name) from None
+            raise
+
+    def _parent(self, path: str, *, create: bool = False, dir_mode: int = 0o755) -> tuple[int, str]:
+        """(fd of the resolved parent directory, final name) for ``path``."""
+        parts = _components(path)
+        if not parts or parts[-1] == "..":
+            raise ConfineError(f"{path!r}: not a file name inside the container root")
+        parent = "/".join(parts[:-1])
+        if create:
+            return self.mkdirs(parent, dir_mode), parts[-1]
+        return self.open(parent, os.O_PATH | os.O_DIRECTORY), parts[-1]
+
+    # ------------------------------------------------------------------ queries
+    def lstat(self, path: str) -> os.stat_result | None:
+        try:
+            fd = self.open(path, os.O_PATH, follow=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def stat(self, path: str) -> os.stat_result | None:
+        try:
+            fd = self.open(path, os.O_PATH)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def exists(self, path: str) -> bool:
+        return self.stat(path) is not None
+
+    def is_dir(self, path: str) -> bool:
+        st = self.stat(path)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    def is_file(self, path: str) -> bool:
+        st = self.stat(path)
+        return st is not None and stat.S_ISREG(st.st_mode)
+
+    def readlink(self, path: str) -> str | None:
+        """The text of ``path`` if it is a symlink (its parent resolved in the root), else None."""
+        try:
+            dfd, name = self._parent(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            return os.readlink(name, dir_fd=dfd)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            del exc
+            return None
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                return None
+            raise
+        finally:
+            os.close(dfd)
+
+    def read_bytes(self, path: str, limit: int = 64 << 20) -> bytes:
+        # O_PATH first: opening a device node or FIFO for reading can have side effects
+        pfd = self.open(path, os.O_PATH)
+        try:
+            if not stat.S_ISREG(os.fstat(pfd).st_mode):
+                raise ConfineError(f"{path}: not a regular file inside the container root")
+            fd = os.open(fd_path(pfd), os.O_RDONLY | os.O_CLOEXEC)  # exactly the inode checked
+        finally:
+            os.close(pfd)
+        try:
+            chunks = []
+            total = 0
+            while total < limit:
+                b = os.read(fd, min(1 << 20, limit - total))
+                if not b:
+                    break
+                chunks.append(b)
+                total += len(b)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def read_text(self, path: str) -> str:
+        return self.read_bytes(path).decode(errors="replace")
+
+    def listdir(self, path: str) -> list[str]:
+        fd = self.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
+
+    def lstat_in(self, dirfd: int, name: str) -> os.stat_result:
+        return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+
+    # ------------------------------------------------------------------ changes
+    def mkdirs(self, path: str, mode: int = 0o755, _depth: int = 0) -> int:
+        """``mkdir -p`` inside the root; returns an ``O_PATH`` fd of the directory. A dangling
+        symlink on the way is followed the way the kernel would, but inside the root."""
+        if _depth > MAX_SYMLINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+        fd = os.dup(self.fd)
+        walked: list[str] = []
+        try:
+            for name in _components(path):
+                walked.append(name)
+                sub = "/".join(walked)
+                try:
+                    nfd = self.open(sub, os.O_PATH | os.O_DIRECTORY)
+                except FileNotFoundError:
+                    # the name is missing (or a dangling link): create it in the dir we hold
+                    try:
+                        os.mkdir(name, mode, dir_fd=fd)
+                        nfd = self.open(sub, os.O_PATH | os.O_DIRECTORY)
+                    except FileExistsError:
+                        try:
+                            target = os.readlink(name, dir_fd=fd)
+                        except OSError:  # not a link: a racing creator; resolve again
+                            nfd = self.open(sub, os.O_PATH | os.O_DIRECTORY)
+                        else:
+                            parent = "/".join(walked[:-1])
+                            nfd = self.mkdirs(target if target.startswith("/") else f"{parent}/{target}",
+                                              mode, _depth + 1)
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _tmp_name(self, name: str) -> str:
+        return f".{name}.{os.urandom(6).hex()}.tmp"
+
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o644, *, dir_mode: int = 0o755) -> None:
+        """Atomically replace ``path``: a temp file in the resolved parent, fsync, renameat.
+
+        (``gpuctk.fileio.atomic_write`` does the same on host paths; here everything is
+        relative to a directory fd we hold, so nothing below the root is looked up twice.)
+        """
+        if isinstance(data, str):
+            data = data.encode()
+        dfd, name = self._parent(path, create=True, dir_mode=dir_mode)
+        try:
+            tmp = self._tmp_name(name)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+            try:
+                with os.fdopen(fd, "wb", closefd=False) as f:
+                    f.write(data)
+                    f.flush()
+                    os.fchmod(fd, mode)
+                    os.fsync(fd)
+                os.close(fd)
+                fd = -1
+                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            except BaseException:
+                if fd >= 0:
+                    os.close(fd)
+                _unlink_quiet(tmp, dfd)
+                raise
+        finally:
+            os.close(dfd)
+
+    def append_lines(self, path: str, lines: list[str], mode: int = 0o644) -> None:
+        """Add the lines missing from a text file (atomically rewritten)."""
+        try:
+            old = self.read_text(path)
+        except FileNotFoundError:
+            old = ""
+        have = set(old.splitlines())
+        add = [ln for ln in lines if ln not in have]
+        if not add:
+            return
+        sep = "" if not old or old.endswith("\n") else "\n"
+        self.write_file(path, old + sep + "".join(ln + "\n" for ln in add), mode)
+
+    def symlink(self, target: str, path: str, _parents: dict[str, int] | None = None) -> bool:
+        """Make ``path`` a symlink to ``target`` (text written verbatim). An existing correct
+        link is kept (returns False); anything else is replaced atomically (returns True)."""
+        parts = _components(path)
+        if not parts or parts[-1] == "..":
+            raise ConfineError(f"{path!r}: not a file name inside the container root")
+        parent, name = "/".join(parts[:-1]), parts[-1]
+        if _parents is not None and parent in _parents:
+            dfd = _parents[parent]
+        else:
+            dfd = self.mkdirs(parent)
+            if _parents is not None:
+                _parents[parent] = dfd
+        try:
+            try:
+                os.symlink(target, name, dir_fd=dfd)  # the common case: nothing there yet
+                return True
+            except FileExistsError:
+                pass
+            try:
+                if os.readlink(name, dir_fd=dfd) == target:
+                    return False
+            except OSError:
+                pass
+            tmp = self._tmp_name(name)
+            os.symlink(target, tmp, dir_fd=dfd)
+            try:
+                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            except IsADirectoryError:
+                _unlink_quiet(tmp, dfd)
+                raise ConfineError(f"{path}: is a directory in the container; not replaced by a link") from None
+            except BaseException:
+                _unlink_quiet(tmp, dfd)
+                raise
+            return True
+        finally:
+            if _parents is None:
+                os.close(dfd)
+
+    def symlinks(self, pairs: list[tuple[str, str]]) -> list[str]:
+        """:meth:`symlink` for many (target, link) pairs, resolving each parent directory once."""
+        parents: dict[str, int] = {}
+        changed = []
+        try:
+            for target, link in pairs:
+                if self.symlink(target, link, parents):
+                    changed.append(link)
+        finally:
+            for fd in parents.values():
+                os.close(fd)
+        return changed
+
+    def unlink(self, path: str) -> bool:
+        dfd, name = self._parent(path)
+        try:
+            os.unlink(name, dir_fd=dfd)
+            return True
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(dfd)
+
+    def chmod(self, path: str, mode: int) -> bool:
+        """chmod the resolved file through its fd; returns whether the mode changed."""
+        fd = self.open(path, os.O_PATH)
+        try:
+            st = os.fstat(fd)
+            if stat.S_IMODE(st.st_mode) == mode or stat.S_ISLNK(st.st_mode):
+                return False
+            # fchmod refuses O_PATH fds; the /proc/self/fd magic link names exactly this inode
+            os.chmod(fd_path(fd), mode)
+            return True
+        finally:
+            os.close(fd)
+
+    def mount_target(self, path: str, *, want_dir: bool | None = None) -> int:
+        """An ``O_PATH`` fd to mount over (through :func:`fd_path`), never a path string."""
+        fd = self.open(path, os.O_PATH)
+        st = os.fstat(fd)
+        if want_dir is not None and stat.S_ISDIR(st.st_mode) != want_dir:
+            os.close(fd)
+            kind = "a directory" if want_dir else "a file"
+            raise ConfineError(f"{path}: mount target is not {kind} inside the container root")
+        return fd
+
+
+def fd_path(fd: int) -> str:
+    """The magic-link path that names exactly the object an fd holds."""
+    return f"/proc/self/fd/{fd}"
+
+
+def private_dir(prefix: str) -> str:
+    """A fresh 0700 host directory for staging mounts (``tempfile`` costs milliseconds to import)."""
+    base = "/tmp"  # not $TMPDIR: the environment may not be ours to trust
+    for _ in range(100):
+        path = os.path.join(base, prefix + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no unique directory name under {base}")
+
+
+def _unlink_quiet(name: str, dfd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dfd)
+    except OSError:
+        pass
