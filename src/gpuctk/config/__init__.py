@@ -1,0 +1,406 @@
+"""The toolkit's config.toml: lookup, load (tomllib, hot path), validation and rendering.
+
+``load_config()`` returns a nested plain dict holding every key of the schema with defaults
+filled in, keyed by the TOML names (``cfg["nvidia-container-runtime"]["mode"]``). Stdlib only:
+the runtime shim and the legacy hook call it on every container start. Rendering (``render``)
+is off the hot path and reproduces upstream's file layout (§2.2).
+"""
+
+from __future__ import annotations
+
+import os
+
+from gpuctk.config.schema import (
+    BOOL,
+    COMMENTED_DEFAULTS,
+    FEATURE,
+    LIST,
+    OMITTED_UNLESS_SET,
+    SCHEMA,
+    STR,
+    VALID_CUDA_COMPAT_MODES,
+    VALID_MODES,
+    VALID_SANDBOXES,
+    host_defaults,
+    is_suse,
+)
+from gpuctk.errors import GpuctkError
+
+__all__ = [
+    "ConfigError",
+    "config_path",
+    "default_config",
+    "get",
+    "load_config",
+    "parse_value",
+    "read_config",
+    "render",
+    "set_value",
+]
+
+ENV_CONFIG_PATH = "NVIDIA_CTK_CONFIG_FILE_PATH"
+_TABLE_PREFIXES = frozenset(k.rsplit(".", i)[0] for k in SCHEMA for i in range(1, k.count(".") + 1))
+
+
+class ConfigError(GpuctkError):
+    """config.toml could not be read, or holds an unknown key or a bad value."""
+
+
+def config_path(environ: dict[str, str] | None = None) -> str:
+    """Where the config lives: $NVIDIA_CTK_CONFIG_FILE_PATH, else ${XDG_CONFIG_HOME:-/etc}/…"""
+    env = os.environ if environ is None else environ
+    explicit = env.get(ENV_CONFIG_PATH)
+    if explicit:
+        return explicit
+    base = env.get("XDG_CONFIG_HOME") or "/etc"
+    return os.path.join(base, "nvidia-container-runtime", "config.toml")
+
+
+def _set_dotted(cfg: dict, key: str, value: object) -> None:
+    parts = key.split(".")
+    node = cfg
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def get(cfg: dict, key: str) -> object:
+    """The value of a dotted key (``get(cfg, "nvidia-container-runtime.mode")``)."""
+    node: object = cfg
+    for p in key.split("."):
+        if not isinstance(node, dict) or p not in node:
+            raise KeyError(key)
+        node = node[p]
+    return node
+
+
+def default_config() -> dict:
+    """Every key with its default (host-dependent defaults included)."""
+    cfg: dict = {}
+    overrides = host_defaults()
+    for key, (_type, default) in SCHEMA.items():
+        value = overrides.get(key, default)
+        _set_dotted(cfg, key, list(value) if isinstance(value, list) else value)
+    return cfg
+
+
+def _check_type(key: str, value: object, source: str) -> object:
+    kind = SCHEMA[key][0]
+    if kind in (BOOL, FEATURE):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key}: expected a boolean, got {value!r}")
+    elif kind == STR:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key}: expected a string, got {value!r}")
+    elif kind == LIST:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{source}: {key}: expected a list of strings, got {value!r}")
+        value = list(value)
+    return value
+
+
+def _flatten(data: dict, source: str, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if key in SCHEMA:
+            out[key] = _check_type(key, value, source)
+        elif isinstance(value, dict) and key in _TABLE_PREFIXES:
+            out.update(_flatten(value, source, key + "."))
+        else:
+            raise ConfigError(f"{source}: unknown key {key!r}")
+    return out
+
+
+def validate(cfg: dict, source: str = "<config>") -> None:
+    """Cross-key rules: ldconfig must be host-relative (@…) unless allowed; enumerations."""
+    ldconfig = cfg["nvidia-container-cli"]["ldconfig"]
+    if not ldconfig.startswith("@") and not cfg["features"]["allow-ldconfig-from-container"]:
+        raise ConfigError(
+            f"{source}: nvidia-container-cli.ldconfig: {ldconfig!r} must start with '@' (a host path) "
+            "unless features.allow-ldconfig-from-container = true")
+    rt = cfg["nvidia-container-runtime"]
+    if rt["mode"] not in VALID_MODES:
+        raise ConfigError(f"{source}: nvidia-container-runtime.mode: {rt['mode']!r} is not one of {', '.join(VALID_MODES)}")
+    if rt["sandbox"] not in VALID_SANDBOXES:
+        raise ConfigError(f"{source}: nvidia-container-runtime.sandbox: {rt['sandbox']!r} is not one of '', 'gvisor'")
+    compat = rt["modes"]["legacy"]["cuda-compat-mode"]
+    if compat not in VALID_CUDA_COMPAT_MODES:
+        raise ConfigError(f"{source}: nvidia-container-runtime.modes.legacy.cuda-compat-mode: {compat!r} is not one of "
+                          f"{', '.join(VALID_CUDA_COMPAT_MODES)}")
+
+
+def read_config(path: str | None = None, *, required: bool = False) -> tuple[dict, set[str]]:
+    """Load ``path`` (default: the lookup order) over the defaults.
+
+    Returns the config and the set of dotted keys the file sets explicitly (rendering never
+    comments those out). A missing file means defaults unless ``required``.
+    """
+    source = path or config_path()
+    try:
+        with open(source, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{source}: config file not found") from None
+        return default_config(), set()
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config file: {exc.strerror}") from None
+    import tomllib
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    flat = _flatten(data, source)
+    cfg = default_config()
+    for key, value in flat.items():
+        _set_dotted(cfg, key, value)
+    validate(cfg, source)
+    return cfg, set(flat)
+
+
+def load_config(path: str | None = None) -> dict:
+    """The effective config: ``path`` or the lookup order, absent file = defaults.
+
+    The parsed result is cached (``marshal``, keyed by the file's stat and the host defaults)
+    so a container start does not pay for importing tomllib; any change to the file misses.
+    """
+    source = path or config_path()
+    try:
+        st = os.stat(source)
+    except FileNotFoundError:
+        return default_config()
+    except OSError:
+        return read_config(source)[0]
+    key = _cache_key(source, st)
+    cached = _cache_get(source, key)
+    if cached is not None:
+        return cached
+    cfg = read_config(source)[0]
+    _cache_put(source, key, cfg)
+    return cfg
+
+
+# ------------------------------------------------------------------ parsed-config cache
+ENV_CACHE_DIR = "GPUCTK_CONFIG_CACHE_DIR"
+
+
+def cache_dir() -> str | None:
+    """$GPUCTK_CONFIG_CACHE_DIR ("" disables), else /run/gpuctk for root, else none."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env is not None:
+        return env or None
+    return "/run/gpuctk" if os.geteuid() == 0 else None
+
+
+def _cache_key(source: str, st: os.stat_result) -> tuple:
+    from gpuctk import __version__
+
+    return (__version__, os.path.abspath(source), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+            tuple(sorted(host_defaults().items())))
+
+
+_CACHE_PREFIX = "config-"
+_CACHE_MAX_ENTRIES = 16
+
+
+def _cache_file(source: str) -> str | None:
+    d = cache_dir()
+    if not d:
+        return None
+    h = 0xCBF29CE484222325  # FNV-1a of the path: stable across processes, no hashlib import
+    for b in os.path.abspath(source).encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return os.path.join(d, f"{_CACHE_PREFIX}{h:016x}.marshal")
+
+
+def _prune(d: str) -> None:
+    """Keep the newest entries only (temp configs of tests and demos must not pile up)."""
+    try:
+        names = [n for n in os.listdir(d) if n.startswith(_CACHE_PREFIX) and n.endswith(".marshal")]
+        if len(names) <= _CACHE_MAX_ENTRIES:
+            return
+        paths = sorted((os.path.join(d, n) for n in names), key=lambda p: os.stat(p).st_mtime_ns)
+        for p in paths[:-_CACHE_MAX_ENTRIES]:
+            os.unlink(p)
+    except OSError:
+        pass
+
+
+def _cache_get(source: str, key: tuple) -> dict | None:
+    import marshal
+    import stat
+
+    path = _cache_file(source)
+    if path is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        # only trust a file we own that nobody else can write
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            # loads(read()): marshal.load(file) calls file.readinto for every object (10x slower)
+            data = marshal.loads(f.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    finally:
+        os.close(fd)
+    if isinstance(data, tuple) and len(data) == 2 and data[0] == key and isinstance(data[1], dict):
+        return data[1]
+    return None
+
+
+def _cache_put(source: str, key: tuple, cfg: dict) -> None:
+    import marshal
+
+    path = _cache_file(source)
+    if path is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        from gpuctk.cdi.cache import trusted_dir
+
+        if not trusted_dir(os.path.dirname(path)):
+            return  # a shared or foreign dir: a planted symlink would redirect the write
+        from gpuctk.fileio import atomic_write
+
+        # a cache is rebuilt from config.toml after a crash: no fsync needed
+        atomic_write(path, marshal.dumps((key, cfg)), mode=0o600, durable=False)
+        _prune(os.path.dirname(path))
+    except OSError:
+        pass  # a cache that cannot be written is just not used
+
+
+# ------------------------------------------------------------------ --set values (CLI)
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def parse_value(key: str, raw: str | None, list_separator: str = ",") -> object:
+    """Turn a ``--set KEY[=VALUE]`` value into the key's type (bool keys alone mean true;
+    ``nil`` unsets a feature flag)."""
+    if key not in SCHEMA:
+        raise ConfigError(f"unknown config key {key!r}")
+    kind = SCHEMA[key][0]
+    if kind in (BOOL, FEATURE):
+        if raw is None:
+            return True
+        if kind == FEATURE and raw == "nil":
+            return None
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise ConfigError(f"{key}: expected a boolean, got {raw!r}")
+    if raw is None:
+        raise ConfigError(f"{key}: a value is required (--set {key}=VALUE)")
+    if kind == LIST:
+        return [v for v in raw.split(list_separator) if v] if raw else []
+    return raw
+
+
+def set_value(cfg: dict, key: str, value: object) -> None:
+    if key not in SCHEMA:
+        raise ConfigError(f"unknown config key {key!r}")
+    if value is not None or SCHEMA[key][0] != FEATURE:
+        value = _check_type(key, value, "--set")
+    _set_dotted(cfg, key, value)
+
+
+# ------------------------------------------------------------------ rendering (§2.2)
+def _toml_string(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return _toml_string(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot render {v!r}")
+
+
+def _should_comment(key: str, display: object, value: object, suse: bool) -> bool:
+    if key == "nvidia-container-cli.user" and value == display and suse:
+        return False
+    if key == "nvidia-container-runtime.debug" and value == "/dev/null":
+        return True
+    return value is None or value == "" or (type(value) is type(display) and value == display)
+
+
+def render(cfg: dict, explicit: set[str] | frozenset[str] = frozenset()) -> str:
+    """config.toml text in upstream's layout: sorted keys, no indentation, defaults commented.
+
+    ``explicit``: dotted keys set by the user (from the file or --set); they are never
+    commented out and always written.
+    """
+    suse = is_suse()
+    lines_by_table: dict[str, list[tuple[str, str]]] = {}
+    for key in SCHEMA:
+        try:
+            value = get(cfg, key)
+        except KeyError:
+            if key not in COMMENTED_DEFAULTS:
+                continue
+            value = None  # absent: upstream still writes the commented display default
+        table, _, name = key.rpartition(".")
+        if key not in explicit:
+            if SCHEMA[key][0] == FEATURE and value is None:
+                continue
+            if key in OMITTED_UNLESS_SET and value in ("", [], False, None):
+                continue
+            if key in COMMENTED_DEFAULTS and _should_comment(key, COMMENTED_DEFAULTS[key], value, suse):
+                lines_by_table.setdefault(table, []).append((name, f"#{name} = {_toml_value(COMMENTED_DEFAULTS[key])}"))
+                continue
+        if value is None:
+            continue
+        lines_by_table.setdefault(table, []).append((name, f"{name} = {_toml_value(value)}"))
+    # every ancestor of a table with content is rendered (an empty header, as go-toml does)
+    tables = set(lines_by_table)
+    for t in list(tables):
+        parts = t.split(".")
+        for i in range(1, len(parts)):
+            tables.add(".".join(parts[:i]))
+    tables.discard("")
+    out: list[str] = [line for _, line in sorted(lines_by_table.get("", []))]
+
+    def emit(prefix: str) -> None:
+        depth = prefix.count(".") + 1 if prefix else 0
+        children = sorted(t for t in tables if t.count(".") == depth and (not prefix or t.startswith(prefix + ".")))
+        for child in children:
+            if out:
+                out.append("")
+            out.append(f"[{child}]")
+            out.extend(line for _, line in sorted(lines_by_table.get(child, [])))
+            emit(child)
+
+    emit("")
+    return "\n".join(out) + "\n"
+
+
+def clone(cfg: dict) -> dict:
+    import copy
+
+    return copy.deepcopy(cfg)

@@ -1,0 +1,1 @@
+"""OCI runtime command lines and runtime specs (raw dicts), stdlib only."""

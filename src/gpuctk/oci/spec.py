@@ -1,0 +1,114 @@
+"""Reading and rewriting a bundle's ``config.json`` as a raw dict (unknown fields survive).
+
+The rewrite goes through ``gpuctk.fileio.atomic_write`` (temp file in the bundle, fsync,
+rename, mode kept), so a failed edit never leaves a half-written spec behind.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gpuctk.errors import GpuctkError
+
+# basenames of the prestart hooks upstream's docker --gpus path installs
+NVIDIA_HOOK_BASENAMES = ("nvidia-container-runtime-hook", "nvidia-container-toolkit")
+
+
+class SpecError(GpuctkError):
+    """config.json is missing or is not a valid OCI runtime spec."""
+
+
+def read_spec_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: OCI spec file not found") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read OCI spec: {exc.strerror}") from None
+
+
+def parse_spec_bytes(path: str, raw: bytes) -> dict:
+    from gpuctk import fastjson
+
+    try:
+        spec = fastjson.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: invalid JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise SpecError(f"{path}: an OCI spec must be a JSON object")
+    return spec
+
+
+def read_spec(path: str) -> tuple[bytes, dict]:
+    """The spec's bytes (kept to prove a pass-through leaves them untouched) and its dict."""
+    raw = read_spec_bytes(path)
+    return raw, parse_spec_bytes(path, raw)
+
+
+def may_request_devices(raw: bytes, annotation_prefixes: list[str], swarm_resource: str) -> bool:
+    """A cheap test on the raw bytes: False proves the spec requests nothing, so a pass-through
+    needs no JSON parsing at all. (Escaped strings defeat a byte search: then True.)"""
+    if b"\\u" in raw or b"\\/" in raw:  # JSON escapes: a needle may be spelled differently
+        return True
+    needles = [b"NVIDIA_", b"CUDA_VERSION", b"nvidia-container-devices"]
+    needles += [p.encode() for p in annotation_prefixes]
+    needles += [n.strip().encode() for n in swarm_resource.split(",") if n.strip()]
+    return any(n in raw for n in needles)
+
+
+def write_spec(path: str, spec: dict) -> None:
+    """Rewrite atomically, compact JSON with a trailing newline (like upstream's encoder)."""
+    from gpuctk import fastjson
+    from gpuctk.fileio import atomic_write
+
+    try:
+        data = (fastjson.dumps(spec, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    except UnicodeEncodeError:
+        # a lone surrogate the original escaped ("\ud800") cannot be UTF-8: keep it escaped
+        data = (fastjson.dumps(spec, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
+    try:
+        atomic_write(path, data)
+    except OSError as exc:  # ENOSPC, EROFS…: a one-line error, not an "internal error"
+        raise SpecError(f"{path}: cannot write OCI spec: {exc.strerror or exc}") from None
+
+
+def _prestart(spec: dict) -> list:
+    hooks = spec.get("hooks")
+    if not isinstance(hooks, dict):
+        return []
+    prestart = hooks.get("prestart")
+    return prestart if isinstance(prestart, list) else []
+
+
+def is_nvidia_hook(hook: object) -> bool:
+    return isinstance(hook, dict) and os.path.basename(str(hook.get("path", ""))) in NVIDIA_HOOK_BASENAMES
+
+
+def remove_nvidia_hooks(spec: dict) -> int:
+    """Drop every prestart hook whose basename is an NVIDIA legacy hook; returns how many."""
+    prestart = _prestart(spec)
+    kept = [h for h in prestart if not is_nvidia_hook(h)]
+    removed = len(prestart) - len(kept)
+    if removed:
+        spec["hooks"]["prestart"] = kept
+    return removed
+
+
+def add_prestart_hook(spec: dict, path: str, extra_basenames: tuple[str, ...] = ()) -> bool:
+    """Append ``{path, args: [basename(path), "prestart"]}`` unless an NVIDIA (or same) hook is there.
+
+    Returns whether a hook was added (never duplicated).
+    """
+    names = set(NVIDIA_HOOK_BASENAMES) | set(extra_basenames) | {os.path.basename(path)}
+    for hook in _prestart(spec):
+        if isinstance(hook, dict) and os.path.basename(str(hook.get("path", ""))) in names:
+            return False
+    hooks = spec.get("hooks")
+    if not isinstance(hooks, dict):
+        hooks = spec["hooks"] = {}
+    prestart = hooks.get("prestart")
+    if not isinstance(prestart, list):
+        prestart = hooks["prestart"] = []
+    prestart.append({"path": path, "args": [os.path.basename(path), "prestart"]})
+    return True

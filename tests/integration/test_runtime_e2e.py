@@ -1,0 +1,206 @@
+"""gpuctk-runtime end to end with real engines: runc, podman and containerd 1.6 (no native CDI).
+
+Each test builds a CDI spec dir whose device node is a real character device (mknod in a
+temp dev root), plus an env var and a mounted file, and checks from inside the running
+container that the node has the right major:minor, the env is set and the file is readable.
+
+How the runtime finds its config: runc is called with NVIDIA_CTK_CONFIG_FILE_PATH in its
+environment. podman does not pass its own environment to the runtime (conmon gets a fixed
+set), and containerd's shims inherit containerd's environment, so for those the runtime
+named to the engine is a two-line wrapper script that exports NVIDIA_CTK_CONFIG_FILE_PATH
+and execs gpuctk-runtime (what an installer does with a drop-in config file instead).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from support.containers import (
+    containerd_base_config,
+    make_bundle,
+    mknod_char,
+    podman_run,
+    private_containerd,
+    runc_run,
+)
+from support.tools import require_root, venv_script
+
+pytestmark = pytest.mark.integration
+
+MAJOR, MINOR = 195, 7
+EXPECTED = [f"{MAJOR:x}:{MINOR:x}", "env=gpuctk-e2e", "fake-driver-library"]
+CHECK = "stat -c %t:%T /dev/nvidia0; echo env=$GPUCTK_FAKE_GPU; cat /usr/lib/libfake-gpu.so.1"
+
+
+class Node:
+    """A temp "GPU node": dev root with a char device, a library file, a CDI spec dir and a config."""
+
+    def __init__(self, root: Path, mode: str = "auto", hook_path: str | None = None) -> None:
+        require_root()
+        self.root = root
+        self.dev = mknod_char(str(root / "dev" / "nvidia0"), MAJOR, MINOR)
+        lib = root / "lib" / "libfake-gpu.so.1"
+        lib.parent.mkdir(parents=True)
+        lib.write_text("fake-driver-library\n")
+        self.spec_dir = root / "cdi"
+        self.spec_dir.mkdir()
+        node = {"path": "/dev/nvidia0", "hostPath": self.dev}
+        spec = {
+            "cdiVersion": "0.5.0",
+            "kind": "nvidia.com/gpu",
+            "devices": [{"name": "0", "containerEdits": {"deviceNodes": [node]}},
+                        {"name": "all", "containerEdits": {"deviceNodes": [node]}}],
+            "containerEdits": {
+                "env": ["GPUCTK_FAKE_GPU=gpuctk-e2e"],
+                "mounts": [{"hostPath": str(lib), "containerPath": "/usr/lib/libfake-gpu.so.1",
+                            "options": ["ro", "nosuid", "nodev", "bind"]}],
+            },
+        }
+        (self.spec_dir / "gpuctk-e2e.json").write_text(json.dumps(spec))
+        self.config = root / "config.toml"
+        text = f'[nvidia-container-runtime]\nmode = "{mode}"\nruntimes = ["runc"]\n' \
+               f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{self.spec_dir}"]\n'
+        if hook_path:
+            text += f'[nvidia-container-runtime-hook]\npath = "{hook_path}"\n'
+        self.config.write_text(text)
+        self.runtime = venv_script("gpuctk-runtime")
+        self.wrapper = root / "bin" / "gpuctk-runtime-e2e"
+        self.wrapper.parent.mkdir()
+        self.wrapper.write_text(f'#!/bin/sh\nexport NVIDIA_CTK_CONFIG_FILE_PATH="{self.config}"\n'
+                                f'exec "{self.runtime}" "$@"\n')
+        self.wrapper.chmod(0o755)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "NVIDIA_CTK_CONFIG_FILE_PATH": str(self.config)}
+
+
+def lines(out: str) -> list[str]:
+    return [line.strip() for line in out.strip().splitlines()]
+
+
+# ------------------------------------------------------------------ runc
+@pytest.mark.parametrize(("mode", "request_value"), [("cdi", "0"), ("auto", "nvidia.com/gpu=0"), ("cdi", "all")])
+def test_runc_cdi_and_auto(tmp_path, mode, request_value):
+    node = Node(tmp_path, mode)
+    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", CHECK],
+                         env=["PATH=/bin", f"NVIDIA_VISIBLE_DEVICES={request_value}"])
+    r = runc_run(bundle, runtime=node.runtime, env=node.env())
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout) == EXPECTED
+    spec = json.loads(Path(bundle, "config.json").read_text())
+    assert any(d["path"] == "/dev/nvidia0" for d in spec["linux"]["devices"])
+
+
+def test_runc_legacy_inserts_prestart_hook_that_runc_runs(tmp_path):
+    marker = tmp_path / "hook-ran"
+    hook = tmp_path / "hooks" / "nvidia-container-runtime-hook"
+    hook.parent.mkdir()
+    hook.write_text(f'#!/bin/sh\necho "$@" > "{marker}"\ncat > "{marker}.state"\n')
+    hook.chmod(0o755)
+    node = Node(tmp_path, "legacy", hook_path=str(hook))
+    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo legacy-ok"],
+                         env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=0"])
+    r = runc_run(bundle, runtime=node.runtime, env=node.env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "legacy-ok"
+    spec = json.loads(Path(bundle, "config.json").read_text())
+    assert spec["hooks"]["prestart"] == [{"path": str(hook), "args": ["nvidia-container-runtime-hook", "prestart"]}]
+    assert marker.read_text().strip() == "prestart"
+    assert json.loads(Path(f"{marker}.state").read_text())["bundle"] == bundle
+
+
+def test_runc_non_gpu_container_config_unchanged_to_the_byte(tmp_path):
+    node = Node(tmp_path, "auto")
+    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo plain"], env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=void"])
+    before = Path(bundle, "config.json").read_bytes()
+    r = runc_run(bundle, runtime=node.runtime, env=node.env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "plain"
+    assert Path(bundle, "config.json").read_bytes() == before
+
+
+def test_runc_unresolvable_device_fails_before_runc_starts(tmp_path):
+    node = Node(tmp_path, "cdi")
+    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo should-not-run"],
+                         env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=7"])
+    before = Path(bundle, "config.json").read_bytes()
+    r = runc_run(bundle, runtime=node.runtime, env=node.env())
+    assert r.returncode == 1
+    assert "nvidia.com/gpu=7" in r.stderr
+    assert "should-not-run" not in r.stdout
+    assert Path(bundle, "config.json").read_bytes() == before
+
+
+# ------------------------------------------------------------------ podman
+@pytest.mark.parametrize("how", ["env", "annotation"])
+def test_podman(tmp_path, how):
+    node = Node(tmp_path, "cdi")
+    if how == "env":
+        opts = ["-e", "NVIDIA_VISIBLE_DEVICES=0"]
+    else:
+        opts = ["--annotation", "cdi.k8s.io/gpuctk-e2e=nvidia.com/gpu=0"]
+    r = podman_run([*opts, "--", "sh", "-c", CHECK], runtime=str(node.wrapper))
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout) == EXPECTED
+
+
+def test_podman_without_gpu_request_runs_plainly(tmp_path):
+    node = Node(tmp_path, "auto")
+    r = podman_run(["--", "sh", "-c", "test -e /dev/nvidia0 && echo has-gpu || echo no-gpu"], runtime=str(node.wrapper))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "no-gpu"
+
+
+# ------------------------------------------------------------------ containerd 1.6
+def test_containerd_ctr_env_and_annotation(tmp_path):
+    node = Node(tmp_path, "cdi")
+    base = f"/tmp/gpuctk-rt-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    # the default runc runtime's BinaryName is gpuctk-runtime (the CRI path); `ctr run` does not read
+    # the CRI runtime table, so ctr is given the same binary with --runc-binary.
+    config = containerd_base_config(base) + f'            BinaryName = "{node.wrapper}"\n'
+    with private_containerd(base, config_text=config) as cd:
+        ref = cd.import_busybox()
+        r = cd.ctr("run", "--rm", "--runc-binary", str(node.wrapper), "--env", "NVIDIA_VISIBLE_DEVICES=0",
+                   ref, "gpuctk-e2e-env", "sh", "-c", CHECK)
+        assert r.returncode == 0, r.stderr + cd.log()
+        assert lines(r.stdout) == EXPECTED
+        r = cd.ctr("run", "--rm", "--runc-binary", str(node.wrapper), "--annotation",
+                   "cdi.k8s.io/gpuctk-e2e=nvidia.com/gpu=0", ref, "gpuctk-e2e-ann", "sh", "-c", CHECK)
+        assert r.returncode == 0, r.stderr + cd.log()
+        assert lines(r.stdout) == EXPECTED
+        r = cd.ctr("run", "--rm", "--runc-binary", str(node.wrapper), "--env", "NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=9",
+                   ref, "gpuctk-e2e-bad", "sh", "-c", "echo should-not-run")
+        assert r.returncode != 0
+        # the shim's error reaches ctr through runc's --log file (log-format json)
+        assert "unresolvable CDI devices nvidia.com/gpu=9" in r.stderr
+
+
+def test_runc_legacy_with_gpuctk_hook_runs_stub_nvidia_container_cli(tmp_path):
+    """No configured hook on this node: the shim falls back to gpuctk-runtime-hook, which runc runs
+    as a prestart hook; it calls the (stub) nvidia-container-cli found first in PATH."""
+    record = tmp_path / "cli-argv"
+    stub_dir = tmp_path / "stub-bin"
+    stub_dir.mkdir()
+    cli = stub_dir / "nvidia-container-cli"
+    cli.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{record}"\n')
+    cli.chmod(0o755)
+    node = Node(tmp_path, "legacy", hook_path="/nonexistent/nvidia-container-runtime-hook")
+    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo legacy-ok"],
+                         env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"])
+    env = {**node.env(), "PATH": f"{stub_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    r = runc_run(bundle, runtime=node.runtime, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "legacy-ok"
+    hook = json.loads(Path(bundle, "config.json").read_text())["hooks"]["prestart"]
+    assert [h["args"] for h in hook] == [["gpuctk-runtime-hook", "prestart"]]
+    argv = record.read_text().splitlines()
+    assert "configure" in argv
+    assert "--device=0" in argv
+    assert "--compute" in argv and "--utility" in argv
+    assert any(a.startswith("--pid=") for a in argv)
+    assert argv[-1] == os.path.join(bundle, "rootfs")
