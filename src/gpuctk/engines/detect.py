@@ -1,0 +1,302 @@
+"""Detect the node's container engine, its CDI support and its GPU-runtime configuration.
+
+The facts come from the engine binary (``--version``), its effective configuration
+(``containerd config dump`` when the binary is there, else the config file plus its
+imports/drop-ins) and the version rules of k8s-gpu.md §7. :func:`recommend` turns them
+into the injection path gpuctk suggests. External commands go through a swappable
+``run`` callable so tests can replay captured outputs.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+from gpuctk.engines.dicts import deep_merge, table
+from gpuctk.engines.model import DEFAULT_CONFIG, ENGINES
+from gpuctk.engines.versions import Version, cdi_support, format_version, parse_runtime_version, parse_version
+from gpuctk.errors import GpuctkError
+
+Runner = Callable[[list[str]], "tuple[int, str]"]
+DEFAULT_SPEC_DIRS = ["/etc/cdi", "/var/run/cdi"]
+BINARIES = {"containerd": "containerd", "crio": "crio", "docker": "dockerd"}
+GPU_RUNTIME_BINARIES = ("nvidia-container-runtime", "gpuctk-runtime")
+CRI_TABLES = ("io.containerd.cri.v1.runtime", "io.containerd.grpc.v1.cri", "cri")
+
+
+def run_command(argv: list[str]) -> tuple[int, str]:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 127, str(exc)
+    return p.returncode, p.stdout if p.returncode == 0 else p.stderr
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin")
+
+
+def guess_engine() -> str:
+    for engine in ENGINES:
+        if _which(BINARIES[engine]) or os.path.exists(DEFAULT_CONFIG[engine]):
+            return engine
+    raise GpuctkError("no container engine found (containerd, crio or dockerd); pass --runtime")
+
+
+def is_gpu_binary(path: Any) -> bool:
+    return isinstance(path, str) and os.path.basename(path).startswith(GPU_RUNTIME_BINARIES)
+
+
+# ------------------------------------------------------------------ per-engine config facts
+def _load_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise GpuctkError(f"{path}: cannot read engine config: {exc}") from None
+
+
+def containerd_file_config(path: str) -> dict[str, Any]:
+    """The config file merged with its ``imports`` (a key-wise merge, good enough to read facts)."""
+    data = _load_toml(path)
+    imports = data.get("imports")
+    for pattern in imports if isinstance(imports, list) else []:
+        if not isinstance(pattern, str):
+            continue
+        if not os.path.isabs(pattern):
+            pattern = os.path.join(os.path.dirname(path), pattern)
+        for imp in sorted(glob.glob(pattern)):
+            deep_merge(data, _load_toml(imp))
+    return data
+
+
+def _str_list(value: Any, default: list[str]) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) and value else list(default)
+
+
+def _name(value: Any, default: str) -> str:
+    return value if isinstance(value, str) and value else default
+
+
+def containerd_facts(cfg: dict[str, Any]) -> dict[str, Any]:
+    plugins = table(cfg.get("plugins"))
+    cri: dict[str, Any] = {}
+    for name in CRI_TABLES:
+        if isinstance(plugins.get(name), dict):
+            cri = plugins[name]
+            break
+    ctd = table(cri.get("containerd"))
+    runtimes = table(ctd.get("runtimes"))
+    gpu = []
+    for name, entry in runtimes.items():
+        if not isinstance(entry, dict):
+            continue
+        opts = table(entry.get("options"))
+        binary = opts.get("BinaryName") or opts.get("Runtime")
+        if is_gpu_binary(binary) or (entry.get("runtime_type") == "io.containerd.runsc.v1" and name.startswith("nvidia")):
+            gpu.append(name)
+    return {
+        "cdi_enabled_in_config": cri.get("enable_cdi"),
+        "spec_dirs": _str_list(cri.get("cdi_spec_dirs"), DEFAULT_SPEC_DIRS),
+        "runtimes": sorted(runtimes),
+        "gpu_runtimes": sorted(gpu),
+        "default_runtime": _name(ctd.get("default_runtime_name"), "runc"),
+    }
+
+
+def crio_facts(cfg: dict[str, Any]) -> dict[str, Any]:
+    rt = table(table(cfg.get("crio")).get("runtime"))
+    runtimes = table(rt.get("runtimes"))
+    gpu = sorted(n for n, e in runtimes.items() if isinstance(e, dict) and is_gpu_binary(e.get("runtime_path")))
+    return {
+        "cdi_enabled_in_config": None,
+        "spec_dirs": _str_list(rt.get("cdi_spec_dirs"), DEFAULT_SPEC_DIRS),
+        "runtimes": sorted(runtimes),
+        "gpu_runtimes": gpu,
+        "default_runtime": _name(rt.get("default_runtime"), "crun"),
+    }
+
+
+def docker_facts(cfg: dict[str, Any]) -> dict[str, Any]:
+    runtimes = table(cfg.get("runtimes"))
+    gpu = sorted(n for n, e in runtimes.items() if isinstance(e, dict) and is_gpu_binary(e.get("path")))
+    return {
+        "cdi_enabled_in_config": table(cfg.get("features")).get("cdi"),
+        "spec_dirs": _str_list(cfg.get("cdi-spec-dirs"), DEFAULT_SPEC_DIRS),
+        "runtimes": sorted({"runc", *runtimes}),
+        "gpu_runtimes": gpu,
+        "default_runtime": _name(cfg.get("default-runtime"), "runc"),
+    }
+
+
+def _crio_file_config(path: str) -> dict[str, Any]:
+    data = _load_toml(path)
+    for dropin in sorted(glob.glob(os.path.join(os.path.dirname(path), "crio.conf.d", "*.conf"))
+                         + glob.glob(os.path.join(os.path.dirname(path), "crio.conf.d", "*.toml"))):
+        deep_merge(data, _load_toml(dropin))
+    return data
+
+
+def _docker_file_config(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise GpuctkError(f"{path}: cannot read engine config: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+# ------------------------------------------------------------------ detect
+def detect(runtime: str | None = None, **paths: Any) -> dict[str, Any]:
+    """Facts about one engine. Keyword overrides: ``config`` (config path), ``executable``
+    (engine binary), ``version`` (a version string instead of asking the binary),
+    ``dump`` (False: never run ``containerd config dump``), ``run`` (command runner)."""
+    engine = runtime or guess_engine()
+    if engine not in ENGINES:
+        raise GpuctkError(f"unknown runtime {engine!r} (containerd, crio or docker)", exit_code=2)
+    run: Runner = paths.get("run") or run_command
+    config_path: str = paths.get("config") or DEFAULT_CONFIG[engine]
+    exe: str | None = paths.get("executable") or _which(BINARIES[engine])
+    version_string: str = paths.get("version") or ""
+    notes: list[str] = []
+    if not version_string and exe:
+        rc, out = run([exe, "--version"])
+        if rc == 0:
+            version_string = out.strip().splitlines()[0] if out.strip() else ""
+        else:
+            notes.append(f"{exe} --version failed: {out.strip()[:200]}")
+    _, version = parse_runtime_version(version_string) if version_string else ("", None)
+    if version is None and version_string:
+        version = parse_version(version_string)
+
+    source = "file"
+    if engine == "containerd":
+        cfg: dict[str, Any] | None = None
+        if exe and paths.get("dump", True):
+            args = [exe, "config", "dump"]
+            if os.path.exists(config_path):
+                args = [exe, "--config", config_path, "config", "dump"]
+            rc, out = run(args)
+            if rc == 0:
+                try:
+                    cfg, source = tomllib.loads(out), "containerd config dump"
+                except tomllib.TOMLDecodeError:
+                    notes.append("containerd config dump printed invalid TOML; reading the file")
+            else:
+                notes.append(f"containerd config dump failed: {out.strip()[:200]}")
+        if cfg is None:
+            cfg = containerd_file_config(config_path)
+        facts = containerd_facts(cfg)
+    elif engine == "crio":
+        facts = crio_facts(_crio_file_config(config_path))
+    else:
+        facts = docker_facts(_docker_file_config(config_path))
+    return assemble(engine, version, version_string, facts, source=source, config=config_path, notes=notes)
+
+
+def assemble(engine: str, version: Version | None, version_string: str, facts: dict[str, Any], *,
+             source: str = "file", config: str = "", notes: list[str] | None = None) -> dict[str, Any]:
+    """Combine version rules and config facts into the report (pure; used by tests)."""
+    support = cdi_support(engine, version)
+    in_config = facts.get("cdi_enabled_in_config")
+    if not support["native_cdi"]:
+        enabled = False
+    elif support["needs_enable_cdi"]:
+        enabled = bool(in_config)
+    else:
+        enabled = in_config is not False  # on by default unless turned off
+    report = {
+        "engine": engine,
+        "version": format_version(version) if version else None,
+        "version_string": version_string,
+        "config": config,
+        "config_source": source,
+        "cdi_supported": support["native_cdi"],
+        "cdi_enabled": enabled,
+        "cdi_needs_enable": support["needs_enable_cdi"],
+        "cdi_reason": support["reason"],
+        # an engine without native CDI reads no spec dirs (the GPU runtime reads its own)
+        "spec_dirs": facts.get("spec_dirs", DEFAULT_SPEC_DIRS) if support["native_cdi"] else [],
+        "runtimes": facts.get("runtimes", []),
+        "default_runtime": facts.get("default_runtime"),
+        "gpu_runtimes": facts.get("gpu_runtimes", []),
+        "gpu_runtime_configured": bool(facts.get("gpu_runtimes")),
+        "gpu_runtime_default": facts.get("default_runtime") in (facts.get("gpu_runtimes") or []),
+        "notes": list(notes or []),
+    }
+    report["recommendation"] = recommend(report)
+    return report
+
+
+def recommend(report: dict[str, Any]) -> dict[str, Any]:
+    """Native CDI when the engine has it; else the GPU runtime as default in cdi mode."""
+    engine = report["engine"]
+    if report["cdi_supported"]:
+        flags = ["--runtime", engine]
+        if report["cdi_needs_enable"] and engine != "crio":
+            flags.append("--enable-cdi")
+        steps = []
+        if not report["cdi_enabled"]:
+            steps.append("turn CDI on in the engine (enable_cdi / features.cdi)")
+        if report["gpu_runtime_default"]:
+            steps.append(f"stop using {report['default_runtime']!r} as the default runtime")
+        return {
+            "mode": "native-cdi",
+            "set_as_default": False,
+            "annotation_prefix": "cdi.k8s.io/",
+            "runtime_mode": "cdi",
+            "command": "gpuctk runtime configure " + " ".join(flags),
+            "steps": steps,
+            "text": (f"{engine} injects CDI devices itself: keep its default runtime, request devices through "
+                     "the CRI CDI field or `cdi.k8s.io/` annotations (device plugin cdi-cri/cdi-annotations); "
+                     "the nvidia runtime stays available as a RuntimeClass for management access."),
+        }
+    steps = []
+    if not report["gpu_runtime_configured"]:
+        steps.append("add the GPU runtime")
+    if not report["gpu_runtime_default"]:
+        steps.append("make the GPU runtime the default")
+    steps.append('set nvidia-container-runtime.mode = "cdi" and '
+                 'modes.cdi.annotation-prefixes = ["nvidia.cdi.k8s.io/"] in config.toml')
+    return {
+        "mode": "gpu-runtime-cdi",
+        "set_as_default": True,
+        "annotation_prefix": "nvidia.cdi.k8s.io/",
+        "runtime_mode": "cdi",
+        "command": f"gpuctk runtime configure --runtime {engine} --set-as-default",
+        "steps": steps,
+        "text": (f"{engine} {report['version'] or '(version unknown)'} has no usable native CDI: make the GPU "
+                 "runtime the default, run it in cdi mode, and request devices with `nvidia.cdi.k8s.io/` "
+                 "annotations (device plugin envvar,cdi-annotations)."),
+    }
+
+
+def render_text(report: dict[str, Any]) -> str:
+    yes = {True: "yes", False: "no", None: "unknown"}
+    rec = report["recommendation"]
+    lines = [
+        f"engine:               {report['engine']} {report['version'] or '(version unknown)'}",
+        f"config:               {report['config']} (read from {report['config_source']})",
+        f"native CDI supported: {yes[report['cdi_supported']]} - {report['cdi_reason']}",
+        f"CDI enabled:          {yes[report['cdi_enabled']]}",
+        f"CDI spec dirs:        {', '.join(report['spec_dirs']) or '-'}",
+        f"runtimes:             {', '.join(report['runtimes']) or '-'} (default {report['default_runtime']})",
+        f"GPU runtime:          {', '.join(report['gpu_runtimes']) or 'not configured'}"
+        + (" (default)" if report["gpu_runtime_default"] else ""),
+        f"recommendation:       {rec['mode']}, annotation prefix {rec['annotation_prefix']}",
+        f"  {rec['text']}",
+        f"  run: {rec['command']}",
+    ]
+    lines += [f"  - {s}" for s in rec["steps"]]
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines) + "\n"

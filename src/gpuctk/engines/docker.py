@@ -1,0 +1,134 @@
+"""Docker: ``daemon.json`` gets ``runtimes.<name>``, ``default-runtime`` and ``features.cdi``.
+
+Pure: text in, :class:`Plan` out. Differences from upstream (nvidia-container-toolkit.md §6.3),
+on purpose: existing ``features`` keys are merged instead of replaced by ``{"cdi": true}``;
+the file keeps its key order and indentation instead of being re-sorted with 4 spaces.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from gpuctk.engines.containerd import PriorLookup, Reader
+from gpuctk.engines.model import ConfigureOptions, FileChange, Plan
+from gpuctk.engines.tomlsync import ConfigSyntaxError
+from gpuctk.errors import GpuctkError
+
+
+def parse_daemon_json(text: str | None, source: str) -> dict[str, Any]:
+    if text is None or not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigSyntaxError(
+            f"{source}: invalid JSON: {exc.msg} (at line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ConfigSyntaxError(f"{source}: invalid daemon config: the top level must be a JSON object")
+    return data
+
+
+def _indent_of(text: str | None) -> str | int:
+    m = re.search(r'^([ \t]+)"', text or "", re.MULTILINE)
+    if not m:
+        return 4
+    return m.group(1)
+
+
+def render(data: dict[str, Any], like: str | None) -> str:
+    indent = _indent_of(like)
+    return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+
+
+def _finish(plan: Plan, opts: ConfigureOptions, text: str | None, before: dict[str, Any],
+            after: dict[str, Any], delete_if_empty: bool = False) -> Plan:
+    if after == before and text is not None:
+        new: str | None = text  # semantically unchanged: leave the bytes alone
+    elif delete_if_empty and not after:
+        new = None
+    else:
+        new = render(after, text)
+    plan.add(FileChange(opts.config, text, new, backup=True))
+    return plan
+
+
+def plan_configure(opts: ConfigureOptions, read: Reader) -> Plan:
+    plan = Plan()
+    if opts.drop_in:
+        raise GpuctkError("docker has no drop-in config files: leave --drop-in-config empty", exit_code=2)
+    text = read(opts.config)
+    data = parse_daemon_json(text, opts.config)
+    new = copy.deepcopy(data)
+    runtimes = new.setdefault("runtimes", {})
+    if not isinstance(runtimes, dict):
+        raise GpuctkError(f"{opts.config}: field runtimes: must be a JSON object")
+    entry = runtimes.get(opts.runtime_name)
+    entry = dict(entry) if isinstance(entry, dict) else {}
+    entry["path"] = opts.runtime_path
+    entry.setdefault("args", [])
+    runtimes[opts.runtime_name] = entry
+    if opts.set_as_default:
+        new["default-runtime"] = opts.runtime_name
+    if opts.enable_cdi:
+        features = new.setdefault("features", {})
+        if not isinstance(features, dict):
+            raise GpuctkError(f"{opts.config}: field features: must be a JSON object")
+        features["cdi"] = True  # merged: other feature flags stay (upstream replaces them)
+    if opts.cdi_spec_dirs:
+        new["cdi-spec-dirs"] = list(opts.cdi_spec_dirs)
+    return _finish(plan, opts, text, data, new)
+
+
+def lacks_runtime(plain: dict[str, Any], name: str) -> bool:
+    """No ``name`` runtime and no other GPU runtime: the state before gpuctk."""
+    from gpuctk.engines.detect import docker_facts
+
+    runtimes = plain.get("runtimes")
+    return not (isinstance(runtimes, dict) and name in runtimes) and not docker_facts(plain)["gpu_runtimes"]
+
+
+def plan_uninstall(opts: ConfigureOptions, read: Reader, prior: PriorLookup) -> Plan:
+    plan = Plan()
+    text = read(opts.config)
+    if text is None:
+        plan.warnings.append(f"{opts.config} does not exist: nothing to remove")
+        return plan
+    data = parse_daemon_json(text, opts.config)
+    # Every change gpuctk makes to an existing file is backed up first, so no backup from before
+    # any GPU runtime means the file did not exist before gpuctk.
+    prior_data = prior(opts.config, lambda d: lacks_runtime(d, opts.runtime_name))
+    created = prior_data is None
+    before = prior_data or {}
+    new = copy.deepcopy(data)
+    runtimes = new.get("runtimes")
+    if isinstance(runtimes, dict):
+        runtimes.pop(opts.runtime_name, None)
+        if not runtimes and "runtimes" not in before:
+            del new["runtimes"]
+    if new.get("default-runtime") == opts.runtime_name:
+        previous = before.get("default-runtime")
+        if previous and previous != opts.runtime_name:
+            new["default-runtime"] = previous
+        else:
+            new.pop("default-runtime", None)
+    from gpuctk.engines.detect import docker_facts
+
+    if not docker_facts(new)["gpu_runtimes"]:
+        # CDI settings go back once the last GPU runtime is gone
+        if "cdi-spec-dirs" in before:
+            new["cdi-spec-dirs"] = before["cdi-spec-dirs"]
+        else:
+            new.pop("cdi-spec-dirs", None)
+        features = new.get("features")
+        old_features = before.get("features")
+        if isinstance(features, dict):
+            if isinstance(old_features, dict) and "cdi" in old_features:
+                features["cdi"] = old_features["cdi"]
+            else:
+                features.pop("cdi", None)
+            if not features and "features" not in before:
+                del new["features"]
+    return _finish(plan, opts, text, data, new, delete_if_empty=created)
