@@ -66,6 +66,8 @@ def configure_nvidia_runtime(config_path: str, runtime_path: str, *, uninstall: 
     drop_in = os.path.join(os.path.dirname(config_path), "conf.d", "99-nvidia.toml")
     cmd = [venv_script("gpuctk"), "runtime", "configure", "--runtime", "containerd", "--config", config_path,
            "--drop-in-config", drop_in, "--nvidia-runtime-name", HANDLER, "--nvidia-runtime-path", runtime_path]
+    for prefix in CDI_ANNOTATION_PREFIXES:
+        cmd += ["--cdi-annotation-prefix", prefix]
     if uninstall:
         cmd.append("--uninstall")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -74,29 +76,10 @@ def configure_nvidia_runtime(config_path: str, runtime_path: str, *, uninstall: 
 
 
 # containerd's CRI plugin copies a container's CRI annotations into its OCI spec only when
-# they match the runtime's ``container_annotations`` globs; without this the nvidia runtime
-# never sees the device plugin's ``nvidia.cdi.k8s.io/…`` annotations (scenario 3). The
-# upstream toolkit installer writes ``<prefix>*`` for each of the runtime's CDI annotation
-# prefixes; `gpuctk runtime configure` has no option for it yet, so the test adds it.
+# they match the runtime's ``container_annotations`` globs; without them the nvidia runtime
+# never sees the device plugin's ``nvidia.cdi.k8s.io/…`` annotations (scenario 3), so
+# configure is asked for them with --cdi-annotation-prefix, as the upstream installer does.
 CDI_ANNOTATION_PREFIXES = ("nvidia.cdi.k8s.io/",)
-
-
-def _pass_container_annotations(config_path: str, globs: list[str]) -> None:
-    """Add ``container_annotations`` to the nvidia runtime table wherever configure wrote it."""
-    conf_d = os.path.join(os.path.dirname(config_path), "conf.d")
-    candidates = [os.path.join(conf_d, f) for f in sorted(os.listdir(conf_d))] if os.path.isdir(conf_d) else []
-    for path in [*candidates, config_path]:
-        with open(path) as f:
-            doc = tomlkit.parse(f.read())
-        try:
-            entry = _cri_table(doc)["containerd"]["runtimes"][HANDLER]
-        except KeyError:
-            continue
-        entry["container_annotations"] = sorted(set(entry.get("container_annotations") or []) | set(globs))
-        with open(path, "w") as f:
-            f.write(tomlkit.dumps(doc))
-        return
-    raise AssertionError(f"no {HANDLER!r} runtime table found for {config_path}")
 
 
 def effective_cri_config(config_path: str) -> dict[str, Any]:
@@ -288,7 +271,7 @@ def _node_config(base: str, with_nvidia: bool) -> str:
         raise AssertionError(f"gpuctk runtime configure did not add runtime {HANDLER!r} with BinaryName {runtime}")
     wanted = [p + "*" for p in CDI_ANNOTATION_PREFIXES]
     if not set(wanted) <= set(handler.get("container_annotations") or []):
-        _pass_container_annotations(config_path, wanted)
+        raise AssertionError(f"gpuctk runtime configure did not set container_annotations {wanted} on {HANDLER!r}")
     if not with_nvidia:
         configure_nvidia_runtime(config_path, runtime, uninstall=True)
         if HANDLER in effective_runtimes(config_path):
