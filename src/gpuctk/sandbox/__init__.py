@@ -1,0 +1,1 @@
+"""Sandboxed runtimes. ``gpuctk.sandbox.gvisor``: the runsc + nvproxy contract."""
