@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gpuctk import cachefile
 from gpuctk import config as C
 from gpuctk.config.schema import COMMENTED_DEFAULTS, SCHEMA
 
@@ -291,7 +292,7 @@ def test_cache_is_not_trusted_when_writable_by_others(tmp_path, monkeypatch):
 
 def test_cache_disabled_and_bad_files_not_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("GPUCTK_CONFIG_CACHE_DIR", "")
-    assert C.cache_dir() is None
+    assert cachefile.cache_dir() is None
     cache = tmp_path / "cache"
     monkeypatch.setenv("GPUCTK_CONFIG_CACHE_DIR", str(cache))
     p = tmp_path / "c.toml"

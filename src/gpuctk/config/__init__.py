@@ -183,15 +183,10 @@ def load_config(path: str | None = None) -> dict:
 
 
 # ------------------------------------------------------------------ parsed-config cache
+# (gpuctk.cachefile: root-only, trusted marshal files keyed by the file's stat)
 ENV_CACHE_DIR = "GPUCTK_CONFIG_CACHE_DIR"
-
-
-def cache_dir() -> str | None:
-    """$GPUCTK_CONFIG_CACHE_DIR ("" disables), else /run/gpuctk for root, else none."""
-    env = os.environ.get(ENV_CACHE_DIR)
-    if env is not None:
-        return env or None
-    return "/run/gpuctk" if os.geteuid() == 0 else None
+_CACHE_PREFIX = "config-"
+_CACHE_MAX_ENTRIES = 16
 
 
 def _cache_key(source: str, st: os.stat_result) -> tuple:
@@ -201,80 +196,22 @@ def _cache_key(source: str, st: os.stat_result) -> tuple:
             tuple(sorted(host_defaults().items())))
 
 
-_CACHE_PREFIX = "config-"
-_CACHE_MAX_ENTRIES = 16
-
-
-def _cache_file(source: str) -> str | None:
-    d = cache_dir()
-    if not d:
-        return None
-    h = 0xCBF29CE484222325  # FNV-1a of the path: stable across processes, no hashlib import
-    for b in os.path.abspath(source).encode():
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return os.path.join(d, f"{_CACHE_PREFIX}{h:016x}.marshal")
-
-
-def _prune(d: str) -> None:
-    """Keep the newest entries only (temp configs of tests and demos must not pile up)."""
-    try:
-        names = [n for n in os.listdir(d) if n.startswith(_CACHE_PREFIX) and n.endswith(".marshal")]
-        if len(names) <= _CACHE_MAX_ENTRIES:
-            return
-        paths = sorted((os.path.join(d, n) for n in names), key=lambda p: os.stat(p).st_mtime_ns)
-        for p in paths[:-_CACHE_MAX_ENTRIES]:
-            os.unlink(p)
-    except OSError:
-        pass
-
-
 def _cache_get(source: str, key: tuple) -> dict | None:
-    import marshal
-    import stat
+    from gpuctk import cachefile
 
-    path = _cache_file(source)
-    if path is None:
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        # only trust a file we own that nobody else can write
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            # loads(read()): marshal.load(file) calls file.readinto for every object (10x slower)
-            data = marshal.loads(f.read())
-    except (OSError, EOFError, ValueError, TypeError):
-        return None
-    finally:
-        os.close(fd)
+    path = cachefile.path_for(_CACHE_PREFIX, os.path.abspath(source))
+    data = cachefile.read(path) if path else None
     if isinstance(data, tuple) and len(data) == 2 and data[0] == key and isinstance(data[1], dict):
         return data[1]
     return None
 
 
 def _cache_put(source: str, key: tuple, cfg: dict) -> None:
-    import marshal
+    from gpuctk import cachefile
 
-    path = _cache_file(source)
-    if path is None:
-        return
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        from gpuctk.cdi.cache import trusted_dir
-
-        if not trusted_dir(os.path.dirname(path)):
-            return  # a shared or foreign dir: a planted symlink would redirect the write
-        from gpuctk.fileio import atomic_write
-
-        # a cache is rebuilt from config.toml after a crash: no fsync needed
-        atomic_write(path, marshal.dumps((key, cfg)), mode=0o600, durable=False)
-        _prune(os.path.dirname(path))
-    except OSError:
-        pass  # a cache that cannot be written is just not used
+    path = cachefile.path_for(_CACHE_PREFIX, os.path.abspath(source))
+    if path:
+        cachefile.write(path, (key, cfg), prefix=_CACHE_PREFIX, keep=_CACHE_MAX_ENTRIES)
 
 
 # ------------------------------------------------------------------ --set values (CLI)
