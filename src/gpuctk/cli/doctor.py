@@ -1,0 +1,49 @@
+"""`gpuctk doctor`: check this node and print the fix for each problem."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gpuctk.errors import GpuctkError
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from gpuctk.snapshot.doctor import exit_code, render, run_checks
+
+    if args.from_file:
+        from gpuctk.cli.snapshot import load_document
+
+        snap = load_document(args.from_file)
+        if not isinstance(snap, dict) or snap.get("kind") != "GpuctkSnapshot":
+            raise GpuctkError(f"{args.from_file}: kind: not a gpuctk snapshot (kind GpuctkSnapshot)")
+    else:
+        from gpuctk.cli.snapshot import collect_options
+        from gpuctk.snapshot.collect import collect_snapshot
+
+        snap = collect_snapshot(collect_options(args, kubernetes=False))
+    try:
+        checks = run_checks(snap)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        # a hand-edited or truncated snapshot: fields of the wrong type
+        where = args.from_file or "snapshot"
+        raise GpuctkError(f"{where}: not a well-formed gpuctk snapshot ({type(exc).__name__}: {exc})") from exc
+    if args.output == "json":
+        sys.stdout.write(json.dumps([c.to_dict() for c in checks], indent=2) + "\n")
+    else:
+        sys.stdout.write(render(checks))
+    return exit_code(checks)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from gpuctk.cli.snapshot import add_collect_args
+
+    p = sub.add_parser("doctor", help="check this node and print the fix for each problem",
+                       description="Runs the snapshot's checks (driver, persistence mode, CDI specs valid and not "
+                                   "stale, CDI enabled in the engine, GPU runtime configured, /dev/char links) and "
+                                   "prints pass/warn/fail lines. Exit 1 when something fails.")
+    add_collect_args(p)
+    p.add_argument("--from", dest="from_file", metavar="FILE", help="check a saved snapshot instead of this node")
+    p.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_doctor)

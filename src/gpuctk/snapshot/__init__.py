@@ -1,0 +1,1 @@
+"""Node snapshots (``gpuctk snapshot``) and the checks ``gpuctk doctor`` runs on them."""
