@@ -56,31 +56,12 @@ def parse(stdout):
     return [kind, devno, *rest.split()]
 
 
-def podman_has_cdi_spec_dir_flag(podman):
-    p = subprocess.run([podman, "--help"], capture_output=True, text=True, timeout=60)
-    return "--cdi-spec-dir" in p.stdout
-
-
 def test_podman_consumes_gpuctk_spec(cdi_setup):
-    podman = require_tool("podman")
+    require_tool("podman")
     with open(cdi_setup["spec_path"]) as f:
         text = f.read()
     assert "cdiVersion: 0.5.0" in text
-    args = ["--device", f"{KIND}=dev0", "--", "sh", "-c", CHECK]
-    if podman_has_cdi_spec_dir_flag(podman):
-        r = podman_run(args, cdi_spec_dirs=[cdi_setup["spec_dir"]])
-    else:
-        # podman 4.3 (Debian 12) only reads the default dirs: place the gpuctk-written file
-        # there under a name (and kind) no one else uses, and remove it afterwards.
-        os.makedirs("/var/run/cdi", exist_ok=True)
-        placed = f"/var/run/cdi/gpuctk-interop-test-{os.getpid()}.yaml"
-        with open(placed + ".tmp", "w") as f:  # not *.yaml until complete
-            f.write(text)
-        os.replace(placed + ".tmp", placed)
-        try:
-            r = podman_run(args)
-        finally:
-            os.unlink(placed)
+    r = podman_run(["--device", f"{KIND}=dev0", "--", "sh", "-c", CHECK], cdi_spec_dirs=[cdi_setup["spec_dir"]])
     assert r.returncode == 0, r.stderr
     assert parse(r.stdout) == expected_output(cdi_setup["token"])
 

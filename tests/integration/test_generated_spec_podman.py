@@ -1,9 +1,9 @@
 """Podman consumes the CDI spec generated for a simulated dgx-h100 node.
 
-podman 4.3 reads CDI specs only from /etc/cdi and /var/run/cdi (neither `--cdi-spec-dir`
-nor containers.conf `cdi_spec_dirs` exist there), so the spec goes to /var/run/cdi under
-a unique file name and a unique vendor (`sim<pid>.nvidia.com`), so concurrent tests and
-real specs never collide. podman 4.3 also predates CDI 0.7.0, hence
+podman 4.3 reads CDI specs only from /etc/cdi and /var/run/cdi, so the spec is made visible
+there by `specs_visible_to_podman` for the duration of each test, with a vendor of its own
+(`sim<pid>.nvidia.com`) so that it never collides with real specs. podman 4.3 also predates
+CDI 0.7.0, hence
 `no-additional-gids-for-device-nodes` (upstream issue #1940).
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 from gpuctk.generate import GenerateOptions, generate_spec
 from gpuctk.generate.render import write_spec_file
-from support.containers import podman_run
+from support.containers import podman_run, specs_visible_to_podman
 from support.tools import require_root, require_tool, venv_script
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def node(tmp_path_factory):
 
 
 @pytest.fixture
-def spec_kind(node, request):
+def spec_kind(node, request, tmp_path):
     vendor = f"sim{os.getpid()}.nvidia.com"
     hooks = getattr(request, "param", "disabled")
     opts = GenerateOptions(driver_root=node.root, inventory=node.inventory_path, vendor=vendor,
@@ -48,13 +48,11 @@ def spec_kind(node, request):
                            hook_path=venv_script("gpuctk-hook"))
     spec, _ = generate_spec(opts)
     assert spec["cdiVersion"] == "0.5.0"
-    os.makedirs("/var/run/cdi", exist_ok=True)
-    path = f"/var/run/cdi/gpuctk-sim-{os.getpid()}-{hooks}.yaml"
-    write_spec_file(spec, path, "yaml")
-    try:
+    spec_dir = tmp_path / "cdi"
+    spec_dir.mkdir()
+    write_spec_file(spec, str(spec_dir / "sim.yaml"), "yaml")
+    with specs_visible_to_podman([str(spec_dir)]):
         yield f"{vendor}/gpu"
-    finally:
-        os.unlink(path)
 
 
 SCRIPT = ("for n in /dev/nvidia*; do stat -c '%n %t:%T' $n; done; "

@@ -159,7 +159,8 @@ def specs_visible_to_podman(spec_dirs: list[str]) -> Iterator[list[str]]:
                 if not name.endswith((".json", ".yaml", ".yml")):
                     continue
                 dst = os.path.join(PODMAN_CDI_DIR, f"gpuctk-test-{os.getpid()}-{len(placed)}-{name}")
-                shutil.copyfile(os.path.join(d, name), dst)
+                shutil.copyfile(os.path.join(d, name), dst + ".tmp")  # not a spec name until complete
+                os.replace(dst + ".tmp", dst)
                 placed.append(dst)
         yield placed
     finally:
