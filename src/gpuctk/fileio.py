@@ -1,4 +1,5 @@
-"""Atomic file writes: temp file in the same directory, fsync, rename, mode kept.
+"""Atomic file writes (temp file in the same directory, fsync, rename, mode kept) and
+size-capped reads of config-like files.
 
 Device nodes and FIFOs (``--output /dev/stdout``) are written through, never replaced;
 a symlink is followed and its target replaced.
@@ -9,8 +10,28 @@ half-written file behind. Stdlib only: the runtime shim and the hooks use it.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+
+TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; the shim imports this module
+if TYPE_CHECKING:
+    from typing import IO, AnyStr
+
+# Far above any real config.json, config.toml, daemon.json or CDI spec.
+MAX_READ_BYTES = 64 << 20
+
+
+def read_limited(f: IO[AnyStr], limit: int = MAX_READ_BYTES) -> AnyStr:
+    """Read a whole config-like file, failing with OSError(EFBIG) past ``limit``.
+
+    ``--config /dev/zero``, a FIFO or a runaway file would otherwise be read until memory
+    runs out; every reader already turns an OSError into a one-line "FILE: cannot read" error.
+    """
+    data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB, not a config file")
+    return data
 
 
 def atomic_write(path: str, data: bytes | str, mode: int | None = None, *, durable: bool = True) -> None:

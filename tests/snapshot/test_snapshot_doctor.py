@@ -110,7 +110,7 @@ def test_doctor_cli_from_saved_snapshot(tmp_path, capsys):
     path.write_text("kind: GpuctkSnapshot\ngpu: 5\n")  # right kind, fields of the wrong type
     assert main(["doctor", "--from", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"gpuctk: error: {path}: not a well-formed gpuctk snapshot") and err.count("\n") == 1
+    assert err == f"gpuctk: error: {path}: gpu: expected a mapping\n"
 
 
 def test_bad_env_choice_is_a_usage_error(monkeypatch, capsys):

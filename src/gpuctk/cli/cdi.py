@@ -107,8 +107,13 @@ def _print_errors(errors: dict[str, list[str]]) -> None:
 
 def cmd_inject(args: argparse.Namespace) -> int:
     from gpuctk.cdi import CDIError, Registry
+    from gpuctk.errors import UsageError
 
-    names = [n for arg in args.devices for n in arg.split(",") if n]
+    names = [n.strip() for arg in args.devices for n in arg.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--device: no device name given")
+    if args.in_place and args.config == "-":
+        raise UsageError("--in-place needs a file, not stdin")
     oci = _read_config(args.config)
     # cache=True: parsed specs reused while no spec file changes (root only; gpuctk.cdi.cache)
     reg = Registry(spec_dirs=args.spec_dirs, cache=True)
@@ -118,25 +123,28 @@ def cmd_inject(args: argparse.Namespace) -> int:
         _print_errors(reg.errors())
         raise
     out = json.dumps(oci, indent=2) + "\n"
-    if args.in_place and args.config != "-":
+    if args.in_place:
         from gpuctk.fileio import atomic_write
 
         try:
             atomic_write(args.config, out)
         except OSError as exc:
-            raise GpuctkError(f"{args.config}: cannot write: {exc.strerror or exc}") from None
+            reason = "is a directory" if isinstance(exc, IsADirectoryError) else exc.strerror or str(exc)
+            raise GpuctkError(f"{args.config}: cannot write: {reason}") from None
     else:
         sys.stdout.write(out)
     return EXIT_OK
 
 
 def _read_config(path: str) -> dict:
+    from gpuctk.fileio import read_limited
+
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = read_limited(sys.stdin)
         else:
             with open(path, encoding="utf-8") as f:
-                text = f.read()
+                text = read_limited(f)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise GpuctkError(f"{path}: cannot read OCI spec: {reason}") from None
@@ -144,6 +152,11 @@ def _read_config(path: str) -> dict:
         doc = json.loads(text)
     except ValueError as exc:
         raise GpuctkError(f"{path}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise GpuctkError(f"{path}: invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise GpuctkError(f"{path}: an OCI spec must be a JSON object")
+    from gpuctk.oci.spec import check_spec_shape
+
+    check_spec_shape(path, doc)  # "FILE: process.env: must be a list", before any device is resolved
     return doc

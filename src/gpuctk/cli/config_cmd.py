@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     from gpuctk.fileio import atomic_write
 
     path = args.config_file or config_path()
+    if args.json and args.in_place:
+        raise UsageError("--json prints the effective config; it cannot replace config.toml (--in-place)")
+    if not args.set_list_separator:
+        raise UsageError("--set-list-separator: must not be empty")
     if args.action:
         if args.sets or args.in_place or args.config_file:
             raise UsageError("`config default` takes only --output/--json")
@@ -75,10 +79,13 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps(cfg, indent=2, sort_keys=True) + "\n"
     else:
         text = render(cfg, explicit)
-    if args.in_place:
-        atomic_write(path, text)
-    elif args.output:
-        atomic_write(args.output, text)
+    target = path if args.in_place else args.output
+    if target:
+        try:
+            atomic_write(target, text)
+        except OSError as exc:
+            reason = "is a directory" if isinstance(exc, IsADirectoryError) else exc.strerror or str(exc)
+            raise ConfigError(f"{target}: cannot write: {reason}") from None
     else:
         sys.stdout.write(text)
     return 0

@@ -50,13 +50,20 @@ def register(subparsers: Any) -> None:
 
 
 def _install(args: argparse.Namespace) -> int:
-    from gpuctk.cli.runtime_cmd import _engine_version
+    from gpuctk.cli.runtime_cmd import _engine_version, require_utf8_args
     from gpuctk.install.toolkit import InstallOptions, install, uninstall
 
     if not args.toolkit_dir:
         raise UsageError("--toolkit-dir: must not be empty")
+    require_utf8_args(args)
     if args.runtime == "none" and (args.set_as_default or args.enable_cdi):
         raise UsageError("--set-as-default/--enable-cdi need --runtime containerd|crio|docker")
+    for prefix in args.annotation_prefixes or ():
+        if not prefix or any(c.isspace() for c in prefix):
+            raise UsageError(f"--annotation-prefix: invalid prefix {prefix!r} (like nvidia.cdi.k8s.io/)")
+    for spec_dir in args.spec_dirs or ():
+        if not os.path.isabs(spec_dir):
+            raise UsageError(f"--cdi-spec-dir: must be an absolute path, got {spec_dir!r}")
     if args.inventory and not args.uninstall and not os.path.isfile(args.inventory):
         raise GpuctkError(f"--inventory: {args.inventory}: no such file")
     ev_args = argparse.Namespace(engine_version=args.engine_version, runtime=args.runtime)

@@ -44,7 +44,11 @@ def load_facts(args: argparse.Namespace) -> dict[str, Any]:
 
         doc = load_document(args.from_file)
         facts = facts_from_document(doc, args.from_file)
-    elif args.runtime_version:
+    elif args.runtime_version is not None:
+        engine, sep, version = args.runtime_version.partition("://")
+        if not sep or not engine or not version:
+            raise GpuctkError(f"--runtime-version: expected RUNTIME://VERSION like containerd://1.7.12, "
+                              f"got {args.runtime_version!r}", exit_code=2)
         node = {"metadata": {"name": "node", "labels": {"nvidia.com/gpu.present": "true"}},
                 "status": {"nodeInfo": {"containerRuntimeVersion": args.runtime_version}}}
         # Assume the nvidia RuntimeClass that the plan's manifests create is installed.
@@ -87,19 +91,22 @@ def cmd_manifests(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise GpuctkError(f"{args.out_dir}: cannot create directory: {exc.strerror}") from exc
         rcs = [d["content"] for d in docs if d["type"] == "manifest"]
-        written = []
+        files: list[tuple[str, str]] = []  # rendered first, so a bad target stops us before any write
         if rcs:
-            path = os.path.join(args.out_dir, "runtimeclasses.yaml")
             import yaml
 
-            atomic_write(path, yaml.safe_dump_all(rcs, sort_keys=False))
-            written.append(path)
+            files.append((os.path.join(args.out_dir, "runtimeclasses.yaml"), yaml.safe_dump_all(rcs, sort_keys=False)))
         for d in docs:
             if d["type"] == "helm-values":
-                path = os.path.join(args.out_dir, f"{d['name']}.yaml")
-                atomic_write(path, _dump(d["content"], "yaml"))
-                written.append(path)
-        for path in written:
+                files.append((os.path.join(args.out_dir, f"{d['name']}.yaml"), _dump(d["content"], "yaml")))
+        for path, _ in files:
+            if os.path.isdir(path):
+                raise GpuctkError(f"{path}: cannot write: is a directory")
+        for path, text in files:
+            try:
+                atomic_write(path, text)
+            except OSError as exc:
+                raise GpuctkError(f"{path}: cannot write: {exc.strerror or exc}") from None
             print(path)
         return 0
     if args.output == "json":
@@ -147,7 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("manifests", help="RuntimeClasses, device-plugin Helm values and toolkit env for the plan",
-                       description="Every Kubernetes object printed is validated against the OpenAPI schema.")
+                       description="Print (or write with --out-dir) the RuntimeClasses, the device plugin's Helm "
+                                   "values and the toolkit's environment for one node group of the plan. Every "
+                                   "Kubernetes object printed is validated against the OpenAPI schema.")
     _add_source(p)
     p.add_argument("--group", type=int, help="node group number from `gpuctk k8s plan` (mixed clusters)")
     p.add_argument("--only", action="append", metavar="KIND",
@@ -160,7 +169,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out-dir", metavar="DIR", help="write runtimeclasses.yaml and the values files into DIR")
     p.set_defaults(func=cmd_manifests)
 
-    p = sub.add_parser("pod-spec", help="a GPU (or nvidia-smi-only) sandbox pod that follows the plan")
+    p = sub.add_parser("pod-spec", help="a GPU (or nvidia-smi-only) sandbox pod that follows the plan",
+                       description="Print a Pod that gets N GPUs (--gpus) or only nvidia-smi/NVML access "
+                                   "(--management) the way the plan says works on the chosen node group: with or "
+                                   "without runtimeClassName, an NRI annotation or NVIDIA_VISIBLE_DEVICES.")
     _add_source(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--gpus", type=int, metavar="N", help="request N GPUs from the device plugin")
@@ -175,6 +187,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--output", "-o", choices=("yaml", "json"), default="yaml")
     p.set_defaults(func=cmd_pod_spec)
 
-    p = sub.add_parser("check-gpu", help="can GPU sandboxes be scheduled? (exit 1 with what to do if not)")
+    p = sub.add_parser("check-gpu", help="can GPU sandboxes be scheduled? (exit 1 with what to do if not)",
+                       description="Check that GPU sandbox pods can be scheduled and get their GPUs: some node "
+                                   "has allocatable nvidia.com/gpu, and the RuntimeClass each node group's plan "
+                                   "needs exists. Exit 0 when they can, 1 with each problem and its fix when not.")
     _add_source(p)
     p.set_defaults(func=cmd_check_gpu)

@@ -63,12 +63,14 @@ def _spec_path(arg: str) -> str:
 def load_oci_spec(arg: str) -> tuple[dict, str]:
     path = _spec_path(arg)
     name = "<stdin>" if path == "-" else path
+    from gpuctk.fileio import read_limited
+
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = read_limited(sys.stdin)
         else:
             with open(path, encoding="utf-8") as f:
-                text = f.read()
+                text = read_limited(f)
     except OSError as exc:
         raise GpuctkError(f"{name}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -77,6 +79,8 @@ def load_oci_spec(arg: str) -> tuple[dict, str]:
         spec = json.loads(text)
     except json.JSONDecodeError as exc:
         raise GpuctkError(f"{name}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise GpuctkError(f"{name}: not valid JSON: nested too deeply") from None
     if not isinstance(spec, dict):
         raise GpuctkError(f"{name}: an OCI spec must be a JSON object, not {type(spec).__name__}")
     for key, kind in (("process", dict), ("hooks", dict), ("linux", dict), ("mounts", list),
@@ -92,13 +96,19 @@ def load_oci_spec(arg: str) -> tuple[dict, str]:
 def _load_runsc_toml(path: str) -> dict:
     import tomllib
 
+    from gpuctk.fileio import read_limited
+
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            data = tomllib.loads(read_limited(f).decode("utf-8"))
     except OSError as exc:
         raise GpuctkError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise GpuctkError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise GpuctkError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise GpuctkError(f"{path}: not valid TOML: nested too deeply") from None
     flags = data.get("runsc_config", {})
     if not isinstance(flags, dict):
         raise GpuctkError(f"{path}: runsc_config: must be a table")
@@ -157,12 +167,13 @@ def _fix(args: argparse.Namespace) -> int:
     text = json.dumps(spec, indent=2) + "\n"
     target = args.output or (_spec_path(args.config) if args.in_place else None)
     if args.in_place and name == "<stdin>":
-        raise GpuctkError("--in-place needs a file, not stdin")
+        raise UsageError("--in-place needs a file, not stdin")
     if target is None:
         sys.stdout.write(text)
         return EXIT_OK
     try:
         atomic_write(target, text)
     except OSError as exc:
-        raise GpuctkError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        reason = "is a directory" if isinstance(exc, IsADirectoryError) else exc.strerror or str(exc)
+        raise GpuctkError(f"{target}: cannot write: {reason}") from None
     return EXIT_OK

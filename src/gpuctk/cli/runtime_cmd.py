@@ -81,6 +81,18 @@ def _parse_engine_version(text: str) -> Any:
     return v
 
 
+def require_utf8_args(args: argparse.Namespace) -> None:
+    """Command-line values end up inside UTF-8 files (TOML, JSON, units); a byte string that is not
+    UTF-8 (Python keeps it as lone surrogates) cannot be written there: refuse it before any write."""
+    for value in vars(args).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise UsageError(f"argument {item!r}: not valid UTF-8") from None
+
+
 def _engine_version(args: argparse.Namespace) -> Any:
     from gpuctk.engines.versions import parse_runtime_version
 
@@ -100,6 +112,7 @@ def _engine_version(args: argparse.Namespace) -> Any:
 def options_from_args(args: argparse.Namespace) -> Any:
     from gpuctk.engines.model import DEFAULT_CONFIG, DEFAULT_DROP_IN, ConfigureOptions
 
+    require_utf8_args(args)
     engine = args.runtime
     if args.config == "":
         raise UsageError("--config: must not be empty")

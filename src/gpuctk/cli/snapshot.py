@@ -75,6 +75,8 @@ def load_document(path: str) -> Any:
         raise GpuctkError(f"{path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise GpuctkError(f"{path}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from exc
+    except RecursionError:
+        raise GpuctkError(f"{path}: not valid YAML/JSON: nested too deeply") from None
 
 
 def add_collect_args(p: argparse.ArgumentParser) -> None:
@@ -128,7 +130,8 @@ def _write_output(doc: dict[str, Any], output: str, fmt: str, args: argparse.Nam
     try:
         atomic_write(output, text)
     except OSError as exc:
-        raise GpuctkError(f"{output}: cannot write: {exc.strerror}") from exc
+        reason = "is a directory" if isinstance(exc, IsADirectoryError) else exc.strerror or str(exc)
+        raise GpuctkError(f"{output}: cannot write: {reason}") from None
 
 
 def _agent_options(args: argparse.Namespace) -> Any:

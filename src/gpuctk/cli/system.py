@@ -37,6 +37,18 @@ def register(subparsers: Any) -> None:
     s.set_defaults(func=_create_dev_char_symlinks)
 
 
+def _check_roots(args: argparse.Namespace) -> None:
+    """A mistyped root would otherwise look like a node without NVIDIA devices (exit 0, nothing done)."""
+    from gpuctk.errors import UsageError
+
+    if args.dry_run:
+        return  # a dry run may plan for a root that does not exist yet
+    roots = [("--dev-root", args.dev_root)] + ([("--driver-root", args.driver_root)] if args.load_kernel_modules else [])
+    for flag, value in roots:
+        if not os.path.isdir(value):
+            raise UsageError(f"{flag} {value}: not a directory")
+
+
 def _majors(path: str) -> dict[str, int]:
     from gpuctk.install.devices import parse_proc_devices
 
@@ -63,6 +75,7 @@ def _nodes(args: argparse.Namespace) -> list[str]:
 
 
 def _create_device_nodes(args: argparse.Namespace) -> int:
+    _check_roots(args)
     for line in _nodes(args):
         print(line)
     return 0
@@ -71,6 +84,7 @@ def _create_device_nodes(args: argparse.Namespace) -> int:
 def _create_dev_char_symlinks(args: argparse.Namespace) -> int:
     from gpuctk.install.devices import char_symlink_actions, execute, list_char_devices
 
+    _check_roots(args)
     lines: list[str] = []
     if args.create_device_nodes or args.load_kernel_modules:
         if not args.create_device_nodes:

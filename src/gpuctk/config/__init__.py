@@ -84,8 +84,19 @@ def default_config() -> dict:
     return cfg
 
 
+def _is_text(s: str) -> bool:
+    try:
+        s.encode("utf-8")  # a command-line value that was not UTF-8 holds lone surrogates
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_type(key: str, value: object, source: str) -> object:
     kind = SCHEMA[key][0]
+    if (isinstance(value, str) and not _is_text(value)) or (
+            isinstance(value, list) and not all(_is_text(v) for v in value if isinstance(v, str))):
+        raise ConfigError(f"{source}: {key}: not valid UTF-8: {value!r}")
     if kind in (BOOL, FEATURE):
         if not isinstance(value, bool):
             raise ConfigError(f"{source}: {key}: expected a boolean, got {value!r}")
@@ -107,6 +118,8 @@ def _flatten(data: dict, source: str, prefix: str = "") -> dict[str, object]:
             out[key] = _check_type(key, value, source)
         elif isinstance(value, dict) and key in _TABLE_PREFIXES:
             out.update(_flatten(value, source, key + "."))
+        elif key in _TABLE_PREFIXES:
+            raise ConfigError(f"{source}: {key}: expected a table ([{key}]), got {value!r}")
         else:
             raise ConfigError(f"{source}: unknown key {key!r}")
     return out
@@ -124,6 +137,10 @@ def validate(cfg: dict, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: nvidia-container-runtime.mode: {rt['mode']!r} is not one of {', '.join(VALID_MODES)}")
     if rt["sandbox"] not in VALID_SANDBOXES:
         raise ConfigError(f"{source}: nvidia-container-runtime.sandbox: {rt['sandbox']!r} is not one of '', 'gvisor'")
+    # an empty prefix matches every annotation: each annotation value would be read as a device name
+    if any(not p for p in rt["modes"]["cdi"]["annotation-prefixes"]):
+        raise ConfigError(f"{source}: nvidia-container-runtime.modes.cdi.annotation-prefixes: "
+                          "an empty prefix would match every annotation")
     compat = rt["modes"]["legacy"]["cuda-compat-mode"]
     if compat not in VALID_CUDA_COMPAT_MODES:
         raise ConfigError(f"{source}: nvidia-container-runtime.modes.legacy.cuda-compat-mode: {compat!r} is not one of "
@@ -137,9 +154,11 @@ def read_config(path: str | None = None, *, required: bool = False) -> tuple[dic
     comments those out). A missing file means defaults unless ``required``.
     """
     source = path or config_path()
+    from gpuctk.fileio import read_limited
+
     try:
         with open(source, "rb") as f:
-            raw = f.read()
+            raw = read_limited(f)
     except FileNotFoundError:
         if required:
             raise ConfigError(f"{source}: config file not found") from None
@@ -152,6 +171,8 @@ def read_config(path: str | None = None, *, required: bool = False) -> tuple[dic
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid TOML: nested too deeply") from None
     flat = _flatten(data, source)
     cfg = default_config()
     for key, value in flat.items():

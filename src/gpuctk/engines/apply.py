@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -28,6 +29,9 @@ BACKUP_INFIX = ".gpuctk-backup-"
 def read_text(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8") as f:
+            # /dev/null, a FIFO, /dev/zero: not a config file (and a backup "of" it would land in /dev)
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise GpuctkError(f"{path}: not a regular file, expected a config file")
             return f.read()
     except FileNotFoundError:
         return None
@@ -61,7 +65,7 @@ def _parse_any(path: str, text: str) -> dict[str, Any] | None:
             import tomllib
 
             data = tomllib.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -119,6 +123,7 @@ def apply(p: Plan, *, dry_run: bool = False, out: TextIO | None = None) -> list[
     """Write (or, with ``dry_run``, print the diff of) every changed file; returns messages."""
     out = out or sys.stdout
     messages: list[str] = []
+    done: list[tuple[FileChange, str | None]] = []  # (change, its backup) written so far
     for change in p.changes:
         if not change.changed:
             messages.append(f"{change.path}: unchanged")
@@ -126,19 +131,47 @@ def apply(p: Plan, *, dry_run: bool = False, out: TextIO | None = None) -> list[
         if dry_run:
             out.write(unified_diff(change))
             continue
+        backups: list[str] = []
         try:
-            messages += _write(change)
+            messages += _write(change, backups)
         except OSError as exc:
-            raise GpuctkError(f"{change.path}: cannot write: {exc.strerror or exc}") from None
+            # a drop-in without the import that loads it (or the reverse) is half a configuration
+            undone = _undo([*done, (change, backups[0] if backups else None)])
+            reason = "is a directory" if isinstance(exc, IsADirectoryError) else exc.strerror or str(exc)
+            raise GpuctkError(f"{change.path}: cannot write: {reason}"
+                              + ("; the files already written were restored" if undone else "")) from None
+        done.append((change, backups[0] if backups else None))
     return messages
 
 
-def _write(change: FileChange) -> list[str]:
-    """Back up, then replace or delete one file; returns messages."""
+def _undo(done: list[tuple[FileChange, str | None]]) -> bool:
+    """Put back the files of a failed apply (best effort); returns whether any was restored."""
+    restored = False
+    for change, backup in reversed(done):
+        try:
+            if change.old is None:
+                if os.path.lexists(change.path) and change.new is not None:
+                    os.unlink(change.path)
+                    restored = True
+            elif read_text(change.path) != change.old:
+                atomic_write(change.path, change.old, change.mode)
+                restored = True
+            if backup:
+                os.unlink(backup)
+        except (OSError, GpuctkError):
+            continue
+    return restored
+
+
+def _write(change: FileChange, backups: list[str] | None = None) -> list[str]:
+    """Back up, then replace or delete one file; returns messages. ``backups`` collects the
+    backup made, so a failed run can remove it again."""
     messages: list[str] = []
     if change.backup and change.old is not None:
         bpath = backup_path(change.path)
         shutil.copy2(change.path, bpath)
+        if backups is not None:
+            backups.append(bpath)
         messages.append(f"{change.path}: backed up to {bpath}")
     if change.new is None:
         try:

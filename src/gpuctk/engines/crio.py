@@ -69,7 +69,7 @@ def oci_hook(hook_path: str) -> dict[str, Any]:
 def _is_gpu_hook(text: str) -> bool:
     try:
         path = json.loads(text)["hook"]["path"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return False
     return isinstance(path, str) and os.path.basename(path).startswith(
         ("nvidia-container-runtime-hook", "nvidia-container-toolkit", "gpuctk"))

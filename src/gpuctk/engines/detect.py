@@ -22,6 +22,7 @@ from gpuctk.engines.dicts import deep_merge, table
 from gpuctk.engines.model import DEFAULT_CONFIG, ENGINES
 from gpuctk.engines.versions import Version, cdi_support, format_version, parse_runtime_version, parse_version
 from gpuctk.errors import GpuctkError
+from gpuctk.fileio import read_limited
 
 Runner = Callable[[list[str]], "tuple[int, str]"]
 DEFAULT_SPEC_DIRS = ["/etc/cdi", "/var/run/cdi"]
@@ -54,14 +55,20 @@ def is_gpu_binary(path: Any) -> bool:
 
 
 # ------------------------------------------------------------------ per-engine config facts
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
 def _load_toml(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            return tomllib.loads(read_limited(f).decode("utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise GpuctkError(f"{path}: cannot read engine config: {exc}") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise GpuctkError(f"{path}: cannot read engine config: {_reason(exc)}") from None
 
 
 def containerd_file_config(path: str) -> dict[str, Any]:
@@ -147,12 +154,12 @@ def _crio_file_config(path: str) -> dict[str, Any]:
 
 def _docker_file_config(path: str) -> dict[str, Any]:
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, encoding="utf-8") as f:
+            data = json.loads(read_limited(f))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
-        raise GpuctkError(f"{path}: cannot read engine config: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise GpuctkError(f"{path}: cannot read engine config: {_reason(exc)}") from None
     return data if isinstance(data, dict) else {}
 
 

@@ -26,6 +26,8 @@ def parse_daemon_json(text: str | None, source: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ConfigSyntaxError(
             f"{source}: invalid JSON: {exc.msg} (at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise ConfigSyntaxError(f"{source}: invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigSyntaxError(f"{source}: invalid daemon config: the top level must be a JSON object")
     return data

@@ -25,6 +25,8 @@ def parse_plain(text: str, source: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already ends with "(at line L, column C)"
         raise ConfigSyntaxError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigSyntaxError(f"{source}: invalid TOML: nested too deeply") from None
 
 
 def parse_doc(text: str, source: str) -> Any:
@@ -37,6 +39,8 @@ def parse_doc(text: str, source: str) -> Any:
         return tomlkit.parse(text)
     except ParseError as exc:  # tomllib accepted it but tomlkit did not: still name the place
         raise ConfigSyntaxError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigSyntaxError(f"{source}: invalid TOML: nested too deeply") from None
 
 
 def dumps_plain(data: Mapping[str, Any]) -> str:

@@ -132,8 +132,13 @@ class ContainerImage:
         ``modes.cdi.annotation-prefixes``; pass ``()`` to ignore annotations (non-cdi modes)."""
         process = oci_spec.get("process")
         env = env_dict(process.get("env") if isinstance(process, dict) else None)
-        mounts = [m for m in oci_spec.get("mounts") or [] if isinstance(m, dict)]
-        annotations = {k: v for k, v in (oci_spec.get("annotations") or {}).items() if isinstance(v, str)}
+        # lenient on purpose (the legacy hook reads specs runc already accepted): wrong-typed
+        # parts are ignored here; the shim rejects them earlier (gpuctk.oci.spec.check_spec_shape)
+        raw_mounts = oci_spec.get("mounts")
+        mounts = [m for m in raw_mounts if isinstance(m, dict)] if isinstance(raw_mounts, list) else []
+        raw_annotations = oci_spec.get("annotations")
+        annotations = ({k: v for k, v in raw_annotations.items() if isinstance(v, str)}
+                       if isinstance(raw_annotations, dict) else {})
         rt = cfg.get("nvidia-container-runtime", {})
         if annotation_prefixes is None:
             annotation_prefixes = rt.get("modes", {}).get("cdi", {}).get("annotation-prefixes", ["cdi.k8s.io/"])

@@ -127,7 +127,9 @@ def render_toolkit_config(opts: InstallOptions, existing_path: str) -> str:
 
 # ------------------------------------------------------------------ CDI spec
 def generate_cdi_spec(opts: InstallOptions) -> tuple[str | None, list[str]]:
-    """Generate the node's spec; returns (yaml/json text or None, warnings). Never raises."""
+    """Generate the node's spec; returns (yaml/json text or None, warnings). Never raises for a
+    discovered node (no driver, no GPU: the rest is installed anyway); an explicit ``inventory``
+    the user named that cannot be used is bad input: GpuctkError."""
     try:
         from gpuctk.generate import GenerateOptions, generate_spec
     except ImportError:
@@ -137,6 +139,8 @@ def generate_cdi_spec(opts: InstallOptions) -> tuple[str | None, list[str]]:
             driver_root=opts.driver_root, dev_root=opts.dev_root, inventory=opts.inventory,
             hook_path=os.path.join(opts.toolkit_dir, "nvidia-cdi-hook")))
     except Exception as exc:  # no driver, no GPU: install the rest anyway
+        if opts.inventory:
+            raise GpuctkError(f"--inventory: {exc}") from None
         return None, [f"CDI spec not generated: {exc}"]
     import yaml
 
@@ -151,9 +155,31 @@ def _write_if_changed(path: str, text: str, mode: int = 0o644) -> str:
                 return f"{path}: unchanged"
     except FileNotFoundError:
         pass
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    atomic_write(path, text, mode)
+    except (OSError, UnicodeDecodeError):
+        pass  # unreadable or not text: replaced below (a directory fails there, with its name)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, text, mode)
+    except OSError as exc:
+        raise GpuctkError(f"{path}: cannot write: {_reason(exc)}") from None
     return f"{path}: written"
+
+
+def _reason(exc: OSError) -> str:
+    return "is a directory" if isinstance(exc, IsADirectoryError) else exc.strerror or str(exc)
+
+
+def _check_targets(paths: list[str]) -> None:
+    """Before the first write: every file gpuctk will write must be a file (or absent) under a
+    directory (or a path it can create), so a wrong --systemd-dir does not leave half an install."""
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise GpuctkError(f"{path}: cannot write: is a directory")
+        parent = os.path.dirname(path)
+        while parent and not os.path.lexists(parent):
+            parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
+        if parent and not os.path.isdir(parent):
+            raise GpuctkError(f"{path}: cannot write: {parent} is not a directory")
 
 
 def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], list[str]]:
@@ -175,6 +201,17 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
         for eo in engine_options(opts):
             engine_apply.plan(eo)
     config_text = render_toolkit_config(opts, str(opts.config_file))
+    # a named inventory is checked (and the spec built) before any write, so a bad one installs nothing
+    early_spec = generate_cdi_spec(opts) if opts.generate_spec and opts.inventory else None
+
+    for lc in lcs:  # foreign files first: install_launcher refuses them too, but only half-way through
+        if os.path.lexists(lc.path) and not (os.path.islink(lc.path) and os.readlink(lc.path) == lc.target) \
+                and not launchers.is_ours(lc.path):
+            raise GpuctkError(f"{lc.path}: exists and is not a gpuctk launcher; remove it first")
+    _check_targets([lc.path for lc in lcs] + [str(opts.config_file), manifest_path]
+                   + ([os.path.join(str(opts.cdi_dir), SPEC_NAME)] if opts.generate_spec else [])
+                   + ([os.path.join(str(opts.systemd_dir), units.SERVICE), os.path.join(str(opts.udev_dir), units.UDEV_RULE)]
+                      if opts.units else []))
 
     if dry_run:
         msgs += [f"would create launcher {lc.path} -> "
@@ -182,7 +219,10 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
         msgs.append(f"would write {opts.config_file}")
         return msgs, warns
 
-    os.makedirs(opts.toolkit_dir, exist_ok=True)
+    try:
+        os.makedirs(opts.toolkit_dir, exist_ok=True)
+    except OSError as exc:
+        raise GpuctkError(f"--toolkit-dir {opts.toolkit_dir}: cannot create: {_reason(exc)}") from None
     for lc in lcs:
         changed = launchers.install_launcher(lc)
         msgs.append(f"{lc.path}: {'installed' if changed else 'unchanged'}")
@@ -199,7 +239,7 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
         msgs += engine_apply.apply(plan)
 
     if opts.generate_spec:
-        spec_text, spec_warns = generate_cdi_spec(opts)
+        spec_text, spec_warns = early_spec or generate_cdi_spec(opts)
         warns += spec_warns
         if spec_text is not None:
             spec_path = os.path.join(str(opts.cdi_dir), SPEC_NAME)
@@ -254,8 +294,11 @@ def _read_manifest(path: str) -> dict[str, Any]:
             data = json.load(f)
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
-        raise GpuctkError(f"{path}: unreadable install manifest: {exc}") from None
+    except NotADirectoryError:
+        raise GpuctkError(f"--toolkit-dir {os.path.dirname(path)}: not a directory") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise GpuctkError(f"{path}: unreadable install manifest: {reason}") from None
     if not isinstance(data, dict):
         raise GpuctkError(f"{path}: unreadable install manifest: the top level must be a JSON object")
     files = data.get("files", [])

@@ -135,6 +135,8 @@ def read_result(api: KubeAPI, opts: AgentOptions) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise GpuctkError(f"ConfigMap {opts.configmap_uri}: snapshot is not valid YAML/JSON: "
                           f"{str(exc).splitlines()[0]}") from exc
+    except RecursionError:
+        raise GpuctkError(f"ConfigMap {opts.configmap_uri}: snapshot is not valid YAML/JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise GpuctkError(f"ConfigMap {opts.configmap_uri}: snapshot is not a mapping")
     return doc

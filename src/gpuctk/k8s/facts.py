@@ -142,14 +142,18 @@ def facts_from_objects(
 
 # Fields the facts read, and the JSON type each must have when present.
 _SHAPES: dict[str, tuple[tuple[str, type], ...]] = {
-    "nodes": (("metadata", dict), ("metadata.labels", dict), ("metadata.annotations", dict), ("status", dict),
-              ("status.nodeInfo", dict), ("status.allocatable", dict), ("status.capacity", dict)),
-    "runtimeClasses": (("metadata", dict),),
+    "nodes": (("metadata", dict), ("metadata.name", str), ("metadata.labels", dict), ("metadata.annotations", dict),
+              ("status", dict), ("status.nodeInfo", dict), ("status.nodeInfo.containerRuntimeVersion", str),
+              ("status.allocatable", dict), ("status.capacity", dict)),
+    "runtimeClasses": (("metadata", dict), ("metadata.name", str), ("handler", str)),
     "daemonSets": (("metadata", dict), ("spec", dict), ("spec.template", dict), ("spec.template.spec", dict),
                    ("spec.template.spec.containers", list)),
     "clusterPolicies": (("metadata", dict), ("spec", dict), ("spec.cdi", dict), ("spec.toolkit", dict),
                         ("spec.operator", dict), ("spec.toolkit.env", list)),
 }
+
+
+_TYPE_NAMES: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
 
 
 def _check_shapes(key: str, items: list[dict[str, Any]], source: str) -> None:
@@ -159,7 +163,7 @@ def _check_shapes(key: str, items: list[dict[str, Any]], source: str) -> None:
             for part in path.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
             if value is not None and not isinstance(value, typ):
-                want = "a mapping" if typ is dict else "a list"
+                want = _TYPE_NAMES[typ]
                 raise GpuctkError(f"{source}: {key}[{i}].{path}: expected {want}")
             if isinstance(value, list) and not all(isinstance(x, dict) for x in value):
                 raise GpuctkError(f"{source}: {key}[{i}].{path}: expected a list of mappings")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpuctk.errors import GpuctkError
+from gpuctk.errors import GpuctkError, UsageError
 from gpuctk.k8s.validate import require_valid
 
 RUNTIME_CLASSES = ("nvidia", "nvidia-cdi", "nvidia-legacy")
@@ -89,7 +89,8 @@ def build(plan: dict[str, Any], group_index: int | None = None, *, only: tuple[s
     want = set(only) or {"runtimeclasses", "device-plugin-values", "toolkit-env"}
     unknown = want - {"runtimeclasses", "device-plugin-values", "toolkit-env"}
     if unknown:
-        raise GpuctkError(f"unknown manifest kind(s): {', '.join(sorted(unknown))}")
+        raise UsageError(f"--only: unknown manifest kind(s) {', '.join(sorted(unknown))} "
+                         "(runtimeclasses, device-plugin-values, toolkit-env)")
     g = chosen[0]
     docs: list[dict[str, Any]] = []
     if "runtimeclasses" in want:

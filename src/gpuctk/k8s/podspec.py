@@ -7,6 +7,7 @@ management pod gets ``nvidia-smi`` without consuming a GPU by the group's method
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gpuctk.errors import GpuctkError, UsageError
@@ -33,6 +34,10 @@ def _choose_group(plan: dict[str, Any], group: int | None, management: bool) -> 
     return groups[0], False
 
 
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
 def build_pod(plan: dict[str, Any], *, gpus: int | None = None, management: bool = False,
               image: str = DEFAULT_IMAGE, name: str = "gpu-sandbox", namespace: str | None = None,
               group: int | None = None, command: list[str] | None = None,
@@ -43,6 +48,11 @@ def build_pod(plan: dict[str, Any], *, gpus: int | None = None, management: bool
         raise UsageError("give exactly one of --gpus N or --management")
     if gpus is not None and gpus < 1:
         raise UsageError("--gpus must be at least 1")
+    # the API server would refuse these at apply time; say so now, naming the flag
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        raise UsageError(f"--name: invalid pod name {name!r} (lowercase letters, digits, '-' and '.')")
+    if namespace is not None and (len(namespace) > 63 or not _DNS1123_LABEL.match(namespace)):
+        raise UsageError(f"--namespace: invalid namespace {namespace!r} (a DNS-1123 label)")
     g, pin = _choose_group(plan, group, management)
     ctr: dict[str, Any] = {"name": "main", "image": image, "command": command or ["nvidia-smi", "-L"]}
     spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [ctr]}

@@ -19,9 +19,11 @@ class SpecError(GpuctkError):
 
 
 def read_spec_bytes(path: str) -> bytes:
+    from gpuctk.fileio import read_limited
+
     try:
         with open(path, "rb") as f:
-            return f.read()
+            return read_limited(f)
     except FileNotFoundError:
         raise SpecError(f"{path}: OCI spec file not found") from None
     except OSError as exc:
@@ -35,9 +37,54 @@ def parse_spec_bytes(path: str, raw: bytes) -> dict:
         spec = fastjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: invalid JSON: nested too deeply") from None
     if not isinstance(spec, dict):
         raise SpecError(f"{path}: an OCI spec must be a JSON object")
+    check_spec_shape(path, spec)
     return spec
+
+
+# (dotted field, JSON type, item type) for the parts of a spec gpuctk reads or edits; a value of
+# another type would otherwise be skipped, replaced or crash an edit half-way.
+_SHAPE: tuple[tuple[str, type, type | None], ...] = (
+    ("process", dict, None), ("process.env", list, str), ("process.user", dict, None),
+    ("root", dict, None), ("root.path", str, None), ("annotations", dict, None), ("mounts", list, dict),
+    ("hooks", dict, None), ("linux", dict, None), ("linux.devices", list, dict),
+    ("linux.resources", dict, None), ("linux.resources.devices", list, dict),
+)
+_HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+
+
+def check_spec_shape(path: str, spec: dict) -> None:
+    """SpecError naming the file and the field unless the fields gpuctk touches have their OCI
+    types (null counts as absent, as in Go's decoder)."""
+    checks = list(_SHAPE) + [(f"hooks.{name}", list, dict) for name in _HOOK_NAMES]
+    for field, want, item in checks:
+        value: object = spec
+        for key in field.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if not isinstance(value, want):
+            raise SpecError(f"{path}: {field}: must be {_TYPE_NAMES[want]}, not {_json_type(value)}")
+        if item is not None and isinstance(value, list):
+            for i, v in enumerate(value):
+                if not isinstance(v, item):
+                    raise SpecError(f"{path}: {field}[{i}]: must be {_TYPE_NAMES[item]}, not {_json_type(v)}")
+    annotations = spec.get("annotations") or {}
+    for key, v in annotations.items():
+        if not isinstance(v, str):
+            raise SpecError(f"{path}: annotations.{key}: must be a string, not {_json_type(v)}")
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return _TYPE_NAMES.get(type(value), "null")
 
 
 def read_spec(path: str) -> tuple[bytes, dict]:

@@ -261,20 +261,33 @@ def load_driver_table(path: str | None = None) -> dict:
         text = resources.files("gpuctk.sandbox").joinpath("data/nvproxy-drivers.json").read_text("utf-8")
         source = "gpuctk.sandbox/data/nvproxy-drivers.json"
     else:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        from gpuctk.errors import GpuctkError
+        from gpuctk.fileio import read_limited
+
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = read_limited(f)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise GpuctkError(f"{path}: cannot read nvproxy driver list: {reason}") from None
         source = path
+    from gpuctk.errors import GpuctkError
+
     try:
         table = json.loads(text)
     except ValueError as exc:
-        from gpuctk.errors import GpuctkError
-
         raise GpuctkError(f"{source}: not valid JSON: {exc}") from None
-    for key in ("date", "supported", "unsupported"):
+    except RecursionError:
+        raise GpuctkError(f"{source}: not valid JSON: nested too deeply") from None
+    if not isinstance(table, dict):
+        raise GpuctkError(f"{source}: expected a JSON object with date, supported and unsupported")
+    for key, kind in (("date", str), ("supported", list), ("unsupported", list), ("arm64_only", list)):
         if key not in table:
-            from gpuctk.errors import GpuctkError
-
+            if key == "arm64_only":
+                continue
             raise GpuctkError(f"{source}: {key}: missing")
+        if not isinstance(table[key], kind) or (kind is list and not all(isinstance(v, str) for v in table[key])):
+            raise GpuctkError(f"{source}: {key}: expected {'a string' if kind is str else 'a list of strings'}")
     table.setdefault("arm64_only", [])
     return table
 

@@ -95,6 +95,10 @@ def check_specs(root: str = "/", spec_dirs: tuple[str, ...] | list[str] = DEFAUL
                                      "stale": False, "stale_reasons": []}
             try:
                 doc = _load(os.path.join(full, name))
+            except RecursionError:
+                entry.update(valid=False, errors=["cannot parse: nested too deeply"])
+                results.append(entry)
+                continue
             except (OSError, ValueError) as exc:
                 entry.update(valid=False, errors=[f"cannot parse: {exc}"])
                 results.append(entry)

@@ -117,6 +117,45 @@ def _dev_char(snap: dict[str, Any]) -> list[Check]:
     return []
 
 
+# (dotted section, JSON type, type of its items) for what the checks read
+_SHAPE: tuple[tuple[str, type, type | None], ...] = (
+    ("gpu", dict, None), ("gpu.gpus", list, dict), ("cdi", dict, None), ("cdi.specs", list, dict),
+    ("engines", list, dict), ("dev_char", dict, None), ("dev_char.missing", list, dict),
+)
+_TYPE_NAMES: dict[type, str] = {dict: "a mapping", list: "a list"}
+
+
+def check_shape(snap: object, source: str) -> None:
+    """GpuctkError naming the file and field unless a (saved, maybe hand-edited) snapshot has the
+    types the checks read; null means absent."""
+    from gpuctk.errors import GpuctkError
+
+    if not isinstance(snap, dict) or snap.get("kind") != "GpuctkSnapshot":
+        raise GpuctkError(f"{source}: kind: not a gpuctk snapshot (kind GpuctkSnapshot)")
+    for field, want, item in _SHAPE:
+        value: Any = snap
+        for key in field.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if not isinstance(value, want):
+            raise GpuctkError(f"{source}: {field}: expected {_TYPE_NAMES[want]}")
+        if item is None:
+            continue
+        items: list[Any] = value  # type: ignore[assignment]  # isinstance(value, list) above
+        for i, v in enumerate(items):
+            if not isinstance(v, item):
+                raise GpuctkError(f"{source}: {field}[{i}]: expected {_TYPE_NAMES[item]}")
+    for i, e in enumerate(snap.get("engines") or ()):
+        for key, want in (("recommendation", dict), ("gpu_runtimes", list)):
+            if e.get(key) is not None and not isinstance(e[key], want):
+                raise GpuctkError(f"{source}: engines[{i}].{key}: expected {_TYPE_NAMES[want]}")
+    for i, m in enumerate((snap.get("dev_char") or {}).get("missing") or ()):
+        for key in ("link", "device"):
+            if not isinstance(m.get(key), str):
+                raise GpuctkError(f"{source}: dev_char.missing[{i}].{key}: expected a string")
+
+
 def run_checks(snap: dict[str, Any]) -> list[Check]:
     return _driver(snap) + _specs(snap) + _engines(snap) + _dev_char(snap)
 
