@@ -7,6 +7,7 @@ TOCTOU escapes, CVE-2025-23266 loader-environment injection).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -325,3 +326,23 @@ def test_ld_so_conf_points_through_a_procfs_in_the_root(b, host):
                        input=b.state, capture_output=True, text=True, timeout=60)
     assert "rc=0" in p.stdout, p.stdout + p.stderr  # (the ls proves the magic link works from the host side)
     _unchanged(host, before)
+
+
+# ---------------------------------------------------------------- content that blocks a host process
+@pytest.mark.parametrize("where", ["/etc/ld.so.conf.d/evil.conf", "/etc/ld.so.conf"])
+def test_fifo_in_ld_so_conf_tree_cannot_hang_the_hook(b, where):
+    """ldconfig opens every conf file the image names; a FIFO there blocked it (and with it the
+    root hook and the container create) forever. The hook now kills ldconfig's private PID
+    namespace after a deadline and fails; no ldconfig is left running."""
+    os.makedirs(b.path("/etc/ld.so.conf.d"))
+    write(b.path("/etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.conf\n")
+    if os.path.exists(b.path(where)):
+        os.unlink(b.path(where))
+    os.mkfifo(b.path(where))
+    p = run_hook(b, "update-ldcache", "--folder", "/usr/lib/x", env={"GPUCTK_LDCONFIG_TIMEOUT": "1"}, timeout=30)
+    assert p.returncode == 1, p.stderr
+    assert "still running after 1s" in p.stderr
+    # no reader is left holding the FIFO open: a non-blocking open for writing finds none
+    with pytest.raises(OSError) as exc:
+        os.close(os.open(b.path(where), os.O_WRONLY | os.O_NONBLOCK))
+    assert exc.value.errno == errno.ENXIO

@@ -57,8 +57,11 @@ def use_compat(note: dict[str, Any] | None, compat_version: str | None,
             if cont_cuda is None or host_cuda is None:
                 return False
             return newer(cont_cuda, host_cuda)
-        drivers = note.get("Driver") or []
-        majors = {int(d) for d in drivers if isinstance(d, int) or (isinstance(d, str) and d.isdigit())}
+        drivers = note.get("Driver")
+        # the note is image content: anything but a list of ints / ASCII digit strings is ignored
+        # ("²".isdigit() is True, yet int("²") raises)
+        majors = {int(d) for d in (drivers if isinstance(drivers, list) else [])
+                  if (isinstance(d, int) and not isinstance(d, bool)) or (isinstance(d, str) and d.isascii() and d.isdigit())}
         return host[0] in majors and newer(compat, host)
     if host_cuda is not None:
         return False

@@ -34,6 +34,7 @@ RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
+APPEND_LIMIT = 1 << 20  # a search-path file is a few lines; bounds what append_lines reads
 MAX_SYMLINKS = 40  # the kernel's own limit (ELOOP after that)
 
 FORCE_FALLBACK_ENV = "GPUCTK_CONFINE_FALLBACK"
@@ -365,11 +366,15 @@ class Root:
             os.close(dfd)
 
     def append_lines(self, path: str, lines: list[str], mode: int = 0o644) -> None:
-        """Add the lines missing from a text file (atomically rewritten)."""
+        """Add the lines missing from a text file (atomically rewritten). An image file over
+        ``APPEND_LIMIT`` is refused, never rewritten from a truncated read."""
         try:
-            old = self.read_text(path)
+            raw = self.read_bytes(path, APPEND_LIMIT + 1)
         except FileNotFoundError:
-            old = ""
+            raw = b""
+        if len(raw) > APPEND_LIMIT:
+            raise ConfineError(f"{path}: larger than {APPEND_LIMIT} bytes inside the container root; not edited")
+        old = raw.decode(errors="replace")
         have = set(old.splitlines())
         add = [ln for ln in lines if ln not in have]
         if not add:

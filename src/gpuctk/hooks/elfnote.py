@@ -87,7 +87,7 @@ def cuda_compat_note(data: bytes) -> dict[str, Any] | None:
         if owner == OWNER:
             try:
                 doc = loads(desc.rstrip(b"\0").decode())
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting: RecursionError
                 raise ElfError(f"{SECTION}: descriptor is not JSON ({exc})") from None
             if not isinstance(doc, dict):
                 raise ElfError(f"{SECTION}: descriptor is not a JSON object")

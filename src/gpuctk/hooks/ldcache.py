@@ -32,6 +32,10 @@ DANGEROUS_ENV = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT")
 # Everything else (CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH's open_by_handle_at, ...) is dropped
 # before the exec, so even a subverted ldconfig could not leave the pivoted root.
 LDCONFIG_CAPS = {0, 1, 3}
+# ldconfig opens whatever the image's conf tree names: a FIFO there blocks it forever. A real
+# rebuild takes well under a second; past this the whole PID namespace is killed.
+LDCONFIG_TIMEOUT_S = 60.0
+LDCONFIG_TIMEOUT_ENV = "GPUCTK_LDCONFIG_TIMEOUT"  # the hook's (host-set) env, for tests
 
 
 def host_env() -> dict[str, str]:
@@ -92,15 +96,29 @@ def _ours(name: str) -> bool:
     return (name.startswith("00-nvcr-") or name.startswith("zz-nvcr-")) and name.endswith(".conf")
 
 
-def _conf_dirs(root: Root, conf: str, seen: set[str], depth: int = 0) -> list[str]:
+# The conf tree is image content: bound what one hook run reads from it (real trees are a
+# few dozen files of a few hundred bytes). Past the budget the rest is treated as absent,
+# which only means a folder may be listed twice in our own conf file.
+CONF_MAX_FILES = 256
+CONF_FILE_LIMIT = 1 << 20
+CONF_MAX_BYTES = 4 << 20
+
+
+def _conf_dirs(root: Root, conf: str, seen: set[str], depth: int = 0,
+               budget: list[int] | None = None) -> list[str]:
     """Directories listed by an ld.so.conf, following ``include`` globs (read inside the root)."""
-    if depth > 8 or conf in seen:
+    if budget is None:
+        budget = [CONF_MAX_FILES, CONF_MAX_BYTES]  # files, bytes left
+    if depth > 8 or conf in seen or budget[0] <= 0 or budget[1] <= 0:
         return []
     seen.add(conf)
+    budget[0] -= 1
     try:
-        text = root.read_text(conf)
+        data = root.read_bytes(conf, min(CONF_FILE_LIMIT, budget[1]))
     except (OSError, GpuctkError):
         return []
+    budget[1] -= len(data)
+    text = data.decode(errors="replace")
     out: list[str] = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
@@ -119,7 +137,7 @@ def _conf_dirs(root: Root, conf: str, seen: set[str], depth: int = 0) -> list[st
                     if _ours(n):
                         continue  # replaced by this run, so they cover nothing
                     if wildcard_match(base, n):
-                        out += _conf_dirs(root, f"{d}/{n}", seen, depth + 1)
+                        out += _conf_dirs(root, f"{d}/{n}", seen, depth + 1, budget)
         elif line.startswith("hwcap"):
             continue
         else:
@@ -282,12 +300,43 @@ def _child(root_path: str, root_fd: int, ldconfig_fd: int, staging: str, args: l
     os.execve(ldconfig_fd, args, host_env())
 
 
+def ldconfig_timeout() -> float:
+    try:
+        value = float(os.environ.get(LDCONFIG_TIMEOUT_ENV, "") or LDCONFIG_TIMEOUT_S)
+    except ValueError:
+        return LDCONFIG_TIMEOUT_S
+    return value if value > 0 else LDCONFIG_TIMEOUT_S
+
+
+def _wait_or_kill(pid: int, timeout: float) -> int:  # pragma: no cover - runs in the forked child
+    """Exit status of ``pid`` (PID 1 of the private namespace), SIGKILLed after ``timeout``
+    seconds; killing it makes the kernel kill everything else in that namespace too."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code
+        if time.monotonic() >= deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.write(2, f"gpuctk-hook: error: update-ldcache: ldconfig still running after {timeout:g}s "
+                        "(a FIFO or device in the image's ld.so.conf tree?); killed\n".encode())
+            return 124
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 def run_ldconfig(root: Root, ldconfig_path: str | None) -> int:
     """Rebuild the container's ld.so.cache with the host ldconfig; returns its exit status."""
     path = normalise_ldconfig_path(ldconfig_path)
     ldconfig_fd = sealed_copy(path)
     staging = private_dir("gpuctk-ldcache-")
     args = ["ldconfig", "-f", "/etc/ld.so.conf", "-C", "/etc/ld.so.cache"]
+    timeout = ldconfig_timeout()
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -298,16 +347,18 @@ def run_ldconfig(root: Root, ldconfig_path: str | None) -> int:
                 sysc.unshare(sysc.CLONE_NEWNS | sysc.CLONE_NEWUTS | sysc.CLONE_NEWIPC | sysc.CLONE_NEWNET
                              | sysc.CLONE_NEWPID)
                 sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
+                sysc.die_with_parent()
+                if os.getppid() == 1:
+                    os._exit(1)  # the hook died before the line above took effect
                 inner = os.fork()
                 if inner == 0:
                     try:
+                        sysc.die_with_parent()
                         _child(root.path, root.fd, ldconfig_fd, staging, args)
                     except BaseException as exc:
                         os.write(2, f"gpuctk-hook: error: update-ldcache: {exc}\n".encode())
                     os._exit(127)
-                _, status = os.waitpid(inner, 0)
-                code = os.waitstatus_to_exitcode(status)
-                code = code if code >= 0 else 128 - code
+                code = _wait_or_kill(inner, timeout)
             except BaseException as exc:
                 os.write(2, f"gpuctk-hook: error: update-ldcache: {exc}\n".encode())
             os._exit(code)

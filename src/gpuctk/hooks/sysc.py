@@ -60,6 +60,7 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 
 # ---------------------------------------------------------------- capabilities
+PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
@@ -104,3 +105,10 @@ def limit_capabilities(keep: set[int], last: int) -> None:
     _check(lib.capset(ctypes.byref(hdr), data), "capset")
     _check(lib.prctl(ctypes.c_int(PR_SET_NO_NEW_PRIVS), ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
                      ctypes.c_ulong(0)), "prctl(NO_NEW_PRIVS)")
+
+
+def die_with_parent(sig: int = 9) -> None:
+    """Ask the kernel to send ``sig`` (SIGKILL) when our parent dies: a killed hook must not
+    leave a child running inside the container root. Kept across a plain execve."""
+    _check(libc().prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(sig), ctypes.c_ulong(0),
+                        ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl(PDEATHSIG)")
