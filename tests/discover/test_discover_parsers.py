@@ -124,9 +124,10 @@ def test_ldcache_bad_inputs():
 def test_ldcache_fuzz_only_valueerror(data):
     for prefix in (b"", b"glibc-ld.so.cache1.1", OLD_MAGIC + b"\0"):
         try:
-            parse_ldcache(prefix + data)
+            entries = parse_ldcache(prefix + data)
         except ValueError:
-            pass
+            continue
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in entries)
 
 
 # ---------------------------------------------------------------- procfs
@@ -256,9 +257,10 @@ def test_nvsmi_fuzz_only_gpuctk_error(text):
     for doc in (text, f"<nvidia_smi_log>{text}</nvidia_smi_log>",
                 f"<nvidia_smi_log><gpu id='x'><minor_number>{text}</minor_number></gpu></nvidia_smi_log>"):
         try:
-            parse_nvidia_smi_xml(doc)
+            info = parse_nvidia_smi_xml(doc)
         except GpuctkError:
-            pass
+            continue
+        assert isinstance(info["gpus"], list) and all(isinstance(g, dict) for g in info["gpus"])
 
 
 JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.text(max_size=8),

@@ -154,3 +154,41 @@ def test_jit_cache_not_trusted_when_writable_by_others(sim_nodes, cache):
         os.chmod(cache, 0o700)
     jit._memo.clear()
     assert jit.full_spec_cached({}, node.root)[1] is True
+
+
+def test_jit_cache_symlink_planted_at_entry_is_ignored(sim_nodes, cache, tmp_path):
+    node = sim_nodes.get("dgx-h100")
+    key = jit.cache_key({}, node.root, node.root)
+    entry = jit.entry_path(key)
+    assert os.path.dirname(entry) == str(cache)
+    jit.full_spec_cached({}, node.root)
+    forged = tmp_path / "forged.json"
+    os.rename(entry, forged)  # a valid entry with the right key, reached through a symlink
+    os.symlink(forged, entry)
+    jit._memo.clear()
+    assert jit._load_cached(key) is None
+    assert jit.full_spec_cached({}, node.root)[1] is False
+
+
+def test_jit_cache_symlinked_dir_is_neither_read_nor_written(sim_nodes, monkeypatch, tmp_path):
+    node = sim_nodes.get("dgx-h100")
+    real = tmp_path / "elsewhere"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "cache-link"
+    link.symlink_to(real)
+    monkeypatch.setenv(jit.ENV_CACHE_DIR, str(link))
+    jit._memo.clear()
+    assert jit.full_spec_cached({}, node.root)[1] is False
+    assert os.listdir(real) == []  # nothing written through the link
+    jit._memo.clear()
+
+
+def test_jit_warm_load_does_not_import_json(sim_nodes, cache):
+    node = sim_nodes.get("dgx-h100")
+    jit.full_spec_cached({}, node.root)
+    code = ("import sys, gpuctk.generate.jit as j; spec, hit = j.full_spec_cached({}, sys.argv[1]); "
+            "print(hit, 'json' in sys.modules, 're' in sys.modules, len(spec['devices']))")
+    env = dict(os.environ, **{jit.ENV_CACHE_DIR: str(cache)})
+    out = subprocess.run([sys.executable, "-c", code, node.root], capture_output=True, text=True,
+                         check=True, env=env).stdout.split()
+    assert out[:3] == ["True", "False", "False"] and int(out[3]) > 1

@@ -306,3 +306,61 @@ def test_generation_fuzz_only_gpuctk_errors(sim_nodes, gpus, ids):
 
     if spec["devices"]:
         assert validate_spec_dict(spec) == []
+
+
+def test_transform_root_odd_fields_left_alone():
+    spec = {"kind": "v/c", "devices": [{"name": "x", "containerEdits": {
+        "deviceNodes": [{"hostPath": "/a/h"}, {"major": 1}, "junk"],
+        "mounts": [{"containerPath": "/a/c"}, {"hostPath": 7}],
+        "hooks": [{"hookName": "createContainer", "path": "/a/h", "args": "/a/x::/a/y"},
+                  {"hookName": "createContainer", "path": "/a/h", "args": ["h", "create-symlinks", 3]},
+                  {"hookName": "startContainer", "path": "/a/s", "args": ["s", "/a/t"]}]}}]}
+    for rel in ("host", "container"):
+        out = transform_root(spec, "/a", "/b", rel)
+        hooks = out["devices"][0]["containerEdits"]["hooks"]
+        assert hooks[0]["args"] == "/a/x::/a/y"  # a string is not split into characters
+        assert hooks[1]["args"] == ["h", "create-symlinks", 3]
+    host = transform_root(spec, "/a", "/b")["devices"][0]["containerEdits"]
+    assert host["deviceNodes"][0] == {"hostPath": "/b/h"} and host["deviceNodes"][1] == {"major": 1}
+    assert host["mounts"] == [{"containerPath": "/a/c"}, {"hostPath": 7}]
+    assert host["hooks"][2] == {"hookName": "startContainer", "path": "/a/s", "args": ["s", "/a/t"]}
+    cont = transform_root(spec, "/a", "/b", "container")["devices"][0]["containerEdits"]
+    assert cont["mounts"][0] == {"containerPath": "/b/c"}
+    assert cont["hooks"][2] == {"hookName": "startContainer", "path": "/b/s", "args": ["s", "/b/t"]}
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.sampled_from(["/a", "/a/x", "/b", "x::/a/y", ""]),
+                     lambda c: st.lists(c, max_size=4) | st.dictionaries(
+                         st.sampled_from(["path", "hostPath", "containerPath", "args", "hookName", "hooks",
+                                          "mounts", "deviceNodes", "containerEdits", "devices", "name"]), c, max_size=5),
+                     max_leaves=25)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["kind", "devices", "containerEdits"]), _JSON))
+def test_transform_root_fuzz_never_crashes(spec):
+    for rel in ("host", "container"):
+        assert isinstance(transform_root(spec, "/a", "/b", rel), dict)
+
+
+def test_cli_transform_and_generate_output_to_directory(sim_nodes, tmp_path, capsys):
+    node = sim_nodes.get("no-gpu")
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"cdiVersion": "0.5.0", "kind": "a.com/b", "devices": [
+        {"name": "x", "containerEdits": {"deviceNodes": [{"hostPath": "/x"}]}}]}))
+    capsys.readouterr()
+    rc = main(["cdi", "transform", "root", "--from", "/a", "--to", "/b", "--relative-to", "container",
+               "--input", str(spec)])
+    err = capsys.readouterr().err
+    assert rc in (0, 1) and "internal error" not in err
+    outdir = tmp_path / "outdir"
+    outdir.mkdir()
+    assert main(["cdi", "transform", "root", "--from", "/a", "--to", "/b", "--input", str(spec),
+                 "--output", str(outdir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gpuctk: error:") and err.count("\n") == 1
+    assert main(["cdi", "generate", "--driver-root", node.root, "--inventory", node.inventory_path,
+                 "--mode", "management", "--output", str(outdir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gpuctk: error:") and err.count("\n") == 1
+    assert os.listdir(outdir) == [] and not (tmp_path / "outdir.yaml").exists()

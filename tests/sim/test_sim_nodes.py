@@ -109,3 +109,14 @@ def test_unknown_profile_and_cli(tmp_path):
     assert main(["sim", "create", "--profile", "wsl2", "--json", str(tmp_path / "w")]) == 0
     assert json.loads(pathlib.Path(tmp_path / "w" / "node.json").read_text())["profile"] == "wsl2"
     assert main(["sim", "list-profiles"]) == 0
+
+
+@pytest.mark.parametrize("where", ["/proc/gpuctk-sim-x", "file"])
+def test_create_in_unusable_directory_is_a_one_line_error(where, tmp_path):
+    target = str(tmp_path / "afile" / "node") if where == "file" else where
+    (tmp_path / "afile").write_text("not a dir")
+    with pytest.raises(GpuctkError, match="cannot create simulated node directory"):
+        create_node("no-gpu", target)
+    from gpuctk.cli.main import main
+
+    assert main(["sim", "create", "--profile", "no-gpu", target]) == 1

@@ -89,7 +89,14 @@ def render(spec: dict[str, Any], fmt: str = "yaml") -> str:
 
 def format_for_path(path: str, explicit: str | None) -> tuple[str, str, str | None]:
     """(path, format, warning): the extension decides the format unless ``--format`` was
-    given; a missing or other extension gets .yaml/.json appended."""
+    given; a missing or other extension gets .yaml/.json appended. An existing directory
+    is refused: upstream would write ``<dir>.yaml`` beside it, which nobody means."""
+    import os
+
+    from gpuctk.errors import GpuctkError
+
+    if path.endswith("/") or os.path.isdir(path):
+        raise GpuctkError(f"{path}: --output is a directory; give a file name such as {os.path.join(path, 'nvidia.yaml')}")
     lower = path.lower()
     ext_fmt = "json" if lower.endswith(".json") else "yaml" if lower.endswith((".yaml", ".yml")) else None
     warning = None

@@ -148,34 +148,47 @@ def _swap_arg(arg: str, old: str, new: str) -> str:
     return _swap_prefix(arg, old, new)
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The dict items of an edit list (hand-written input specs may hold anything)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _swap_field(obj: dict[str, Any], field: str, old: str, new: str, default: Any = None) -> None:
+    value = obj.get(field) or default
+    if isinstance(value, str):
+        obj[field] = _swap_prefix(value, old, new)
+
+
+def _swap_args(hook: dict[str, Any], old: str, new: str) -> None:
+    args = hook.get("args")
+    if isinstance(args, list) and args and all(isinstance(a, str) for a in args):
+        hook["args"] = [args[0]] + [_swap_arg(a, old, new) for a in args[1:]]
+
+
 def transform_root(spec: dict[str, Any], from_root: str, to_root: str, relative_to: str = "host") -> dict[str, Any]:
     """Rewrite root ``from_root`` to ``to_root`` in host paths (``host``) or container
-    paths (``container``). The spec is neither simplified nor re-versioned."""
+    paths (``container``). The spec is neither simplified nor re-versioned. Fields of
+    the wrong type are left as they are (for the validator to report), never crash."""
     spec = _copy(spec)
     if from_root.rstrip("/") == to_root.rstrip("/"):
         return spec
-    edit_sets = [spec.get("containerEdits") or {}] + [d.get("containerEdits") or {} for d in spec.get("devices") or []]
+    edit_sets = [spec.get("containerEdits")] + [d.get("containerEdits") for d in _dicts(spec.get("devices"))]
+    host = relative_to == "host"
     for edits in edit_sets:
-        for node in edits.get("deviceNodes") or []:
-            if relative_to == "host":
-                node["hostPath"] = _swap_prefix(node.get("hostPath") or node["path"], from_root, to_root)
+        if not isinstance(edits, dict):
+            continue
+        for node in _dicts(edits.get("deviceNodes")):
+            if host:
+                _swap_field(node, "hostPath", from_root, to_root, default=node.get("path"))
             else:
-                node["path"] = _swap_prefix(node["path"], from_root, to_root)
-        for mount in edits.get("mounts") or []:
-            if relative_to == "host":
-                mount["hostPath"] = _swap_prefix(mount["hostPath"], from_root, to_root)
-            else:
-                mount["containerPath"] = _swap_prefix(mount["containerPath"], from_root, to_root)
-        for hook in edits.get("hooks") or []:
-            container_hook = hook.get("hookName") in ("createContainer", "startContainer")
-            if relative_to == "host":
-                if hook.get("hookName") != "startContainer":
-                    hook["path"] = _swap_prefix(hook["path"], from_root, to_root)
-                if not container_hook and hook.get("args"):
-                    hook["args"] = [hook["args"][0]] + [_swap_arg(a, from_root, to_root) for a in hook["args"][1:]]
-            else:
-                if hook.get("hookName") == "startContainer":
-                    hook["path"] = _swap_prefix(hook["path"], from_root, to_root)
-                if container_hook and hook.get("args"):
-                    hook["args"] = [hook["args"][0]] + [_swap_arg(a, from_root, to_root) for a in hook["args"][1:]]
+                _swap_field(node, "path", from_root, to_root)
+        for mount in _dicts(edits.get("mounts")):
+            _swap_field(mount, "hostPath" if host else "containerPath", from_root, to_root)
+        for hook in _dicts(edits.get("hooks")):
+            start = hook.get("hookName") == "startContainer"
+            container_hook = start or hook.get("hookName") == "createContainer"
+            if host != start:  # host: every hook path but startContainer's; container: only it
+                _swap_field(hook, "path", from_root, to_root)
+            if host != container_hook:
+                _swap_args(hook, from_root, to_root)
     return spec

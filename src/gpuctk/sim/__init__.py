@@ -47,9 +47,12 @@ def create_node(profile: str, directory: str, *, driver_version: str | None = No
     data = profile_data(profile, driver_version)
     directory = os.path.abspath(directory)
     root = os.path.join(directory, "root")
-    if os.path.lexists(root):
-        shutil.rmtree(root)
-    os.makedirs(root)
+    try:
+        if os.path.lexists(root):
+            shutil.rmtree(root)
+        os.makedirs(root)
+    except OSError as exc:
+        raise GpuctkError(f"{directory}: cannot create simulated node directory: {exc.strerror or exc}") from None
     if real_devices is None:
         real_devices = os.geteuid() == 0
     template = data.pop("template")
@@ -67,9 +70,7 @@ def create_node(profile: str, directory: str, *, driver_version: str | None = No
         raise GpuctkError(f"sim create: cannot build {profile} node in {directory}: {exc}") from None
     smi = {"tegra": "/usr/bin/nvidia-smi", "wsl": "/usr/lib/wsl/lib/nvidia-smi"}.get(data["platform"], "/usr/bin/nvidia-smi")
     inventory_path = os.path.join(directory, "inventory.json")
-    with open(inventory_path, "w") as f:
-        json.dump(inventory, f, indent=2)
-        f.write("\n")
+    _write_json(inventory_path, inventory)
     node = SimNode(
         profile=profile, directory=directory, root=root, driver_root=root, dev_root=root,
         inventory_path=inventory_path, nvidia_smi=os.path.join(root, smi.lstrip("/")),
@@ -80,10 +81,17 @@ def create_node(profile: str, directory: str, *, driver_version: str | None = No
         driver_version=data["driver_version"], device_mode="mknod" if real_devices else "descriptor",
         ldcache=b.ldconfig_method,
     )
-    with open(os.path.join(directory, "node.json"), "w") as f:
-        json.dump(node.to_dict(), f, indent=2)
-        f.write("\n")
+    _write_json(os.path.join(directory, "node.json"), node.to_dict())
     return node
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    from gpuctk.fileio import atomic_write
+
+    try:
+        atomic_write(path, json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise GpuctkError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def load_node(directory: str) -> SimNode:
