@@ -20,3 +20,16 @@ def _stable_env(monkeypatch):
     for var in ("XDG_DATA_DIRS", "GPUCTK_INVENTORY", "NVIDIA_CTK_DRIVER_ROOT", "NVIDIA_CTK_DEV_ROOT",
                 "NVIDIA_CTK_CDI_OUTPUT_FILE_PATH", "NVIDIA_CTK_CDI_HOOK_PATH"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_caches(tmp_path_factory):
+    """The shim's root-only caches go to a per-session dir, not the host's /run/gpuctk.
+
+    Set in os.environ so every gpuctk process the tests start (through runc, podman or
+    containerd too) inherits it; tests of the cache itself override it."""
+    base = tmp_path_factory.mktemp("gpuctk-caches")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GPUCTK_CONFIG_CACHE_DIR", str(base / "run"))
+        mp.setenv("GPUCTK_JIT_CACHE_DIR", str(base / "jit"))
+        yield
