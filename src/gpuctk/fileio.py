@@ -34,6 +34,46 @@ def read_limited(f: IO[AnyStr], limit: int = MAX_READ_BYTES) -> AnyStr:
     return data
 
 
+def read_text(path: str, what: str) -> str:
+    """The whole UTF-8 text of ``path`` (``-``: standard input), capped at MAX_READ_BYTES.
+
+    Failures are one-line errors: ``PATH: cannot read WHAT: REASON``.
+    """
+    import sys
+
+    from gpuctk.errors import GpuctkError
+
+    name = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            return read_limited(sys.stdin)
+        with open(path, encoding="utf-8") as f:
+            return read_limited(f)
+    except UnicodeDecodeError:
+        raise GpuctkError(f"{name}: cannot read {what}: not UTF-8 text") from None
+    except OSError as exc:
+        raise GpuctkError(f"{name}: cannot read {what}: {exc.strerror or exc}") from None
+
+
+def load_json(path: str, what: str) -> object:
+    """``read_text`` then JSON: ``PATH: invalid JSON: line L column C: MESSAGE`` on bad input.
+
+    For the admin CLI; the runtime's create path parses with ``gpuctk.fastjson`` instead.
+    """
+    import json
+
+    from gpuctk.errors import GpuctkError
+
+    text = read_text(path, what)
+    name = "<stdin>" if path == "-" else path
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GpuctkError(f"{name}: invalid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise GpuctkError(f"{name}: invalid JSON: nested too deeply") from None
+
+
 def atomic_write(path: str, data: bytes | str, mode: int | None = None, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically.
 

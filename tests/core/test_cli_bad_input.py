@@ -105,7 +105,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
      2, "not valid UTF-8"),
     # oci check / fix
     ("oci-check-deep", ["oci", "check", "--sandbox", "gvisor", "{d}/deep.json"],
-     1, "{d}/deep.json: not valid JSON: nested too deeply"),
+     1, "{d}/deep.json: invalid JSON: nested too deeply"),
     ("oci-runsc-config-deep", ["oci", "check", "--sandbox", "gvisor", "--runsc-config", "{d}/deep.toml",
                                "{d}/oci.json"], 1, "{d}/deep.toml: not valid TOML: nested too deeply"),
     ("oci-driver-list-missing", ["oci", "check", "--sandbox", "gvisor", "--driver-list", "{d}/nofile", "{d}/oci.json"],

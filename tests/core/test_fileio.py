@@ -91,3 +91,27 @@ def test_not_durable_skips_fsync_but_still_replaces(tmp_path, monkeypatch):
     assert p.read_text() == "new" and calls == []
     atomic_write(str(p), "newer")
     assert p.read_text() == "newer" and len(calls) == 2
+
+
+def test_load_json_errors_are_one_line_and_name_the_file(tmp_path):
+    from gpuctk.errors import GpuctkError
+    from gpuctk.fileio import load_json
+
+    good = tmp_path / "a.json"
+    good.write_text('{"a": [1]}')
+    assert load_json(str(good), "thing") == {"a": [1]}
+    cases = {
+        "bad.json": ("{not json", "bad.json: invalid JSON: line 1 column 2: "),
+        "deep.json": ("[" * 100000 + "]" * 100000, "deep.json: invalid JSON: nested too deeply"),
+        "latin1.json": (b'{"a": "\xff"}', "latin1.json: cannot read thing: not UTF-8 text"),
+    }
+    for name, (content, expected) in cases.items():
+        p = tmp_path / name
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+        with pytest.raises(GpuctkError) as exc:
+            load_json(str(p), "thing")
+        assert expected in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(GpuctkError, match=r"missing.json: cannot read thing: No such file"):
+        load_json(str(tmp_path / "missing.json"), "thing")
+    with pytest.raises(GpuctkError, match="cannot read thing: Is a directory"):
+        load_json(str(tmp_path), "thing")

@@ -66,7 +66,7 @@ def test_bundle_directory_and_stdin(capsys, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON: line 1 column 2"),
+    ("{not json", "invalid JSON: line 1 column 2"),
     ("[1, 2]", "an OCI spec must be a JSON object"),
     ('{"process": {"env": "A=B"}}', "process.env: must be a JSON array"),
     ('{"hooks": []}', "hooks: must be a JSON object"),

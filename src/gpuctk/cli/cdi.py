@@ -137,23 +137,9 @@ def cmd_inject(args: argparse.Namespace) -> int:
 
 
 def _read_config(path: str) -> dict:
-    from gpuctk.fileio import read_limited
+    from gpuctk.fileio import load_json
 
-    try:
-        if path == "-":
-            text = read_limited(sys.stdin)
-        else:
-            with open(path, encoding="utf-8") as f:
-                text = read_limited(f)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise GpuctkError(f"{path}: cannot read OCI spec: {reason}") from None
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise GpuctkError(f"{path}: invalid JSON: {exc}") from None
-    except RecursionError:
-        raise GpuctkError(f"{path}: invalid JSON: nested too deeply") from None
+    doc = load_json(path, "OCI spec")
     if not isinstance(doc, dict):
         raise GpuctkError(f"{path}: an OCI spec must be a JSON object")
     from gpuctk.oci.spec import check_spec_shape

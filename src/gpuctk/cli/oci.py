@@ -63,24 +63,9 @@ def _spec_path(arg: str) -> str:
 def load_oci_spec(arg: str) -> tuple[dict, str]:
     path = _spec_path(arg)
     name = "<stdin>" if path == "-" else path
-    from gpuctk.fileio import read_limited
+    from gpuctk.fileio import load_json
 
-    try:
-        if path == "-":
-            text = read_limited(sys.stdin)
-        else:
-            with open(path, encoding="utf-8") as f:
-                text = read_limited(f)
-    except OSError as exc:
-        raise GpuctkError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise GpuctkError(f"{name}: not UTF-8 text") from None
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GpuctkError(f"{name}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise GpuctkError(f"{name}: not valid JSON: nested too deeply") from None
+    spec = load_json(path, "OCI spec")
     if not isinstance(spec, dict):
         raise GpuctkError(f"{name}: an OCI spec must be a JSON object, not {type(spec).__name__}")
     for key, kind in (("process", dict), ("hooks", dict), ("linux", dict), ("mounts", list),

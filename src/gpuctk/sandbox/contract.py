@@ -7,7 +7,6 @@ the dated list of supported drivers. Stdlib-only.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -256,29 +255,19 @@ def flag_true(flags: dict, name: str) -> bool:
 def load_driver_table(path: str | None = None) -> dict:
     """The dated nvproxy driver list: the shipped data file, or ``path``."""
     if path is None:
+        import json
         from importlib import resources  # lazily: ~10 ms the shim's create path need not pay
 
         text = resources.files("gpuctk.sandbox").joinpath("data/nvproxy-drivers.json").read_text("utf-8")
         source = "gpuctk.sandbox/data/nvproxy-drivers.json"
+        table = json.loads(text)
     else:
-        from gpuctk.errors import GpuctkError
-        from gpuctk.fileio import read_limited
+        from gpuctk.fileio import load_json
 
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = read_limited(f)
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise GpuctkError(f"{path}: cannot read nvproxy driver list: {reason}") from None
         source = path
+        table = load_json(path, "nvproxy driver list")
     from gpuctk.errors import GpuctkError
 
-    try:
-        table = json.loads(text)
-    except ValueError as exc:
-        raise GpuctkError(f"{source}: not valid JSON: {exc}") from None
-    except RecursionError:
-        raise GpuctkError(f"{source}: not valid JSON: nested too deeply") from None
     if not isinstance(table, dict):
         raise GpuctkError(f"{source}: expected a JSON object with date, supported and unsupported")
     for key, kind in (("date", str), ("supported", list), ("unsupported", list), ("arm64_only", list)):
