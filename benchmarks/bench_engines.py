@@ -46,32 +46,71 @@ def main() -> None:
         ctd_text = f.read()
     with open(os.path.join(INPUTS, "daemon.json")) as f:
         docker_text = f.read()
-    ctd = ConfigureOptions(engine="containerd", config="/c.toml", drop_in="/d/99.toml", set_as_default=True,
-                           enable_cdi=True, engine_version=(1, 7, 12))
-    inplace = ConfigureOptions(engine="containerd", config="/c.toml", drop_in="", set_as_default=True,
-                               enable_cdi=True, engine_version=(1, 7, 12))
+    ctd = ConfigureOptions(
+        engine="containerd",
+        config="/c.toml",
+        drop_in="/d/99.toml",
+        set_as_default=True,
+        enable_cdi=True,
+        engine_version=(1, 7, 12),
+    )
+    inplace = ConfigureOptions(
+        engine="containerd",
+        config="/c.toml",
+        drop_in="",
+        set_as_default=True,
+        enable_cdi=True,
+        engine_version=(1, 7, 12),
+    )
     dk = ConfigureOptions(engine="docker", config="/daemon.json", set_as_default=True, enable_cdi=True)
     rows = [
-        ("plan containerd drop-in (v2, 25-line config)", per_call(
-            lambda: containerd.plan_configure(ctd, {"/c.toml": ctd_text}.get), 200)),
-        ("plan containerd in place (tomlkit edit)", per_call(
-            lambda: containerd.plan_configure(inplace, {"/c.toml": ctd_text}.get), 200)),
-        ("plan docker daemon.json", per_call(lambda: docker.plan_configure(dk, {"/daemon.json": docker_text}.get), 200)),
+        (
+            "plan containerd drop-in (v2, 25-line config)",
+            per_call(lambda: containerd.plan_configure(ctd, {"/c.toml": ctd_text}.get), 200),
+        ),
+        (
+            "plan containerd in place (tomlkit edit)",
+            per_call(lambda: containerd.plan_configure(inplace, {"/c.toml": ctd_text}.get), 200),
+        ),
+        (
+            "plan docker daemon.json",
+            per_call(lambda: docker.plan_configure(dk, {"/daemon.json": docker_text}.get), 200),
+        ),
     ]
     tmp = tempfile.mkdtemp(prefix="gpuctk-bench-eng-")
     try:
         cfg = os.path.join(tmp, "config.toml")
         with open(cfg, "w") as f:
             f.write(ctd_text)
-        base = [GPUCTK, "runtime", "configure", "--config", cfg, "--drop-in-config",
-                os.path.join(tmp, "conf.d", "99-nvidia.toml"), "--engine-version", "1.7.12", "--set-as-default"]
+        base = [
+            GPUCTK,
+            "runtime",
+            "configure",
+            "--config",
+            cfg,
+            "--drop-in-config",
+            os.path.join(tmp, "conf.d", "99-nvidia.toml"),
+            "--engine-version",
+            "1.7.12",
+            "--set-as-default",
+        ]
         rows.append(("`gpuctk runtime configure` first run (process)", wall(base, 1)))
         rows.append(("`gpuctk runtime configure` repeat, no-op (process)", wall(base, 5)))
-        rows.append(("`gpuctk runtime detect --no-dump` (process)",
-                     wall([GPUCTK, "runtime", "detect", "--runtime", "containerd", "--config", cfg, "--no-dump"], 5)))
+        rows.append(
+            (
+                "`gpuctk runtime detect --no-dump` (process)",
+                wall(
+                    [GPUCTK, "runtime", "detect", "--runtime", "containerd", "--config", cfg, "--no-dump"], 5
+                ),
+            )
+        )
         if shutil.which("containerd"):
-            rows.append(("`gpuctk runtime detect` with config dump (process)",
-                         wall([GPUCTK, "runtime", "detect", "--runtime", "containerd"], 3)))
+            rows.append(
+                (
+                    "`gpuctk runtime detect` with config dump (process)",
+                    wall([GPUCTK, "runtime", "detect", "--runtime", "containerd"], 3),
+                )
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     width = max(len(r[0]) for r in rows)

@@ -31,30 +31,51 @@ def _shim_creates(tmp: str, node) -> list[tuple[str, float, float]]:  # type: ig
         return []
     gpuctk = os.path.join(os.path.dirname(sys.executable), "gpuctk")
     cdi_dir = os.path.join(tmp, "cdi")
-    subprocess.run([gpuctk, "cdi", "generate", "--driver-root", node.root, "--inventory", node.inventory_path,
-                    "--output", os.path.join(cdi_dir, "nvidia.yaml"), "--quiet"], check=True)
+    subprocess.run(
+        [
+            gpuctk,
+            "cdi",
+            "generate",
+            "--driver-root",
+            node.root,
+            "--inventory",
+            node.inventory_path,
+            "--output",
+            os.path.join(cdi_dir, "nvidia.yaml"),
+            "--quiet",
+        ],
+        check=True,
+    )
     bundle = os.path.join(tmp, "bundle")
     os.makedirs(os.path.join(bundle, "rootfs"), exist_ok=True)
-    config = {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {},
-              "process": {"args": ["sh"], "cwd": "/", "env": ["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=all"]}}
+    config = {
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "linux": {},
+        "process": {"args": ["sh"], "cwd": "/", "env": ["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=all"]},
+    }
     confs = {
         "jit-cdi": f'[nvidia-container-cli]\nroot = "{node.root}"\n[nvidia-container-runtime]\nmode = "jit-cdi"\n'
-                   'runtimes = ["/bin/true"]\n',
+        'runtimes = ["/bin/true"]\n',
         "cdi": '[nvidia-container-runtime]\nmode = "cdi"\nruntimes = ["/bin/true"]\n'
-               f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{cdi_dir}"]\n',
+        f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{cdi_dir}"]\n',
     }
     rows = []
     for mode, text in confs.items():
         conf = os.path.join(tmp, f"{mode}.toml")
         with open(conf, "w") as f:
             f.write(text)
-        env = dict(os.environ, NVIDIA_CTK_CONFIG_FILE_PATH=conf, GPUCTK_JIT_CACHE_DIR=os.path.join(tmp, "shim-jit"))
+        env = dict(
+            os.environ, NVIDIA_CTK_CONFIG_FILE_PATH=conf, GPUCTK_JIT_CACHE_DIR=os.path.join(tmp, "shim-jit")
+        )
         samples = []
         for i in range(11):
             with open(os.path.join(bundle, "config.json"), "w") as f:
                 json.dump(config, f)
             t = time.perf_counter()
-            p = subprocess.run([shim, "create", "--bundle", bundle, f"bench-{i}"], env=env, capture_output=True)
+            p = subprocess.run(
+                [shim, "create", "--bundle", bundle, f"bench-{i}"], env=env, capture_output=True
+            )
             elapsed = time.perf_counter() - t
             if p.returncode != 0:
                 return [*rows, (f"gpuctk-runtime create ({mode}) FAILED", 0.0, 0.0)]
@@ -76,8 +97,18 @@ def main() -> int:
         rows.append(("sim create dgx-h100 (in-process)", *_stats([time.perf_counter() - t])))
 
         for fmt in ("yaml", "json"):
-            cmd = [gpuctk, "cdi", "generate", "--driver-root", node.root, "--inventory", node.inventory_path,
-                   "--output", os.path.join(tmp, f"nvidia.{fmt}"), "--quiet"]
+            cmd = [
+                gpuctk,
+                "cdi",
+                "generate",
+                "--driver-root",
+                node.root,
+                "--inventory",
+                node.inventory_path,
+                "--output",
+                os.path.join(tmp, f"nvidia.{fmt}"),
+                "--quiet",
+            ]
             samples = []
             for _ in range(10):
                 t = time.perf_counter()
@@ -114,10 +145,22 @@ def main() -> int:
             jit.jit_spec(["0"], {}, driver_root=node.root)
             samples.append(time.perf_counter() - t)
         rows.append(("jit_spec warm (disk cache, new process state)", *_stats(samples)))
-        code = ("import time; t=time.perf_counter(); import gpuctk.generate.jit as j; "
-                f"j.jit_spec(['0'], {{}}, driver_root={node.root!r}); print(time.perf_counter()-t)")
-        samples = [float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                                        env=dict(os.environ)).stdout) for _ in range(10)]
+        code = (
+            "import time; t=time.perf_counter(); import gpuctk.generate.jit as j; "
+            f"j.jit_spec(['0'], {{}}, driver_root={node.root!r}); print(time.perf_counter()-t)"
+        )
+        samples = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env=dict(os.environ),
+                ).stdout
+            )
+            for _ in range(10)
+        ]
         rows.append(("jit_spec warm incl. import (fresh process)", *_stats(samples)))
 
         rows += _shim_creates(tmp, node)

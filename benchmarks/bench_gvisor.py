@@ -50,40 +50,81 @@ def main() -> None:
     rows.append(("import gpuctk.sandbox.gvisor (fresh process, minus bare python)", f"{imp - base:.1f} ms"))
     shim = fresh_ms("import json, re, gpuctk.runtime.main")
     shim_gv = fresh_ms("import json, re, gpuctk.runtime.main, gpuctk.sandbox.gvisor")
-    rows.append(("  … on top of what the shim already imports (json, re, gpuctk.runtime.main)",
-                 f"{shim_gv - shim:.1f} ms"))
+    rows.append(
+        (
+            "  … on top of what the shim already imports (json, re, gpuctk.runtime.main)",
+            f"{shim_gv - shim:.1f} ms",
+        )
+    )
     table = load_driver_table()
-    rows.append(("load_driver_table() (importlib.resources + json)", f"{per_call_us(load_driver_table, 2000):.0f} µs"))
+    rows.append(
+        ("load_driver_table() (importlib.resources + json)", f"{per_call_us(load_driver_table, 2000):.0f} µs")
+    )
     cdi = fx.cdi_flow()
-    rows.append(("analyze() cdi-flow fixture", f"{per_call_us(lambda: analyze(cdi, fx.DRIVER, driver_table=table), 3000):.0f} µs"))
+    rows.append(
+        (
+            "analyze() cdi-flow fixture",
+            f"{per_call_us(lambda: analyze(cdi, fx.DRIVER, driver_table=table), 3000):.0f} µs",
+        )
+    )
     leg = fx.legacy_flow()
-    rows.append(("analyze() legacy-flow fixture", f"{per_call_us(lambda: analyze(leg, fx.DRIVER, driver_table=table), 3000):.0f} µs"))
+    rows.append(
+        (
+            "analyze() legacy-flow fixture",
+            f"{per_call_us(lambda: analyze(leg, fx.DRIVER, driver_table=table), 3000):.0f} µs",
+        )
+    )
 
     from gpuctk.generate import GenerateOptions, generate_spec
     from gpuctk.sim import create_node
 
     with tempfile.TemporaryDirectory(prefix="gpuctk-bench-gv-") as d:
         node = create_node("dgx-h100", d)
-        spec, _ = generate_spec(GenerateOptions(mode="nvml", driver_root=node.driver_root, dev_root=node.dev_root,
-                                                inventory=node.inventory_path))
-    rows.append((f"runsc_ready_cdi_spec() dgx-h100 spec ({len(spec['devices'])} devices, "
-                 f"{len(json.dumps(spec)) // 1024} KiB)", f"{per_call_us(lambda: runsc_ready_cdi_spec(spec), 300):.0f} µs"))
+        spec, _ = generate_spec(
+            GenerateOptions(
+                mode="nvml",
+                driver_root=node.driver_root,
+                dev_root=node.dev_root,
+                inventory=node.inventory_path,
+            )
+        )
+    rows.append(
+        (
+            f"runsc_ready_cdi_spec() dgx-h100 spec ({len(spec['devices'])} devices, "
+            f"{len(json.dumps(spec)) // 1024} KiB)",
+            f"{per_call_us(lambda: runsc_ready_cdi_spec(spec), 300):.0f} µs",
+        )
+    )
     oci = inject(fx._base(["NVIDIA_VISIBLE_DEVICES=all"]), spec, ["0"], append_env=True)
     copy_us = per_call_us(lambda: copy.deepcopy(oci), 1000)
     ready_us = per_call_us(lambda: runsc_ready_oci_spec(copy.deepcopy(oci)), 1000) - copy_us
-    rows.append(("runsc_ready_oci_spec() on an injected H100 GPU-0 spec (deepcopy subtracted)", f"{ready_us:.0f} µs"))
+    rows.append(
+        ("runsc_ready_oci_spec() on an injected H100 GPU-0 spec (deepcopy subtracted)", f"{ready_us:.0f} µs")
+    )
     ready = copy.deepcopy(oci)
     runsc_ready_oci_spec(ready)
-    rows.append(("analyze() on that spec after runsc_ready", f"{per_call_us(lambda: analyze(ready, fx.DRIVER, driver_table=table), 2000):.0f} µs"))
+    rows.append(
+        (
+            "analyze() on that spec after runsc_ready",
+            f"{per_call_us(lambda: analyze(ready, fx.DRIVER, driver_table=table), 2000):.0f} µs",
+        )
+    )
     gpuctk = os.path.join(os.path.dirname(sys.executable), "gpuctk")
     path = os.path.join(ROOT, "tests", "data", "sandbox", "flows", "cdi.json")
     if os.path.exists(gpuctk):
         times = []
         for _ in range(9):
             t = time.perf_counter()
-            subprocess.run([gpuctk, "oci", "check", "--sandbox", "gvisor", path], capture_output=True, check=False)
+            subprocess.run(
+                [gpuctk, "oci", "check", "--sandbox", "gvisor", path], capture_output=True, check=False
+            )
             times.append((time.perf_counter() - t) * 1000)
-        rows.append(("`gpuctk oci check --sandbox gvisor` whole command (median)", f"{statistics.median(times):.0f} ms"))
+        rows.append(
+            (
+                "`gpuctk oci check --sandbox gvisor` whole command (median)",
+                f"{statistics.median(times):.0f} ms",
+            )
+        )
 
     width = max(len(r[0]) for r in rows)
     print(f"{'gVisor contract':<{width}}  time")

@@ -68,9 +68,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gpuctk-bench-hooks-") as tmp:
         bundle, state = make_root(tmp)
         root = os.path.join(bundle, "rootfs")
-        rows.append(("python -S -c pass (floor)", timed([sys.executable, "-S", "-c", "pass"], runs=args.runs), ""))
-        rows.append(("python -c 'import gpuctk.hooks.main'",
-                     timed([sys.executable, "-c", "import gpuctk.hooks.main"], runs=args.runs), ""))
+        rows.append(
+            ("python -S -c pass (floor)", timed([sys.executable, "-S", "-c", "pass"], runs=args.runs), "")
+        )
+        rows.append(
+            (
+                "python -c 'import gpuctk.hooks.main'",
+                timed([sys.executable, "-c", "import gpuctk.hooks.main"], runs=args.runs),
+                "",
+            )
+        )
         links = []
         for i in range(60):
             links += ["--link", f"libnvidia-{i}.so.550.54.15::/usr/lib/x86_64-linux-gnu/libnvidia-{i}.so.1"]
@@ -78,14 +85,29 @@ def main() -> int:
         def clean_links() -> None:
             shutil.rmtree(os.path.join(root, "usr/lib"), ignore_errors=True)
 
-        rows.append(("create-symlinks x60 (fresh)", timed([HOOK, "create-symlinks", *links], state, args.runs,
-                                                          before=clean_links), "target < 40"))
-        rows.append(("create-symlinks x60 (all present)", timed([HOOK, "create-symlinks", *links], state, args.runs),
-                     "target < 40"))
+        rows.append(
+            (
+                "create-symlinks x60 (fresh)",
+                timed([HOOK, "create-symlinks", *links], state, args.runs, before=clean_links),
+                "target < 40",
+            )
+        )
+        rows.append(
+            (
+                "create-symlinks x60 (all present)",
+                timed([HOOK, "create-symlinks", *links], state, args.runs),
+                "target < 40",
+            )
+        )
         if os.geteuid() == 0:
             ldconfig = "/sbin/ldconfig" if os.path.exists("/sbin/ldconfig") else "/usr/sbin/ldconfig"
-            subprocess.run([HOOK, "update-ldcache", "--folder", "/usr/local/nvidia/lib64"], input=state, check=True,
-                           capture_output=True, text=True)  # writes the conf files ldconfig -r then reads too
+            subprocess.run(
+                [HOOK, "update-ldcache", "--folder", "/usr/local/nvidia/lib64"],
+                input=state,
+                check=True,
+                capture_output=True,
+                text=True,
+            )  # writes the conf files ldconfig -r then reads too
             plain = timed([ldconfig, "-r", root], runs=args.runs)
             hook = timed([HOOK, "update-ldcache", "--folder", "/usr/local/nvidia/lib64"], state, args.runs)
             rows.append(("ldconfig -r ROOT (plain)", plain, ""))

@@ -48,12 +48,20 @@ def make_node(base: str) -> str:
     spec = {
         "cdiVersion": "0.5.0",
         "kind": "nvidia.com/gpu",
-        "devices": [{"name": str(i), "containerEdits": {"deviceNodes": [{"path": f"/dev/nvidia{i}", "hostPath": p}]}}
-                    for i, p in enumerate(nodes)],
+        "devices": [
+            {"name": str(i), "containerEdits": {"deviceNodes": [{"path": f"/dev/nvidia{i}", "hostPath": p}]}}
+            for i, p in enumerate(nodes)
+        ],
         "containerEdits": {
             "env": ["NVIDIA_VISIBLE_DEVICES=void"],
             "deviceNodes": [{"path": "/dev/nvidiactl", "hostPath": ctl}],
-            "mounts": [{"hostPath": lib, "containerPath": "/usr/lib/libcuda.so.1", "options": ["ro", "nosuid", "nodev", "bind"]}],
+            "mounts": [
+                {
+                    "hostPath": lib,
+                    "containerPath": "/usr/lib/libcuda.so.1",
+                    "options": ["ro", "nosuid", "nodev", "bind"],
+                }
+            ],
         },
     }
     spec_dir = os.path.join(base, "cdi")
@@ -65,8 +73,10 @@ def make_node(base: str) -> str:
 
 def write_config(path: str, spec_dir: str, runtimes: list[str]) -> None:
     with open(path, "w") as f:
-        f.write(f'[nvidia-container-runtime]\nmode = "cdi"\nruntimes = {json.dumps(runtimes)}\n'
-                f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{spec_dir}"]\n')
+        f.write(
+            f'[nvidia-container-runtime]\nmode = "cdi"\nruntimes = {json.dumps(runtimes)}\n'
+            f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{spec_dir}"]\n'
+        )
 
 
 def one_run(i: int, bundle: str, original: bytes, create_cmd, env: dict, delete_cmd=None) -> float:  # type: ignore[no-untyped-def]
@@ -76,7 +86,9 @@ def one_run(i: int, bundle: str, original: bytes, create_cmd, env: dict, delete_
     # output to a file, not a pipe: the created container's init keeps inherited pipes open
     with tempfile.TemporaryFile() as errf:
         t = time.perf_counter()
-        r = subprocess.run(create_cmd(cid), env=env, stdout=subprocess.DEVNULL, stderr=errf, stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            create_cmd(cid), env=env, stdout=subprocess.DEVNULL, stderr=errf, stdin=subprocess.DEVNULL
+        )
         if delete_cmd:
             subprocess.run(delete_cmd(cid), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         dt = time.perf_counter() - t
@@ -142,28 +154,69 @@ def main() -> int:
         n = args.runs
         floor = lambda cid: [sys.executable, "-S", "-c", "pass"]  # noqa: E731
         site_floor = lambda cid: [sys.executable, "-c", "pass"]  # noqa: E731
-        rows = interleaved(n, [
-            ("runc create+delete (no GPU)", bundle, plain, create(runc), dict(base_env), delete),
-            (f"runc create+delete, spec pre-injected with {GPUS} GPUs", bundle, injected, create(runc), dict(base_env), delete),
-            (f"gpuctk-runtime create+delete, {GPUS} GPUs injected", bundle, gpu, create(SHIM), env_runc, delete),
-            ("gpuctk-runtime create+delete, no GPU (pass-through)", bundle, plain, create(SHIM), env_runc, delete),
-            (f"shim alone -> /bin/true, {GPUS} GPUs", bundle, gpu, create(SHIM), env_true),
-            ("shim alone -> /bin/true, no GPU", bundle, plain, create(SHIM), env_true),
-            ("python -S -c pass (interpreter floor)", bundle, plain, floor, dict(base_env)),
-            ("python -c pass (interpreter + site, as the console script runs)", bundle, plain, site_floor, dict(base_env)),
-        ])
+        rows = interleaved(
+            n,
+            [
+                ("runc create+delete (no GPU)", bundle, plain, create(runc), dict(base_env), delete),
+                (
+                    f"runc create+delete, spec pre-injected with {GPUS} GPUs",
+                    bundle,
+                    injected,
+                    create(runc),
+                    dict(base_env),
+                    delete,
+                ),
+                (
+                    f"gpuctk-runtime create+delete, {GPUS} GPUs injected",
+                    bundle,
+                    gpu,
+                    create(SHIM),
+                    env_runc,
+                    delete,
+                ),
+                (
+                    "gpuctk-runtime create+delete, no GPU (pass-through)",
+                    bundle,
+                    plain,
+                    create(SHIM),
+                    env_runc,
+                    delete,
+                ),
+                (f"shim alone -> /bin/true, {GPUS} GPUs", bundle, gpu, create(SHIM), env_true),
+                ("shim alone -> /bin/true, no GPU", bundle, plain, create(SHIM), env_true),
+                ("python -S -c pass (interpreter floor)", bundle, plain, floor, dict(base_env)),
+                (
+                    "python -c pass (interpreter + site, as the console script runs)",
+                    bundle,
+                    plain,
+                    site_floor,
+                    dict(base_env),
+                ),
+            ],
+        )
     finally:
-        subprocess.run(["sh", "-c", f"for c in $({runc} --root {base}/state list -q 2>/dev/null); do "
-                                    f"{runc} --root {base}/state delete --force $c; done"], capture_output=True)
+        subprocess.run(
+            [
+                "sh",
+                "-c",
+                f"for c in $({runc} --root {base}/state list -q 2>/dev/null); do "
+                f"{runc} --root {base}/state delete --force $c; done",
+            ],
+            capture_output=True,
+        )
         shutil.rmtree(base, ignore_errors=True)
     print(f"gpuctk-runtime create overhead (median of {args.runs} runs, ms; {os.cpu_count()} CPUs)")
     print(f"{'case':64} {'median':>8} {'min':>8} {'max':>8}")
     for name, t in rows:
         print(f"{name:64} {statistics.median(t):8.1f} {min(t):8.1f} {max(t):8.1f}")
     med = [statistics.median(t) for _, t in rows]
-    print(f"\nadded by gpuctk, {GPUS} GPUs (shim vs runc on the pre-injected spec): {med[2] - med[1]:+.1f} ms "
-          f"(ratio {med[2] / med[1]:.2f}x; target <= 15 ms)")
-    print(f"added by gpuctk, no GPU (pass-through vs runc): {med[3] - med[0]:+.1f} ms (ratio {med[3] / med[0]:.2f}x)")
+    print(
+        f"\nadded by gpuctk, {GPUS} GPUs (shim vs runc on the pre-injected spec): {med[2] - med[1]:+.1f} ms "
+        f"(ratio {med[2] / med[1]:.2f}x; target <= 15 ms)"
+    )
+    print(
+        f"added by gpuctk, no GPU (pass-through vs runc): {med[3] - med[0]:+.1f} ms (ratio {med[3] / med[0]:.2f}x)"
+    )
     print(f"GPU container vs plain runc container: {med[2] - med[0]:+.1f} ms (ratio {med[2] / med[0]:.2f}x)")
     return 0
 

@@ -17,8 +17,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main() -> int:
     scripts = sorted(f for f in os.listdir(HERE) if f.startswith("bench_") and f.endswith(".py"))
     only = set(sys.argv[1:])
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, kernel {platform.release()}")
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, kernel {platform.release()}"
+    )
     failed = 0
     for name in scripts:
         if only and name not in only and name[6:-3] not in only:

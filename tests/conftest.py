@@ -17,8 +17,14 @@ def sim_nodes(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _stable_env(monkeypatch):
     # Variables that steer discovery and generation: a developer's shell must not change results.
-    for var in ("XDG_DATA_DIRS", "GPUCTK_INVENTORY", "NVIDIA_CTK_DRIVER_ROOT", "NVIDIA_CTK_DEV_ROOT",
-                "NVIDIA_CTK_CDI_OUTPUT_FILE_PATH", "NVIDIA_CTK_CDI_HOOK_PATH"):
+    for var in (
+        "XDG_DATA_DIRS",
+        "GPUCTK_INVENTORY",
+        "NVIDIA_CTK_DRIVER_ROOT",
+        "NVIDIA_CTK_DEV_ROOT",
+        "NVIDIA_CTK_CDI_OUTPUT_FILE_PATH",
+        "NVIDIA_CTK_CDI_HOOK_PATH",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 

@@ -59,31 +59,57 @@ def _bundle(base: str, busybox: str) -> tuple[str, dict[str, Any]]:
         os.symlink("busybox", os.path.join(root, "bin", a))
     config = {
         "ociVersion": "1.0.2",
-        "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", CMD],
-                    "env": ["PATH=/usr/bin:/bin", "NVIDIA_VISIBLE_DEVICES=all"], "cwd": "/",
-                    "capabilities": {k: ["CAP_KILL"] for k in ("bounding", "effective", "permitted")},
-                    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}], "noNewPrivileges": True},
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", CMD],
+            "env": ["PATH=/usr/bin:/bin", "NVIDIA_VISIBLE_DEVICES=all"],
+            "cwd": "/",
+            "capabilities": {k: ["CAP_KILL"] for k in ("bounding", "effective", "permitted")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
         "root": {"path": "rootfs", "readonly": False},
         "hostname": "gpuctk-demo",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755"],
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            },
         ],
-        "linux": {"resources": {"devices": [{"allow": False, "access": "rwm"}]},
-                  "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")]},
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")],
+        },
     }
     with open(os.path.join(base, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     return base, config
 
 
-def _run(runtime: list[str], bundle: str, cid: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    runtime: list[str], bundle: str, cid: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     state = tempfile.mkdtemp(prefix="gpuctk-demo-state-")
     runc = shutil.which("runc") or "runc"
     try:
-        return subprocess.run([*runtime, "--root", state, "run", "--bundle", bundle, cid], capture_output=True,
-                              text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [*runtime, "--root", state, "run", "--bundle", bundle, cid],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     finally:
         subprocess.run([runc, "--root", state, "delete", "--force", cid], capture_output=True)
         shutil.rmtree(state, ignore_errors=True)
@@ -97,14 +123,21 @@ def _summary(spec: dict[str, Any], warnings: list[str]) -> None:
     def count(pred: Any) -> int:
         return sum(1 for m in mounts if pred(m["containerPath"]))
 
-    hooks = [h["args"][1] if h["args"][0] not in ("nvidia-ctk", "gpuctk") else h["args"][2] for h in common.get("hooks", [])]
+    hooks = [
+        h["args"][1] if h["args"][0] not in ("nvidia-ctk", "gpuctk") else h["args"][2]
+        for h in common.get("hooks", [])
+    ]
     print(f"  spec: kind {spec['kind']}, cdiVersion {spec['cdiVersion']}")
-    print(f"  devices ({len(names)}): {', '.join(n for n in names if not n.startswith('GPU-'))} "
-          f"+ {sum(1 for n in names if n.startswith('GPU-'))} by UUID")
+    print(
+        f"  devices ({len(names)}): {', '.join(n for n in names if not n.startswith('GPU-'))} "
+        f"+ {sum(1 for n in names if n.startswith('GPU-'))} by UUID"
+    )
     print(f"  common device nodes: {', '.join(n['path'] for n in common.get('deviceNodes', []))}")
-    print(f"  mounts ({len(mounts)}): {count(lambda p: '.so' in p)} libraries, {count(lambda p: '/firmware/' in p)} "
-          f"firmware, {count(lambda p: p.startswith('/usr/bin/'))} binaries, {count(lambda p: p.endswith('socket'))} IPC "
-          f"sockets, {count(lambda p: p.endswith(('.json', '.icd', '.bin')) and '/firmware/' not in p)} configs")
+    print(
+        f"  mounts ({len(mounts)}): {count(lambda p: '.so' in p)} libraries, {count(lambda p: '/firmware/' in p)} "
+        f"firmware, {count(lambda p: p.startswith('/usr/bin/'))} binaries, {count(lambda p: p.endswith('socket'))} IPC "
+        f"sockets, {count(lambda p: p.endswith(('.json', '.icd', '.bin')) and '/firmware/' not in p)} configs"
+    )
     print(f"  hooks: {', '.join(hooks) or 'none'}")
     print(f"  warnings: {'; '.join(warnings) if warnings else 'none'}")
 
@@ -117,23 +150,41 @@ def _plain_inject(config: dict[str, Any], spec: dict[str, Any], device: str) -> 
         out["process"]["env"] += edits.get("env", [])
         for n in edits.get("deviceNodes", []):
             out["linux"].setdefault("devices", []).append(
-                {k: n[k] for k in ("path", "major", "minor", "fileMode", "gid") if k in n} | {"type": "c"})
+                {k: n[k] for k in ("path", "major", "minor", "fileMode", "gid") if k in n} | {"type": "c"}
+            )
             out["linux"]["resources"]["devices"].append(
-                {"allow": True, "type": "c", "major": n.get("major"), "minor": n.get("minor"), "access": "rwm"})
+                {
+                    "allow": True,
+                    "type": "c",
+                    "major": n.get("major"),
+                    "minor": n.get("minor"),
+                    "access": "rwm",
+                }
+            )
         for m in edits.get("mounts", []):
-            out["mounts"].append({"destination": m["containerPath"], "source": m["hostPath"], "type": "bind",
-                                  "options": m.get("options", [])})
+            out["mounts"].append(
+                {
+                    "destination": m["containerPath"],
+                    "source": m["hostPath"],
+                    "type": "bind",
+                    "options": m.get("options", []),
+                }
+            )
         for h in edits.get("hooks", []):
             out.setdefault("hooks", {}).setdefault(h["hookName"], []).append(
-                {k: h[k] for k in ("path", "args", "env") if k in h})
+                {k: h[k] for k in ("path", "args", "env") if k in h}
+            )
     return out
 
 
 def _oci_diff(before: dict[str, Any], after: dict[str, Any], limit: int = 40) -> None:
     a = json.dumps(before, indent=1, sort_keys=True).splitlines()
     b = json.dumps(after, indent=1, sort_keys=True).splitlines()
-    lines = [line for line in difflib.unified_diff(a, b, "config.json", "config.json (injected)", n=0, lineterm="")
-             if not line.startswith("@@")]
+    lines = [
+        line
+        for line in difflib.unified_diff(a, b, "config.json", "config.json (injected)", n=0, lineterm="")
+        if not line.startswith("@@")
+    ]
     for line in lines[:limit]:
         print("    " + line)
     if len(lines) > limit:
@@ -164,15 +215,21 @@ def _demo(tmp: str, t0: float) -> int:
 
     print("gpuctk demo: a simulated DGX H100 node, its CDI spec, and a container that uses it")
     node = create_node("dgx-h100", os.path.join(tmp, "node"))
-    print(f"[1] simulated node: {len(node.gpus)}x {node.gpus[0]['name']}, driver {node.driver_version}, "
-          f"device nodes by {node.device_mode}, ld.so.cache by {node.ldcache}")
+    print(
+        f"[1] simulated node: {len(node.gpus)}x {node.gpus[0]['name']}, driver {node.driver_version}, "
+        f"device nodes by {node.device_mode}, ld.so.cache by {node.ldcache}"
+    )
     print(f"    root: {node.root}")
 
     hook = _script("gpuctk-hook")
     hooks_ok = _hook_works(hook)
     print("[2] gpuctk cdi generate --driver-root <node root>")
-    opts = GenerateOptions(driver_root=node.root, inventory=node.inventory_path, hook_path=hook,
-                           feature_flags=["no-additional-gids-for-device-nodes"])
+    opts = GenerateOptions(
+        driver_root=node.root,
+        inventory=node.inventory_path,
+        hook_path=hook,
+        feature_flags=["no-additional-gids-for-device-nodes"],
+    )
     spec, warnings = generate_spec(opts)
     cdi_dir = os.path.join(tmp, "cdi")
     write_spec_file(spec, os.path.join(cdi_dir, "nvidia.yaml"), "yaml")
@@ -181,9 +238,15 @@ def _demo(tmp: str, t0: float) -> int:
     if not hooks_ok:
         print("    (gpuctk-hook is not functional in this build: the container runs with the hooks left out)")
     # the fallback path (CDI library + plain runc) runs without hooks, so it works whatever their state
-    run_spec, _ = generate_spec(GenerateOptions(driver_root=node.root, inventory=node.inventory_path,
-                                                hook_path=hook, disabled_hooks=["all"],
-                                                feature_flags=["no-additional-gids-for-device-nodes"]))
+    run_spec, _ = generate_spec(
+        GenerateOptions(
+            driver_root=node.root,
+            inventory=node.inventory_path,
+            hook_path=hook,
+            disabled_hooks=["all"],
+            feature_flags=["no-additional-gids-for-device-nodes"],
+        )
+    )
     write_spec_file(run_spec, os.path.join(cdi_dir, "nvidia.yaml"), "yaml")
 
     runc, busybox = shutil.which("runc"), _busybox()
@@ -212,7 +275,9 @@ def _demo(tmp: str, t0: float) -> int:
             print("[4] container run by plain runc on a config.json injected by `gpuctk cdi inject`:")
             output = r.stdout
         else:
-            print(f"[4] the container did not run ({r.stderr.strip().splitlines()[-1:] or ['?']}); injected OCI diff:")
+            print(
+                f"[4] the container did not run ({r.stderr.strip().splitlines()[-1:] or ['?']}); injected OCI diff:"
+            )
             _oci_diff(config, injected)
             return _done(t0)
     for line in output.rstrip().splitlines():
@@ -234,17 +299,25 @@ def _via_shim(node: Any, bundle: str, hook: str | None, hooks_ok: bool) -> str |
 def _shim_once(shim: str, node: Any, bundle: str, hook: str | None, hooks_ok: bool) -> str | None:
     conf = os.path.join(os.path.dirname(bundle), "config.toml")
     with open(conf, "w") as f:
-        f.write(f'[nvidia-container-cli]\nroot = "{node.root}"\n\n[nvidia-container-runtime]\nmode = "jit-cdi"\n'
-                f'runtimes = ["runc"]\n\n[nvidia-container-runtime.modes.jit-cdi]\n'
-                f'nvcdi-feature-flags = ["no-additional-gids-for-device-nodes"]\n'
-                + ('nvcdi-disable-hooks = ["all"]\n' if not hooks_ok else "")
-                + f'\n[nvidia-ctk]\npath = "{hook or "gpuctk-hook"}"\n')
-    env = dict(os.environ, NVIDIA_CTK_CONFIG_FILE_PATH=conf, GPUCTK_INVENTORY=node.inventory_path,
-               GPUCTK_JIT_CACHE_DIR=os.path.join(os.path.dirname(bundle), "jit-cache"))
+        f.write(
+            f'[nvidia-container-cli]\nroot = "{node.root}"\n\n[nvidia-container-runtime]\nmode = "jit-cdi"\n'
+            f'runtimes = ["runc"]\n\n[nvidia-container-runtime.modes.jit-cdi]\n'
+            f'nvcdi-feature-flags = ["no-additional-gids-for-device-nodes"]\n'
+            + ('nvcdi-disable-hooks = ["all"]\n' if not hooks_ok else "")
+            + f'\n[nvidia-ctk]\npath = "{hook or "gpuctk-hook"}"\n'
+        )
+    env = dict(
+        os.environ,
+        NVIDIA_CTK_CONFIG_FILE_PATH=conf,
+        GPUCTK_INVENTORY=node.inventory_path,
+        GPUCTK_JIT_CACHE_DIR=os.path.join(os.path.dirname(bundle), "jit-cache"),
+    )
     r = _run([shim], bundle, f"gpuctk-demo-{os.getpid()}-{'h' if hooks_ok else 'a'}", env)
     if r.returncode == 0 and "GPU 0:" in r.stdout:
-        print("[4] container run through gpuctk-runtime (jit-cdi, NVIDIA_VISIBLE_DEVICES=all"
-              + (", with gpuctk-hook hooks):" if hooks_ok else ", hooks left out):"))
+        print(
+            "[4] container run through gpuctk-runtime (jit-cdi, NVIDIA_VISIBLE_DEVICES=all"
+            + (", with gpuctk-hook hooks):" if hooks_ok else ", hooks left out):")
+        )
         return r.stdout
     last = (r.stderr.strip().splitlines() or ["no output"])[-1]
     nxt = "retrying without hooks" if hooks_ok else "falling back to `gpuctk cdi inject` + runc"

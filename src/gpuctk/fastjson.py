@@ -34,7 +34,9 @@ class _Context:
 
     __slots__ = ("object_hook", "object_pairs_hook", "parse_constant", "parse_float", "parse_int", "strict")
 
-    def __init__(self, object_pairs_hook: Callable[..., Any] | None, parse_constant: Callable[[str], Any] | None):
+    def __init__(
+        self, object_pairs_hook: Callable[..., Any] | None, parse_constant: Callable[[str], Any] | None
+    ):
         self.strict = True
         self.object_hook = None
         self.object_pairs_hook = object_pairs_hook
@@ -46,15 +48,22 @@ class _Context:
 _default_scanner: Callable[[str, int], tuple[Any, int]] | None = None
 
 
-def _slow_loads(data: str | bytes, object_pairs_hook: Callable[..., Any] | None,
-                parse_constant: Callable[[str], Any] | None) -> Any:
+def _slow_loads(
+    data: str | bytes,
+    object_pairs_hook: Callable[..., Any] | None,
+    parse_constant: Callable[[str], Any] | None,
+) -> Any:
     import json
 
     return json.loads(data, object_pairs_hook=object_pairs_hook, parse_constant=parse_constant)
 
 
-def loads(data: str | bytes, *, object_pairs_hook: Callable[..., Any] | None = None,
-          parse_constant: Callable[[str], Any] | None = None) -> Any:
+def loads(
+    data: str | bytes,
+    *,
+    object_pairs_hook: Callable[..., Any] | None = None,
+    parse_constant: Callable[[str], Any] | None = None,
+) -> Any:
     """``json.loads(data, object_pairs_hook=…, parse_constant=…)``: same result, same errors."""
     global _default_scanner
     if _c is None:

@@ -12,23 +12,29 @@ from gpuctk.cdi.annotations import (
 )
 
 
-@pytest.mark.parametrize(("plugin", "device", "key"), [
-    ("vendor.class", "device", "cdi.k8s.io/vendor.class_device"),
-    ("v-e.n_d.or.cl-as_s", "d-e/v/i/c-e", "cdi.k8s.io/v-e.n_d.or.cl-as_s_d-e_v_i_c-e"),
-])
+@pytest.mark.parametrize(
+    ("plugin", "device", "key"),
+    [
+        ("vendor.class", "device", "cdi.k8s.io/vendor.class_device"),
+        ("v-e.n_d.or.cl-as_s", "d-e/v/i/c-e", "cdi.k8s.io/v-e.n_d.or.cl-as_s_d-e_v_i_c-e"),
+    ],
+)
 def test_annotation_key(plugin, device, key):
     assert annotation_key(plugin, device) == key
 
 
-@pytest.mark.parametrize(("plugin", "device", "message"), [
-    ("", "device", "invalid plugin name, empty"),
-    ("vendor.class", "", "invalid deviceID, empty"),
-    ("_vendor.class", "device", "first '_' should be alphanumeric"),
-    ("vendor.class", "device_", "last '_' should be alphanumeric"),
-    ("ven.dor-cl+ass", "device", "invalid character '+'"),
-    ("vendor.class", "dev+ice", "invalid character '+'"),
-    ("a" * 57, "device", "too long"),
-])
+@pytest.mark.parametrize(
+    ("plugin", "device", "message"),
+    [
+        ("", "device", "invalid plugin name, empty"),
+        ("vendor.class", "", "invalid deviceID, empty"),
+        ("_vendor.class", "device", "first '_' should be alphanumeric"),
+        ("vendor.class", "device_", "last '_' should be alphanumeric"),
+        ("ven.dor-cl+ass", "device", "invalid character '+'"),
+        ("vendor.class", "dev+ice", "invalid character '+'"),
+        ("a" * 57, "device", "too long"),
+    ],
+)
 def test_invalid_annotation_key(plugin, device, message):
     with pytest.raises(CDIError) as exc:
         annotation_key(plugin, device)
@@ -39,8 +45,10 @@ def test_update_annotations():
     devices = [f"vendor.com/class=device{i}" for i in (1, 2, 3)]
     orig = {"other": "x"}
     out = update_annotations(orig, "vendor.class", "device", devices)
-    assert out == {"other": "x", "cdi.k8s.io/vendor.class_device":
-                   "vendor.com/class=device1,vendor.com/class=device2,vendor.com/class=device3"}
+    assert out == {
+        "other": "x",
+        "cdi.k8s.io/vendor.class_device": "vendor.com/class=device1,vendor.com/class=device2,vendor.com/class=device3",
+    }
     assert orig == {"other": "x"}
     assert update_annotations(None, "p", "d", devices[:1]) == {"cdi.k8s.io/p_d": devices[0]}
     with pytest.raises(CDIError, match=r'key "cdi\.k8s\.io/vendor\.class_device" used'):
@@ -76,7 +84,11 @@ def test_parse_annotations_invalid(value):
 def test_merge_cri_and_annotations():
     ann = {"cdi.k8s.io/a": "v.com/c=1,v.com/c=2", "cdi.k8s.io/b": "v.com/c=3,v.com/c=1"}
     assert merge_device_requests(["v.com/c=2", "v.com/c=9", "v.com/c=2"], ann) == [
-        "v.com/c=2", "v.com/c=9", "v.com/c=1", "v.com/c=3"]
+        "v.com/c=2",
+        "v.com/c=9",
+        "v.com/c=1",
+        "v.com/c=3",
+    ]
     assert merge_device_requests(None, None) == []
     with pytest.raises(CDIError, match="failed to parse CDI device annotations"):
         merge_device_requests([], {"cdi.k8s.io/a": "bad"})

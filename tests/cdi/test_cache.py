@@ -11,9 +11,14 @@ from gpuctk.cdi import Registry, cache
 
 
 def spec(kind="vendor.com/gpu", names=("0", "1"), env="X=1"):
-    return json.dumps({"cdiVersion": "0.5.0", "kind": kind,
-                       "devices": [{"name": n, "containerEdits": {"env": [f"DEV_{n}=1"]}} for n in names],
-                       "containerEdits": {"env": [env]}})
+    return json.dumps(
+        {
+            "cdiVersion": "0.5.0",
+            "kind": kind,
+            "devices": [{"name": n, "containerEdits": {"env": [f"DEV_{n}=1"]}} for n in names],
+            "containerEdits": {"env": [env]},
+        }
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +34,9 @@ def setup(tmp_path, monkeypatch):
     etc.mkdir()
     run.mkdir()
     (etc / "a.json").write_text(spec())
-    (run / "b.yaml").write_text("cdiVersion: 0.5.0\nkind: other.com/x\ndevices:\n- name: d\n  containerEdits:\n"
-                                "    env: [Y=2]\n")
+    (run / "b.yaml").write_text(
+        "cdiVersion: 0.5.0\nkind: other.com/x\ndevices:\n- name: d\n  containerEdits:\n    env: [Y=2]\n"
+    )
     (run / "bad.json").write_text("{not json")
     return [str(etc), str(run)], cdir
 
@@ -63,7 +69,11 @@ def test_hit_does_not_read_spec_files(setup, monkeypatch):
         raise AssertionError("spec file parsed despite a valid cache")
 
     monkeypatch.setattr(registry, "load_spec", boom)
-    assert Registry(dirs, cache=True).list_devices() == ["other.com/x=d", "vendor.com/gpu=0", "vendor.com/gpu=1"]
+    assert Registry(dirs, cache=True).list_devices() == [
+        "other.com/x=d",
+        "vendor.com/gpu=0",
+        "vendor.com/gpu=1",
+    ]
 
 
 @pytest.mark.parametrize("change", ["rewrite", "add", "remove", "chmod"])
@@ -133,10 +143,14 @@ def test_cached_yaml_spec_does_not_import_yaml(setup):
     """A YAML spec served from the cache keeps the runtime's create path stdlib-only."""
     dirs, _ = setup
     Registry(dirs, cache=True)
-    code = ("import sys\nstart = set(sys.modules)\nfrom gpuctk.cdi.registry import Registry\n"
-            f"r = Registry({dirs!r}, cache=True)\nassert 'other.com/x=d' in r.list_devices()\n"
-            "print(sorted(m for m in set(sys.modules) - start if m.split('.')[0] in ('yaml', 'json', 're')))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    code = (
+        "import sys\nstart = set(sys.modules)\nfrom gpuctk.cdi.registry import Registry\n"
+        f"r = Registry({dirs!r}, cache=True)\nassert 'other.com/x=d' in r.list_devices()\n"
+        "print(sorted(m for m in set(sys.modules) - start if m.split('.')[0] in ('yaml', 'json', 're')))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
 

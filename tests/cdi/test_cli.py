@@ -17,8 +17,9 @@ VECTORS = os.path.join(DATA, "vectors")
 
 
 def gpuctk(*args, stdin=None):
-    p = subprocess.run([venv_script("gpuctk"), "cdi", *args], capture_output=True, text=True, input=stdin,
-                       timeout=60)
+    p = subprocess.run(
+        [venv_script("gpuctk"), "cdi", *args], capture_output=True, text=True, input=stdin, timeout=60
+    )
     assert "Traceback" not in p.stderr and "Traceback" not in p.stdout, p.stderr
     assert "internal error" not in p.stderr, p.stderr
     return p
@@ -45,7 +46,7 @@ def test_validate_rejects_invalid_vectors(path):
     with open(path, "rb") as f:
         first = f.readline().decode()
     if first.startswith("# expect: "):  # the vector names the message it must produce
-        assert first[len("# expect: "):].strip() in p.stdout
+        assert first[len("# expect: ") :].strip() in p.stdout
 
 
 def test_validate_min_version_matches_vectors():
@@ -83,10 +84,16 @@ def test_bad_input_one_clear_line(tmp_path):
     cases = {
         "malformed.yaml": ("cdiVersion: [\n", "YAML"),
         "malformed.json": ('{"cdiVersion": ', "JSON"),
-        "types.yaml": ("cdiVersion: 0.3.0\nkind: v.com/d\ndevices: [{name: d, containerEdits: {deviceNodes: "
-                       "[{path: /dev/x, major: abc}]}}]\n", "major: expected an integer"),
-        "relative.yaml": ("cdiVersion: 0.3.0\nkind: v.com/d\ndevices: [{name: d, containerEdits: {mounts: "
-                          "[{hostPath: /a, containerPath: rel}]}}]\n", "not absolute"),
+        "types.yaml": (
+            "cdiVersion: 0.3.0\nkind: v.com/d\ndevices: [{name: d, containerEdits: {deviceNodes: "
+            "[{path: /dev/x, major: abc}]}}]\n",
+            "major: expected an integer",
+        ),
+        "relative.yaml": (
+            "cdiVersion: 0.3.0\nkind: v.com/d\ndevices: [{name: d, containerEdits: {mounts: "
+            "[{hostPath: /a, containerPath: rel}]}}]\n",
+            "not absolute",
+        ),
     }
     for name, (content, needle) in cases.items():
         (tmp_path / name).write_text(content)
@@ -127,7 +134,8 @@ def test_usage_errors_exit_2(tmp_path):
 def write_example_dirs(tmp_path):
     etc = tmp_path / "etc"
     etc.mkdir()
-    (etc / "vendor.yaml").write_text(textwrap.dedent("""\
+    (etc / "vendor.yaml").write_text(
+        textwrap.dedent("""\
         cdiVersion: 0.3.0
         kind: vendor.com/device
         containerEdits:
@@ -140,7 +148,8 @@ def write_example_dirs(tmp_path):
           - name: dev2
             containerEdits:
               env: [DEV2=1]
-        """))
+        """)
+    )
     (etc / "broken.yaml").write_text("kind: [\n")
     return etc
 
@@ -163,8 +172,14 @@ def test_inject_stdout_in_place_and_unresolvable(tmp_path):
     config = tmp_path / "config.json"
     original = {"ociVersion": "1.0.2", "process": {"env": ["PATH=/bin"]}, "x-unknown": {"kept": True}}
     config.write_text(json.dumps(original))
-    p = gpuctk("inject", "--spec-dir", str(etc), "--device", "vendor.com/device=dev1,vendor.com/device=dev2",
-               str(config))
+    p = gpuctk(
+        "inject",
+        "--spec-dir",
+        str(etc),
+        "--device",
+        "vendor.com/device=dev1,vendor.com/device=dev2",
+        str(config),
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["process"]["env"] == ["PATH=/bin", "GLOBAL=1", "DEV1=1", "DEV2=1"]
@@ -172,26 +187,46 @@ def test_inject_stdout_in_place_and_unresolvable(tmp_path):
     assert out["x-unknown"] == {"kept": True}
     assert json.loads(config.read_text()) == original  # stdout mode leaves the file alone
 
-    p = gpuctk("inject", "--spec-dir", str(etc), "--device", "vendor.com/device=dev9", "--device",
-               "vendor.com/device=dev1", "--in-place", str(config))
+    p = gpuctk(
+        "inject",
+        "--spec-dir",
+        str(etc),
+        "--device",
+        "vendor.com/device=dev9",
+        "--device",
+        "vendor.com/device=dev1",
+        "--in-place",
+        str(config),
+    )
     assert p.returncode == 1
     assert "gpuctk: error: unresolvable CDI devices vendor.com/device=dev9" in p.stderr
     assert "Traceback" not in p.stderr
     assert json.loads(config.read_text()) == original  # nothing applied
 
     os.chmod(config, 0o640)
-    p = gpuctk("inject", "--spec-dir", str(etc), "--device", "vendor.com/device=dev2", "--in-place", str(config))
+    p = gpuctk(
+        "inject", "--spec-dir", str(etc), "--device", "vendor.com/device=dev2", "--in-place", str(config)
+    )
     assert p.returncode == 0 and p.stdout == ""
     assert json.loads(config.read_text())["process"]["env"] == ["PATH=/bin", "GLOBAL=1", "DEV2=1"]
     assert os.stat(config).st_mode & 0o777 == 0o640
 
-    p = gpuctk("inject", "--spec-dir", str(etc), "--device", "vendor.com/device=dev2", "-",
-               stdin=json.dumps(original))
+    p = gpuctk(
+        "inject",
+        "--spec-dir",
+        str(etc),
+        "--device",
+        "vendor.com/device=dev2",
+        "-",
+        stdin=json.dumps(original),
+    )
     assert json.loads(p.stdout)["process"]["env"][-1] == "DEV2=1"
 
 
-@pytest.mark.parametrize(("content", "needle"), [
-    (None, "No such file"), ("{not json", "invalid JSON"), ("[1, 2]", "must be a JSON object")])
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(None, "No such file"), ("{not json", "invalid JSON"), ("[1, 2]", "must be a JSON object")],
+)
 def test_inject_bad_config(tmp_path, content, needle):
     etc = write_example_dirs(tmp_path)
     config = tmp_path / "config.json"
@@ -205,8 +240,17 @@ def test_import_and_json_load_are_stdlib_only(tmp_path):
     """`import gpuctk.cdi` plus loading, resolving and injecting JSON specs pulls no third-party module."""
     etc = tmp_path / "etc"
     etc.mkdir()
-    (etc / "v.json").write_text(json.dumps({"cdiVersion": "0.3.0", "kind": "v.com/d", "devices": [
-        {"name": "d", "containerEdits": {"env": ["A=1"], "deviceNodes": [{"path": "/dev/null"}]}}]}))
+    (etc / "v.json").write_text(
+        json.dumps(
+            {
+                "cdiVersion": "0.3.0",
+                "kind": "v.com/d",
+                "devices": [
+                    {"name": "d", "containerEdits": {"env": ["A=1"], "deviceNodes": [{"path": "/dev/null"}]}}
+                ],
+            }
+        )
+    )
     code = textwrap.dedent(f"""
         import sys
         before = set(sys.modules)

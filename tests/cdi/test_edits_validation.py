@@ -36,8 +36,10 @@ INVALID = [
     ({"mounts": [{"hostPath": "/a", "containerPath": ""}]}, "invalid mount, empty container path"),
     ({"hooks": [{"hookName": "prestart"}]}, 'invalid hook "prestart" with empty path'),
     ({"hooks": [{"hookName": "misCreateRuntime", "path": "/h"}]}, 'invalid hook name "misCreateRuntime"'),
-    ({"hooks": [{"hookName": "prestart", "path": "/h", "env": ["=value2"]}]},
-     'invalid hook "prestart": invalid environment variable "=value2"'),
+    (
+        {"hooks": [{"hookName": "prestart", "path": "/h", "env": ["=value2"]}]},
+        'invalid hook "prestart": invalid environment variable "=value2"',
+    ),
     ({"intelRdt": {"closID": "foo/bar"}}, "invalid ClosID"),
     ({"intelRdt": {"closID": "."}}, "invalid ClosID"),
     ({"intelRdt": {"closID": ".."}}, "invalid ClosID"),
@@ -45,15 +47,28 @@ INVALID = [
     ({"intelRdt": {"closID": "a" * 4096}}, "invalid ClosID"),
     ({"netDevices": [{"hostInterfaceName": "", "name": "n"}]}, "empty HostInterfaceName"),
     ({"netDevices": [{"hostInterfaceName": "h", "name": ""}]}, "empty Name"),
-    ({"netDevices": [{"hostInterfaceName": "eno1", "name": "a"}, {"hostInterfaceName": "eno1", "name": "b"}]},
-     'duplicate HostInterfaceName "eno1"'),
-    ({"netDevices": [{"hostInterfaceName": "e1", "name": "a"}, {"hostInterfaceName": "e2", "name": "a"}]},
-     'duplicate Name "a"'),
+    (
+        {
+            "netDevices": [
+                {"hostInterfaceName": "eno1", "name": "a"},
+                {"hostInterfaceName": "eno1", "name": "b"},
+            ]
+        },
+        'duplicate HostInterfaceName "eno1"',
+    ),
+    (
+        {"netDevices": [{"hostInterfaceName": "e1", "name": "a"}, {"hostInterfaceName": "e2", "name": "a"}]},
+        'duplicate Name "a"',
+    ),
 ]
 
 
 def doc(edits, name="dev"):
-    return {"cdiVersion": "1.1.0", "kind": "vendor.com/device", "devices": [{"name": name, "containerEdits": edits}]}
+    return {
+        "cdiVersion": "1.1.0",
+        "kind": "vendor.com/device",
+        "devices": [{"name": name, "containerEdits": edits}],
+    }
 
 
 @pytest.mark.parametrize("edits", VALID)
@@ -74,20 +89,24 @@ def test_invalid_edits(edits, message):
 
 def test_invalid_device_name():
     assert validate_spec_dict(doc({"env": ["A=1"]}, name="a dev ice")) == [
-        "devices[0].name: invalid character ' ' in device name \"a dev ice\""]
+        "devices[0].name: invalid character ' ' in device name \"a dev ice\""
+    ]
 
 
-@pytest.mark.parametrize(("annotations", "ok"), [
-    ({"example.com/key": "v"}, True),
-    ({"key": ""}, True),
-    ({"Example.COM/Key_1.x": "v"}, True),  # lower-cased before the check, like upstream
-    ({"-bad": "v"}, False),
-    ({"a/b/c": "v"}, False),
-    ({"/x": "v"}, False),
-    ({"bad_prefix!/x": "v"}, False),
-    ({"k" * 64: "v"}, False),
-    ({"k": "v" * (256 * 1024)}, False),
-])
+@pytest.mark.parametrize(
+    ("annotations", "ok"),
+    [
+        ({"example.com/key": "v"}, True),
+        ({"key": ""}, True),
+        ({"Example.COM/Key_1.x": "v"}, True),  # lower-cased before the check, like upstream
+        ({"-bad": "v"}, False),
+        ({"a/b/c": "v"}, False),
+        ({"/x": "v"}, False),
+        ({"bad_prefix!/x": "v"}, False),
+        ({"k" * 64: "v"}, False),
+        ({"k": "v" * (256 * 1024)}, False),
+    ],
+)
 def test_annotation_keys(annotations, ok):
     d = doc({"env": ["A=1"]})
     d["annotations"] = annotations

@@ -10,7 +10,10 @@ VALID = [
     ("vendor.com/class=0", ("vendor.com", "class", "0")),  # N3
     ("vendor1.com/class.subclass=dev1", ("vendor1.com", "class.subclass", "dev1")),  # N4
     ("other-vendor1.com/class_1=dev_1", ("other-vendor1.com", "class_1", "dev_1")),  # N5
-    ("yet_another-vendor2.com/c-lass_2=dev_1:2.3", ("yet_another-vendor2.com", "c-lass_2", "dev_1:2.3")),  # N6
+    (
+        "yet_another-vendor2.com/c-lass_2=dev_1:2.3",
+        ("yet_another-vendor2.com", "c-lass_2", "dev_1:2.3"),
+    ),  # N6
     ("vendor.com/class=1dev", ("vendor.com", "class", "1dev")),  # N19
     ("VENDOR.COM/CLASS=DEV", ("VENDOR.COM", "CLASS", "DEV")),  # N23
     ("v..x/c=d", ("v..x", "c", "d")),  # N24
@@ -22,8 +25,16 @@ INVALID = [
     ("invalid2.com-/class=dev", ("invalid2.com-", "class", "dev"), "should end with a letter or digit"),  # N8
     ("invalid3.com/_class=dev", ("invalid3.com", "_class", "dev"), "invalid class"),  # N9
     ("invalid4.com/class_=dev", ("invalid4.com", "class_", "dev"), "invalid class"),  # N10
-    ("invalid5.com/class=-dev", ("invalid5.com", "class", "-dev"), "should start with a letter or digit"),  # N11
-    ("invalid6.com/class=dev:", ("invalid6.com", "class", "dev:"), "should end with a letter or digit"),  # N12
+    (
+        "invalid5.com/class=-dev",
+        ("invalid5.com", "class", "-dev"),
+        "should start with a letter or digit",
+    ),  # N11
+    (
+        "invalid6.com/class=dev:",
+        ("invalid6.com", "class", "dev:"),
+        "should end with a letter or digit",
+    ),  # N12
     ("*.com/*dev=*gpu*", ("*.com", "*dev", "*gpu*"), "invalid vendor"),  # N13
     ("1vendor.com/class=dev", ("1vendor.com", "class", "dev"), "should start with letter"),  # N17
     ("vendor.com/1class=dev", ("vendor.com", "1class", "dev"), "invalid class"),  # N18
@@ -69,22 +80,28 @@ def test_unqualified_names(name):
     assert str(exc.value) == f'unqualified device "{name}", missing vendor'
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("", "invalid (empty) device name"),
-    ("-dev", 'invalid class "-dev", should start with a letter or digit'),  # sic, as the reference
-    ("a dev ice", "invalid character ' ' in device name \"a dev ice\""),
-    ("dev-", 'invalid name "dev-", should end with a letter or digit'),
-    ("x", None),
-    ("0", None),
-    ("a:b", None),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "invalid (empty) device name"),
+        ("-dev", 'invalid class "-dev", should start with a letter or digit'),  # sic, as the reference
+        ("a dev ice", "invalid character ' ' in device name \"a dev ice\""),
+        ("dev-", 'invalid name "dev-", should end with a letter or digit'),
+        ("x", None),
+        ("0", None),
+        ("a:b", None),
+    ],
+)
 def test_device_name_messages(name, message):
     assert names.device_name_error(name) == message
 
 
-@pytest.mark.parametrize(("kind", "message"), [
-    ("vendor1.comdevice", None),  # no "/": parse_qualifier gives empty vendor
-])
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("vendor1.comdevice", None),  # no "/": parse_qualifier gives empty vendor
+    ],
+)
 def test_kind_without_slash_has_empty_vendor(kind, message):
     assert names.parse_qualifier(kind) == ("", "")
     assert names.vendor_error("") == "invalid vendor. empty name"

@@ -17,39 +17,86 @@ EXAMPLES = int(os.environ.get("GPUCTK_HYPOTHESIS_EXAMPLES", "60"))  # raise for 
 text = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=12)
 ident = st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True)
 abs_path = st.lists(ident, min_size=1, max_size=4).map(lambda p: "/" + "/".join(p))
-env = st.tuples(st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True), text).map(lambda kv: f"{kv[0]}={kv[1]}")
+env = st.tuples(st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True), text).map(
+    lambda kv: f"{kv[0]}={kv[1]}"
+)
 u32 = st.integers(0, 2**32 - 1)
 
 node = st.fixed_dictionaries(
     {"path": abs_path},
-    optional={"hostPath": abs_path, "type": st.sampled_from(["b", "c", "u", "p"]), "major": st.integers(1, 4095),
-              "minor": st.integers(0, 2**20), "fileMode": st.integers(0, 0o7777),
-              "permissions": st.sampled_from(["r", "rw", "rwm", "none", "mw"]), "uid": u32, "gid": u32})
-mount = st.fixed_dictionaries({"hostPath": abs_path, "containerPath": abs_path},
-                              optional={"options": st.lists(text, max_size=3), "type": st.sampled_from(["bind", "tmpfs"])})
-hook = st.fixed_dictionaries({"hookName": st.sampled_from(["prestart", "createRuntime", "createContainer",
-                                                             "startContainer", "poststart", "poststop"]),
-                              "path": abs_path},
-                             optional={"args": st.lists(text, max_size=3), "env": st.lists(env, max_size=2),
-                                       "timeout": st.integers(-5, 100)})
-rdt = st.fixed_dictionaries({}, optional={"closID": ident, "l3CacheSchema": text, "memBwSchema": text,
-                                          "schemata": st.lists(text, max_size=2), "enableMonitoring": st.booleans()})
-edits = st.fixed_dictionaries({}, optional={
-    "env": st.lists(env, max_size=3), "deviceNodes": st.lists(node, max_size=2),
-    "netDevices": st.lists(st.fixed_dictionaries({"hostInterfaceName": ident, "name": ident}), max_size=1),
-    "hooks": st.lists(hook, max_size=2), "mounts": st.lists(mount, max_size=3), "intelRdt": rdt,
-    "additionalGids": st.lists(u32, max_size=3)})
+    optional={
+        "hostPath": abs_path,
+        "type": st.sampled_from(["b", "c", "u", "p"]),
+        "major": st.integers(1, 4095),
+        "minor": st.integers(0, 2**20),
+        "fileMode": st.integers(0, 0o7777),
+        "permissions": st.sampled_from(["r", "rw", "rwm", "none", "mw"]),
+        "uid": u32,
+        "gid": u32,
+    },
+)
+mount = st.fixed_dictionaries(
+    {"hostPath": abs_path, "containerPath": abs_path},
+    optional={"options": st.lists(text, max_size=3), "type": st.sampled_from(["bind", "tmpfs"])},
+)
+hook = st.fixed_dictionaries(
+    {
+        "hookName": st.sampled_from(
+            ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+        ),
+        "path": abs_path,
+    },
+    optional={
+        "args": st.lists(text, max_size=3),
+        "env": st.lists(env, max_size=2),
+        "timeout": st.integers(-5, 100),
+    },
+)
+rdt = st.fixed_dictionaries(
+    {},
+    optional={
+        "closID": ident,
+        "l3CacheSchema": text,
+        "memBwSchema": text,
+        "schemata": st.lists(text, max_size=2),
+        "enableMonitoring": st.booleans(),
+    },
+)
+edits = st.fixed_dictionaries(
+    {},
+    optional={
+        "env": st.lists(env, max_size=3),
+        "deviceNodes": st.lists(node, max_size=2),
+        "netDevices": st.lists(
+            st.fixed_dictionaries({"hostInterfaceName": ident, "name": ident}), max_size=1
+        ),
+        "hooks": st.lists(hook, max_size=2),
+        "mounts": st.lists(mount, max_size=3),
+        "intelRdt": rdt,
+        "additionalGids": st.lists(u32, max_size=3),
+    },
+)
 nonempty_edits = edits.filter(lambda e: any(e.values()) or "intelRdt" in e)
-annotations = st.dictionaries(st.from_regex(r"[a-z]{1,5}(\.[a-z]{1,3})?/[a-z][a-z0-9]{0,5}", fullmatch=True), text,
-                              max_size=2)
+annotations = st.dictionaries(
+    st.from_regex(r"[a-z]{1,5}(\.[a-z]{1,3})?/[a-z][a-z0-9]{0,5}", fullmatch=True), text, max_size=2
+)
 
 
 @st.composite
 def spec_docs(draw):
-    names = draw(st.lists(st.from_regex(r"[a-z0-9][a-z0-9:._-]{0,5}[a-z0-9]", fullmatch=True),
-                          min_size=1, max_size=3, unique=True))
-    doc = {"cdiVersion": "1.1.0", "kind": draw(st.sampled_from(["vendor.com/gpu", "a.b/c.d", "x/y"])),
-           "devices": [{"name": n, "containerEdits": draw(nonempty_edits)} for n in names]}
+    names = draw(
+        st.lists(
+            st.from_regex(r"[a-z0-9][a-z0-9:._-]{0,5}[a-z0-9]", fullmatch=True),
+            min_size=1,
+            max_size=3,
+            unique=True,
+        )
+    )
+    doc = {
+        "cdiVersion": "1.1.0",
+        "kind": draw(st.sampled_from(["vendor.com/gpu", "a.b/c.d", "x/y"])),
+        "devices": [{"name": n, "containerEdits": draw(nonempty_edits)} for n in names],
+    }
     if draw(st.booleans()):
         doc["annotations"] = draw(annotations)
     if draw(st.booleans()):
@@ -60,7 +107,9 @@ def spec_docs(draw):
 def _valid(doc):
     for e in [doc.get("containerEdits") or {}] + [d["containerEdits"] for d in doc["devices"]]:
         nets = e.get("netDevices") or []
-        if len({n["hostInterfaceName"] for n in nets}) != len(nets) or len({n["name"] for n in nets}) != len(nets):
+        if len({n["hostInterfaceName"] for n in nets}) != len(nets) or len({n["name"] for n in nets}) != len(
+            nets
+        ):
             return False
     return True
 
@@ -98,8 +147,12 @@ def test_apply_twice_is_apply_once(doc, data):
     doc = {**doc, "cdiVersion": "1.1.0"}
     reg = Registry(spec_dirs=[], specs=[Spec.from_dict(doc)])
     name = reg.list_devices()[data.draw(st.integers(0, len(reg.list_devices()) - 1))]
-    base = {"ociVersion": "1.0.2", "process": {"env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}},
-            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}], "x-extra": {"keep": [1]}}
+    base = {
+        "ociVersion": "1.0.2",
+        "process": {"env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "x-extra": {"keep": [1]},
+    }
     once = copy.deepcopy(base)
     reg.inject_devices(once, [name])
     twice = copy.deepcopy(once)

@@ -88,8 +88,14 @@ def test_c7_priority_updates(dirs):
 
 def test_c8_vendors_and_classes(dirs):
     etc, run = dirs
-    for i, (v, c) in enumerate([("vendor1.com", "device"), ("vendor2.com", "other-device"),
-                                ("vendor3.com", "another-device"), ("vendor1.com", "yet-another-device")]):
+    for i, (v, c) in enumerate(
+        [
+            ("vendor1.com", "device"),
+            ("vendor2.com", "other-device"),
+            ("vendor3.com", "another-device"),
+            ("vendor1.com", "yet-another-device"),
+        ]
+    ):
         write(etc, f"s{i}.yaml", spec_yaml(f"{v}/{c}", "dev1"))
     reg = Registry([str(etc), str(run)])
     assert reg.list_vendors() == ["vendor1.com", "vendor2.com", "vendor3.com"]
@@ -114,7 +120,11 @@ def test_c12_conflict_in_lower_dir_stays_deleted(dirs):
 
 def test_scan_rules(dirs, tmp_path):
     etc, _run = dirs
-    write(etc, "a.json", '{"cdiVersion":"0.3.0","kind":"j.com/d","devices":[{"name":"x","containerEdits":{"env":["A=1"]}}]}')
+    write(
+        etc,
+        "a.json",
+        '{"cdiVersion":"0.3.0","kind":"j.com/d","devices":[{"name":"x","containerEdits":{"env":["A=1"]}}]}',
+    )
     write(etc, "b.yml", spec_yaml("yml.com/device", "dev1"))  # .yml ignored, like the reference
     write(etc, "c.JSON", spec_yaml("upper.com/device", "dev1"))
     write(etc, "d.yaml.tmp", spec_yaml("tmp.com/device", "dev1"))
@@ -174,8 +184,11 @@ def test_c9_write_spec_invalid_nothing_written(dirs):
 
     etc, run = dirs
     reg = Registry([str(etc), str(run)])
-    bad_kind = {"cdiVersion": "0.3.0", "kind": "vendor1.comdevice",
-                "devices": [{"name": "d", "containerEdits": {"env": ["A=1"]}}]}
+    bad_kind = {
+        "cdiVersion": "0.3.0",
+        "kind": "vendor1.comdevice",
+        "devices": [{"name": "d", "containerEdits": {"env": ["A=1"]}}],
+    }
     no_devices = {"cdiVersion": "0.3.0", "kind": "vendor1.com/device", "devices": []}
     for doc in (bad_kind, no_devices):
         with pytest.raises(CDIError):
@@ -209,5 +222,8 @@ def test_c10_transient_spec(dirs):
 
 
 def spec_yaml_doc(kind, *devs):
-    return {"cdiVersion": "0.3.0", "kind": kind,
-            "devices": [{"name": d, "containerEdits": {"env": [f"SRC_{d.upper()}=x"]}} for d in devs]}
+    return {
+        "cdiVersion": "0.3.0",
+        "kind": kind,
+        "devices": [{"name": d, "containerEdits": {"env": [f"SRC_{d.upper()}=x"]}} for d in devs],
+    }

@@ -15,15 +15,34 @@ UPDATE = os.environ.get("GPUCTK_UPDATE_GOLDEN") == "1"
 DOC = {
     "cdiVersion": "1.1.0",
     "kind": "example.com/gpu",
-    "containerEdits": {"env": ["NVIDIA_VISIBLE_DEVICES=void"],
-                       "hooks": [{"hookName": "createContainer", "path": "/usr/bin/hook", "args": ["hook", "x"]}]},
+    "containerEdits": {
+        "env": ["NVIDIA_VISIBLE_DEVICES=void"],
+        "hooks": [{"hookName": "createContainer", "path": "/usr/bin/hook", "args": ["hook", "x"]}],
+    },
     "devices": [
-        {"name": "gpu0", "containerEdits": {
-            "deviceNodes": [{"path": "/dev/gpu0", "hostPath": "/dev/gpu0", "type": "c", "major": 195, "minor": 0,
-                             "fileMode": 438}],
-            "mounts": [{"hostPath": "/usr/lib/libx.so.1", "containerPath": "/usr/lib/libx.so.1",
-                        "options": ["ro", "nosuid", "nodev", "bind"]}],
-            "env": ["ODD=yes", "NUM=0666", "T=1:30", "Y=y"]}},
+        {
+            "name": "gpu0",
+            "containerEdits": {
+                "deviceNodes": [
+                    {
+                        "path": "/dev/gpu0",
+                        "hostPath": "/dev/gpu0",
+                        "type": "c",
+                        "major": 195,
+                        "minor": 0,
+                        "fileMode": 438,
+                    }
+                ],
+                "mounts": [
+                    {
+                        "hostPath": "/usr/lib/libx.so.1",
+                        "containerPath": "/usr/lib/libx.so.1",
+                        "options": ["ro", "nosuid", "nodev", "bind"],
+                    }
+                ],
+                "env": ["ODD=yes", "NUM=0666", "T=1:30", "Y=y"],
+            },
+        },
         {"name": "all", "containerEdits": {"env": ["ALL=1", "y"[:0] + "Q=<&>"]}},
     ],
 }
@@ -58,10 +77,43 @@ def test_write_golden_and_reload(tmp_path, ext):
 
 
 def test_yaml_quotes_what_go_yaml_would_reinterpret(tmp_path):
-    words = ["y", "N", "on", "0o17", "0X1F", "1e5", "+1", ".5", "1_000", "~", "null", "<<", "0b1", "08", "1:30",
-             "true", "", "-", "a: b", "#x", "@x", "'q'"]
-    doc = {"cdiVersion": "0.3.0", "kind": "a.com/b", "devices": [
-        {"name": "d", "containerEdits": {"env": ["A=1"], "hooks": [{"hookName": "prestart", "path": "/h", "args": words}]}}]}
+    words = [
+        "y",
+        "N",
+        "on",
+        "0o17",
+        "0X1F",
+        "1e5",
+        "+1",
+        ".5",
+        "1_000",
+        "~",
+        "null",
+        "<<",
+        "0b1",
+        "08",
+        "1:30",
+        "true",
+        "",
+        "-",
+        "a: b",
+        "#x",
+        "@x",
+        "'q'",
+    ]
+    doc = {
+        "cdiVersion": "0.3.0",
+        "kind": "a.com/b",
+        "devices": [
+            {
+                "name": "d",
+                "containerEdits": {
+                    "env": ["A=1"],
+                    "hooks": [{"hookName": "prestart", "path": "/h", "args": words}],
+                },
+            }
+        ],
+    }
     path = tmp_path / "q.yaml"
     write_spec(doc, str(path))
     assert load_yaml(path.read_text())["devices"][0]["containerEdits"]["hooks"][0]["args"] == words
@@ -84,8 +136,10 @@ def test_invalid_spec_never_written(tmp_path):
     with pytest.raises(CDIError, match="no devices"):
         write_spec({"cdiVersion": "0.3.0", "kind": "vendor.com/device", "devices": []}, str(path))
     with pytest.raises(CDIError, match="invalid vendor"):
-        write_spec({"kind": "vendor1.comdevice", "devices": [{"name": "d", "containerEdits": {"env": ["A=1"]}}]},
-                   str(path))
+        write_spec(
+            {"kind": "vendor1.comdevice", "devices": [{"name": "d", "containerEdits": {"env": ["A=1"]}}]},
+            str(path),
+        )
     assert path.read_text() == "original"
     assert os.listdir(tmp_path) == ["bad.yaml"]  # no temp file left behind
 
@@ -131,8 +185,10 @@ def test_lone_surrogate_is_written_escaped(tmp_path):
     from gpuctk.cdi import load_spec, write_spec
 
     src = tmp_path / "in.json"
-    src.write_text('{"cdiVersion":"0.5.0","kind":"a.com/b","devices":[{"name":"x","containerEdits":'
-                   '{"env":["A=\\ud800","B=\u00e9"]}}]}')
+    src.write_text(
+        '{"cdiVersion":"0.5.0","kind":"a.com/b","devices":[{"name":"x","containerEdits":'
+        '{"env":["A=\\ud800","B=\u00e9"]}}]}'
+    )
     out = tmp_path / "out.json"
     write_spec(load_spec(str(src)), str(out))
     raw = out.read_bytes()

@@ -152,28 +152,37 @@ def test_absent_file_means_defaults(tmp_path):
 
 def test_file_overrides_defaults_and_reports_explicit_keys(tmp_path):
     p = tmp_path / "c.toml"
-    p.write_text('swarm-resource = "DOCKER_RESOURCE_GPUS"\n[nvidia-container-runtime]\ndebug = "/some/log"\n'
-                 '[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["/a"]\n')
+    p.write_text(
+        'swarm-resource = "DOCKER_RESOURCE_GPUS"\n[nvidia-container-runtime]\ndebug = "/some/log"\n'
+        '[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["/a"]\n'
+    )
     cfg, explicit = C.read_config(str(p))
     assert cfg["swarm-resource"] == "DOCKER_RESOURCE_GPUS"
     assert cfg["nvidia-container-runtime"]["debug"] == "/some/log"
     assert cfg["nvidia-container-runtime"]["modes"]["cdi"]["spec-dirs"] == ["/a"]
     assert cfg["nvidia-container-runtime"]["modes"]["cdi"]["default-kind"] == "nvidia.com/gpu"
-    assert explicit == {"swarm-resource", "nvidia-container-runtime.debug", "nvidia-container-runtime.modes.cdi.spec-dirs"}
+    assert explicit == {
+        "swarm-resource",
+        "nvidia-container-runtime.debug",
+        "nvidia-container-runtime.modes.cdi.spec-dirs",
+    }
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ('[nvidia-container-runtime]\nmodez = "cdi"\n', "unknown key 'nvidia-container-runtime.modez'"),
-        ('bogus = 1\n', "unknown key 'bogus'"),
-        ('[nvidia-container-runtime.modes.nope]\nx = 1\n', "unknown key 'nvidia-container-runtime.modes.nope'"),
+        ("bogus = 1\n", "unknown key 'bogus'"),
+        (
+            "[nvidia-container-runtime.modes.nope]\nx = 1\n",
+            "unknown key 'nvidia-container-runtime.modes.nope'",
+        ),
         ('disable-require = "yes"\n', "disable-require: expected a boolean"),
         ('[nvidia-container-runtime]\nruntimes = "runc"\n', "runtimes: expected a list of strings"),
         ('[nvidia-container-cli]\nldconfig = "/sbin/ldconfig"\n', "must start with '@'"),
         ('[nvidia-container-runtime]\nmode = "magic"\n', "nvidia-container-runtime.mode: 'magic'"),
         ('[nvidia-container-runtime]\nsandbox = "kata"\n', "nvidia-container-runtime.sandbox"),
-        ('this is = = not toml', "invalid TOML"),
+        ("this is = = not toml", "invalid TOML"),
     ],
 )
 def test_bad_files_name_file_and_key(tmp_path, text, message):
@@ -187,7 +196,9 @@ def test_bad_files_name_file_and_key(tmp_path, text, message):
 
 def test_ldconfig_from_container_allowed_by_feature(tmp_path):
     p = tmp_path / "c.toml"
-    p.write_text('[nvidia-container-cli]\nldconfig = "/sbin/ldconfig"\n[features]\nallow-ldconfig-from-container = true\n')
+    p.write_text(
+        '[nvidia-container-cli]\nldconfig = "/sbin/ldconfig"\n[features]\nallow-ldconfig-from-container = true\n'
+    )
     assert C.load_config(str(p))["nvidia-container-cli"]["ldconfig"] == "/sbin/ldconfig"
 
 
@@ -217,8 +228,12 @@ def test_parse_set_value_errors():
 
 # ------------------------------------------------------------------ the CLI
 def gpuctk(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gpuctk.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "gpuctk.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_cli_default_and_in_place(tmp_path):
@@ -227,8 +242,18 @@ def test_cli_default_and_in_place(tmp_path):
     assert 'mode = "auto"' in r.stdout
     cfg_file = tmp_path / "config.toml"
     cfg_file.write_text('# my comment\n[nvidia-container-runtime]\nmode = "legacy"\n')
-    r = gpuctk("config", "--config-file", str(cfg_file), "--set", "nvidia-container-runtime.runtimes=crun:runc",
-               "--set-list-separator", ":", "--set", "accept-nvidia-visible-devices-as-volume-mounts", "--in-place")
+    r = gpuctk(
+        "config",
+        "--config-file",
+        str(cfg_file),
+        "--set",
+        "nvidia-container-runtime.runtimes=crun:runc",
+        "--set-list-separator",
+        ":",
+        "--set",
+        "accept-nvidia-visible-devices-as-volume-mounts",
+        "--in-place",
+    )
     assert r.returncode == 0, r.stderr
     data = tomllib.loads(cfg_file.read_text())
     assert data["nvidia-container-runtime"]["mode"] == "legacy"
@@ -238,15 +263,29 @@ def test_cli_default_and_in_place(tmp_path):
 
 def test_cli_output_and_errors(tmp_path):
     out = tmp_path / "out.toml"
-    r = gpuctk("config", "--config-file", str(tmp_path / "none.toml"), "--set", "nvidia-container-runtime.sandbox=gvisor",
-               "--output", str(out))
+    r = gpuctk(
+        "config",
+        "--config-file",
+        str(tmp_path / "none.toml"),
+        "--set",
+        "nvidia-container-runtime.sandbox=gvisor",
+        "--output",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     assert 'sandbox = "gvisor"' in out.read_text()
-    r = gpuctk("config", "--set", "nvidia-container-runtime.nope=1", env={"NVIDIA_CTK_CONFIG_FILE_PATH": str(out)})
+    r = gpuctk(
+        "config", "--set", "nvidia-container-runtime.nope=1", env={"NVIDIA_CTK_CONFIG_FILE_PATH": str(out)}
+    )
     assert r.returncode == 1
     assert "unknown config key 'nvidia-container-runtime.nope'" in r.stderr
     assert "Traceback" not in r.stderr
-    r = gpuctk("config", "--set", "nvidia-container-runtime.sandbox=kata", env={"NVIDIA_CTK_CONFIG_FILE_PATH": str(out)})
+    r = gpuctk(
+        "config",
+        "--set",
+        "nvidia-container-runtime.sandbox=kata",
+        env={"NVIDIA_CTK_CONFIG_FILE_PATH": str(out)},
+    )
     assert r.returncode == 1 and "sandbox" in r.stderr
 
 

@@ -49,7 +49,7 @@ FIXTURES: dict[str, str | bytes] = {
     "snap-missing.yaml": SNAPSHOT + "dev_char: {missing: [{link: 1}]}\n",
     "inventory.json": '{"gpus": 5}\n',
     "nodes.yaml": "kind: List\nitems:\n- kind: Node\n  metadata: {name: n}\n"
-                  "  status: {nodeInfo: {containerRuntimeVersion: [1]}}\n",
+    "  status: {nodeInfo: {containerRuntimeVersion: [1]}}\n",
     # nesting deeper than Python's recursion limit: parsers raise RecursionError, not a decode error
     "deep.json": '{"a": ' + "[" * 100_000 + "]" * 100_000 + ', "NVIDIA_VISIBLE_DEVICES": "all"}\n',
     "deep.toml": "a = " + "[" * 100_000 + "]" * 100_000 + "\n",
@@ -57,108 +57,398 @@ FIXTURES: dict[str, str | bytes] = {
 
 CASES: list[tuple[str, list[str], int, str]] = [
     # cdi inject: the OCI spec's wrong-typed fields are named with the file, before any device lookup
-    ("inject-env-str", ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--spec-dir", "{d}/cdi", "{d}/env-str.json"],
-     1, "{d}/env-str.json: process.env: must be a list, not a string"),
-    ("inject-env-int", ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--spec-dir", "{d}/cdi", "{d}/env-int.json"],
-     1, "{d}/env-int.json: process.env[0]: must be a string, not a number"),
-    ("inject-mounts-int", ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--spec-dir", "{d}/cdi",
-                           "{d}/mounts-int.json"], 1, "{d}/mounts-int.json: mounts[0]: must be an object"),
-    ("inject-list", ["cdi", "inject", "--device", "nvidia.com/gpu=0", "{d}/list.json"],
-     1, "{d}/list.json: an OCI spec must be a JSON object"),
-    ("inject-no-device", ["cdi", "inject", "--device", ",", "{d}/oci.json"], 2, "--device: no device name given"),
-    ("inject-in-place-stdin", ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--in-place", "-"],
-     2, "--in-place needs a file, not stdin"),
-    ("inject-in-place-dir", ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--in-place", "{d}/cdi"],
-     1, "{d}/cdi: cannot read OCI spec: Is a directory"),
-    ("inject-deep", ["cdi", "inject", "--device", "nvidia.com/gpu=0", "{d}/deep.json"],
-     1, "{d}/deep.json: invalid JSON: nested too deeply"),
+    (
+        "inject-env-str",
+        ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--spec-dir", "{d}/cdi", "{d}/env-str.json"],
+        1,
+        "{d}/env-str.json: process.env: must be a list, not a string",
+    ),
+    (
+        "inject-env-int",
+        ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--spec-dir", "{d}/cdi", "{d}/env-int.json"],
+        1,
+        "{d}/env-int.json: process.env[0]: must be a string, not a number",
+    ),
+    (
+        "inject-mounts-int",
+        ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--spec-dir", "{d}/cdi", "{d}/mounts-int.json"],
+        1,
+        "{d}/mounts-int.json: mounts[0]: must be an object",
+    ),
+    (
+        "inject-list",
+        ["cdi", "inject", "--device", "nvidia.com/gpu=0", "{d}/list.json"],
+        1,
+        "{d}/list.json: an OCI spec must be a JSON object",
+    ),
+    (
+        "inject-no-device",
+        ["cdi", "inject", "--device", ",", "{d}/oci.json"],
+        2,
+        "--device: no device name given",
+    ),
+    (
+        "inject-in-place-stdin",
+        ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--in-place", "-"],
+        2,
+        "--in-place needs a file, not stdin",
+    ),
+    (
+        "inject-in-place-dir",
+        ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--in-place", "{d}/cdi"],
+        1,
+        "{d}/cdi: cannot read OCI spec: Is a directory",
+    ),
+    (
+        "inject-deep",
+        ["cdi", "inject", "--device", "nvidia.com/gpu=0", "{d}/deep.json"],
+        1,
+        "{d}/deep.json: invalid JSON: nested too deeply",
+    ),
     # config
     ("config-deep", ["config", "-c", "{d}/deep.toml"], 1, "{d}/deep.toml: invalid TOML: nested too deeply"),
     ("config-json-in-place", ["config", "-c", "{d}/mode.toml", "--json", "--in-place"], 2, "--json"),
     ("config-output-dir", ["config", "-o", "{d}/cdi"], 1, "{d}/cdi: cannot write: is a directory"),
-    ("config-output-no-parent", ["config", "-o", "{d}/nodir/config.toml"],
-     1, "{d}/nodir/config.toml: cannot write: No such file or directory"),
-    ("config-output-full", ["config", "-o", "/dev/full"], 1, "/dev/full: cannot write: No space left on device"),
-    ("config-empty-separator", ["config", "--set-list-separator", "", "--set", "nvidia-container-runtime.runtimes=a"],
-     2, "--set-list-separator: must not be empty"),
-    ("config-table-is-string", ["config", "-c", "{d}/table-str.toml"],
-     1, "{d}/table-str.toml: nvidia-container-runtime: expected a table"),
-    ("config-bad-mode", ["config", "-c", "{d}/mode.toml"], 1, "{d}/mode.toml: nvidia-container-runtime.mode: 'bogus'"),
-    ("config-empty-prefix", ["config", "-c", "{d}/prefix.toml"],
-     1, "{d}/prefix.toml: nvidia-container-runtime.modes.cdi.annotation-prefixes: an empty prefix"),
+    (
+        "config-output-no-parent",
+        ["config", "-o", "{d}/nodir/config.toml"],
+        1,
+        "{d}/nodir/config.toml: cannot write: No such file or directory",
+    ),
+    (
+        "config-output-full",
+        ["config", "-o", "/dev/full"],
+        1,
+        "/dev/full: cannot write: No space left on device",
+    ),
+    (
+        "config-empty-separator",
+        ["config", "--set-list-separator", "", "--set", "nvidia-container-runtime.runtimes=a"],
+        2,
+        "--set-list-separator: must not be empty",
+    ),
+    (
+        "config-table-is-string",
+        ["config", "-c", "{d}/table-str.toml"],
+        1,
+        "{d}/table-str.toml: nvidia-container-runtime: expected a table",
+    ),
+    (
+        "config-bad-mode",
+        ["config", "-c", "{d}/mode.toml"],
+        1,
+        "{d}/mode.toml: nvidia-container-runtime.mode: 'bogus'",
+    ),
+    (
+        "config-empty-prefix",
+        ["config", "-c", "{d}/prefix.toml"],
+        1,
+        "{d}/prefix.toml: nvidia-container-runtime.modes.cdi.annotation-prefixes: an empty prefix",
+    ),
     ("config-badutf8", ["config", "-c", "{d}/badutf8"], 1, "{d}/badutf8: invalid TOML"),
     # runtime configure / detect
-    ("configure-docker-deep", ["runtime", "configure", "--runtime", "docker", "--config", "{d}/deep.json"],
-     1, "{d}/deep.json: invalid JSON: nested too deeply"),
-    ("configure-containerd-deep", ["runtime", "configure", "--runtime", "containerd", "--config", "{d}/deep.toml",
-                                   "--drop-in-config", "{d}/drop.toml", "--engine-version", "1.7.0"],
-     1, "{d}/deep.toml: invalid TOML: nested too deeply"),
-    ("detect-deep", ["runtime", "detect", "--runtime", "containerd", "--config", "{d}/deep.toml", "--no-dump",
-                     "--engine-version", "1.7.0"], 1, "{d}/deep.toml: cannot read engine config: nested too deeply"),
+    (
+        "configure-docker-deep",
+        ["runtime", "configure", "--runtime", "docker", "--config", "{d}/deep.json"],
+        1,
+        "{d}/deep.json: invalid JSON: nested too deeply",
+    ),
+    (
+        "configure-containerd-deep",
+        [
+            "runtime",
+            "configure",
+            "--runtime",
+            "containerd",
+            "--config",
+            "{d}/deep.toml",
+            "--drop-in-config",
+            "{d}/drop.toml",
+            "--engine-version",
+            "1.7.0",
+        ],
+        1,
+        "{d}/deep.toml: invalid TOML: nested too deeply",
+    ),
+    (
+        "detect-deep",
+        [
+            "runtime",
+            "detect",
+            "--runtime",
+            "containerd",
+            "--config",
+            "{d}/deep.toml",
+            "--no-dump",
+            "--engine-version",
+            "1.7.0",
+        ],
+        1,
+        "{d}/deep.toml: cannot read engine config: nested too deeply",
+    ),
     # a non-UTF-8 byte on the command line (Python: a lone surrogate) cannot go into a UTF-8 file
-    ("configure-name-not-utf8", ["runtime", "configure", "--runtime", "docker", "--config", "{d}/daemon.json",
-                                 "--runtime-name", "gpu\udcff"], 2, "argument 'gpu\\udcff': not valid UTF-8"),
-    ("config-set-not-utf8", ["config", "--set", "nvidia-container-runtime.debug=/log\udcff", "-o", "{d}/out.toml"],
-     1, "--set: nvidia-container-runtime.debug: not valid UTF-8"),
-    ("install-name-not-utf8", ["install", "--toolkit-dir", "{d}/tk", "--root", "{d}/root", "--runtime", "docker",
-                               "--engine-version", "25.0", "--runtime-name", "gpu\udcff", "--no-cdi-spec"],
-     2, "not valid UTF-8"),
+    (
+        "configure-name-not-utf8",
+        [
+            "runtime",
+            "configure",
+            "--runtime",
+            "docker",
+            "--config",
+            "{d}/daemon.json",
+            "--runtime-name",
+            "gpu\udcff",
+        ],
+        2,
+        "argument 'gpu\\udcff': not valid UTF-8",
+    ),
+    (
+        "config-set-not-utf8",
+        ["config", "--set", "nvidia-container-runtime.debug=/log\udcff", "-o", "{d}/out.toml"],
+        1,
+        "--set: nvidia-container-runtime.debug: not valid UTF-8",
+    ),
+    (
+        "install-name-not-utf8",
+        [
+            "install",
+            "--toolkit-dir",
+            "{d}/tk",
+            "--root",
+            "{d}/root",
+            "--runtime",
+            "docker",
+            "--engine-version",
+            "25.0",
+            "--runtime-name",
+            "gpu\udcff",
+            "--no-cdi-spec",
+        ],
+        2,
+        "not valid UTF-8",
+    ),
     # oci check / fix
-    ("oci-check-deep", ["oci", "check", "--sandbox", "gvisor", "{d}/deep.json"],
-     1, "{d}/deep.json: invalid JSON: nested too deeply"),
-    ("oci-runsc-config-deep", ["oci", "check", "--sandbox", "gvisor", "--runsc-config", "{d}/deep.toml",
-                               "{d}/oci.json"], 1, "{d}/deep.toml: not valid TOML: nested too deeply"),
-    ("oci-driver-list-missing", ["oci", "check", "--sandbox", "gvisor", "--driver-list", "{d}/nofile", "{d}/oci.json"],
-     1, "{d}/nofile: cannot read nvproxy driver list: No such file or directory"),
-    ("oci-driver-list-list", ["oci", "check", "--sandbox", "gvisor", "--driver-list", "{d}/driverlist-list.json",
-                              "{d}/oci.json"], 1, "{d}/driverlist-list.json: expected a JSON object"),
-    ("oci-driver-list-date", ["oci", "check", "--sandbox", "gvisor", "--driver-list", "{d}/driverlist-date.json",
-                              "{d}/oci.json"], 1, "{d}/driverlist-date.json: date: expected a string"),
-    ("oci-fix-in-place-stdin", ["oci", "fix", "--sandbox", "gvisor", "--in-place", "-"],
-     2, "--in-place needs a file, not stdin"),
-    ("oci-fix-output-dir", ["oci", "fix", "--sandbox", "gvisor", "-o", "{d}/cdi", "{d}/oci.json"],
-     1, "{d}/cdi: cannot write: is a directory"),
+    (
+        "oci-check-deep",
+        ["oci", "check", "--sandbox", "gvisor", "{d}/deep.json"],
+        1,
+        "{d}/deep.json: invalid JSON: nested too deeply",
+    ),
+    (
+        "oci-runsc-config-deep",
+        ["oci", "check", "--sandbox", "gvisor", "--runsc-config", "{d}/deep.toml", "{d}/oci.json"],
+        1,
+        "{d}/deep.toml: not valid TOML: nested too deeply",
+    ),
+    (
+        "oci-driver-list-missing",
+        ["oci", "check", "--sandbox", "gvisor", "--driver-list", "{d}/nofile", "{d}/oci.json"],
+        1,
+        "{d}/nofile: cannot read nvproxy driver list: No such file or directory",
+    ),
+    (
+        "oci-driver-list-list",
+        ["oci", "check", "--sandbox", "gvisor", "--driver-list", "{d}/driverlist-list.json", "{d}/oci.json"],
+        1,
+        "{d}/driverlist-list.json: expected a JSON object",
+    ),
+    (
+        "oci-driver-list-date",
+        ["oci", "check", "--sandbox", "gvisor", "--driver-list", "{d}/driverlist-date.json", "{d}/oci.json"],
+        1,
+        "{d}/driverlist-date.json: date: expected a string",
+    ),
+    (
+        "oci-fix-in-place-stdin",
+        ["oci", "fix", "--sandbox", "gvisor", "--in-place", "-"],
+        2,
+        "--in-place needs a file, not stdin",
+    ),
+    (
+        "oci-fix-output-dir",
+        ["oci", "fix", "--sandbox", "gvisor", "-o", "{d}/cdi", "{d}/oci.json"],
+        1,
+        "{d}/cdi: cannot write: is a directory",
+    ),
     # k8s
-    ("k8s-only-unknown", ["k8s", "manifests", "--only", "bogus", "--runtime-version", "containerd://1.7.12"],
-     2, "--only: unknown manifest kind(s) bogus"),
-    ("k8s-runtime-version-bare", ["k8s", "plan", "--runtime-version", "containerd"],
-     2, "--runtime-version: expected RUNTIME://VERSION"),
-    ("k8s-runtime-version-empty", ["k8s", "check-gpu", "--runtime-version", ""],
-     2, "--runtime-version: expected RUNTIME://VERSION"),
-    ("k8s-pod-name", ["k8s", "pod-spec", "--gpus", "1", "--name", "Bad_Name", "--runtime-version", "containerd://1.7.12"],
-     2, "--name: invalid pod name 'Bad_Name'"),
-    ("k8s-pod-namespace", ["k8s", "pod-spec", "--gpus", "1", "--namespace", "a b",
-                           "--runtime-version", "containerd://1.7.12"], 2, "--namespace: invalid namespace 'a b'"),
-    ("k8s-node-name-list", ["k8s", "plan", "--from", "{d}/nodes.yaml"],
-     1, "{d}/nodes.yaml: nodes[0].status.nodeInfo.containerRuntimeVersion: expected a string"),
-    ("k8s-from-deep", ["k8s", "plan", "--from", "{d}/deep.json"], 1, "{d}/deep.json: not valid YAML/JSON: nested"),
-    ("k8s-out-dir-clash", ["k8s", "manifests", "--runtime-version", "containerd://1.7.12", "--out-dir", "{d}",
-                           "--only", "device-plugin-values,runtimeclasses"],
-     1, "{d}/runtimeclasses.yaml: cannot write: is a directory"),
+    (
+        "k8s-only-unknown",
+        ["k8s", "manifests", "--only", "bogus", "--runtime-version", "containerd://1.7.12"],
+        2,
+        "--only: unknown manifest kind(s) bogus",
+    ),
+    (
+        "k8s-runtime-version-bare",
+        ["k8s", "plan", "--runtime-version", "containerd"],
+        2,
+        "--runtime-version: expected RUNTIME://VERSION",
+    ),
+    (
+        "k8s-runtime-version-empty",
+        ["k8s", "check-gpu", "--runtime-version", ""],
+        2,
+        "--runtime-version: expected RUNTIME://VERSION",
+    ),
+    (
+        "k8s-pod-name",
+        ["k8s", "pod-spec", "--gpus", "1", "--name", "Bad_Name", "--runtime-version", "containerd://1.7.12"],
+        2,
+        "--name: invalid pod name 'Bad_Name'",
+    ),
+    (
+        "k8s-pod-namespace",
+        ["k8s", "pod-spec", "--gpus", "1", "--namespace", "a b", "--runtime-version", "containerd://1.7.12"],
+        2,
+        "--namespace: invalid namespace 'a b'",
+    ),
+    (
+        "k8s-node-name-list",
+        ["k8s", "plan", "--from", "{d}/nodes.yaml"],
+        1,
+        "{d}/nodes.yaml: nodes[0].status.nodeInfo.containerRuntimeVersion: expected a string",
+    ),
+    (
+        "k8s-from-deep",
+        ["k8s", "plan", "--from", "{d}/deep.json"],
+        1,
+        "{d}/deep.json: not valid YAML/JSON: nested",
+    ),
+    (
+        "k8s-out-dir-clash",
+        [
+            "k8s",
+            "manifests",
+            "--runtime-version",
+            "containerd://1.7.12",
+            "--out-dir",
+            "{d}",
+            "--only",
+            "device-plugin-values,runtimeclasses",
+        ],
+        1,
+        "{d}/runtimeclasses.yaml: cannot write: is a directory",
+    ),
     # snapshot / doctor
-    ("snapshot-output-dir", ["snapshot", "--no-kubernetes", "-q", "--host-root", "{d}", "--nvidia-smi", "{d}/nofile",
-                             "--spec-dir", "{d}/cdi", "-o", "{d}/cdi"], 1, "{d}/cdi: cannot write: is a directory"),
-    ("doctor-gpu-int", ["doctor", "--from", "{d}/snap-gpu.yaml"], 1, "{d}/snap-gpu.yaml: gpu: expected a mapping"),
-    ("doctor-gpus-item", ["doctor", "--from", "{d}/snap-gpus.yaml"], 1, "{d}/snap-gpus.yaml: gpu.gpus[0]: expected"),
-    ("doctor-engines-item", ["doctor", "--from", "{d}/snap-engines.yaml"], 1, "{d}/snap-engines.yaml: engines[0]"),
-    ("doctor-missing-link", ["doctor", "--from", "{d}/snap-missing.yaml"],
-     1, "{d}/snap-missing.yaml: dev_char.missing[0].link: expected a string"),
+    (
+        "snapshot-output-dir",
+        [
+            "snapshot",
+            "--no-kubernetes",
+            "-q",
+            "--host-root",
+            "{d}",
+            "--nvidia-smi",
+            "{d}/nofile",
+            "--spec-dir",
+            "{d}/cdi",
+            "-o",
+            "{d}/cdi",
+        ],
+        1,
+        "{d}/cdi: cannot write: is a directory",
+    ),
+    (
+        "doctor-gpu-int",
+        ["doctor", "--from", "{d}/snap-gpu.yaml"],
+        1,
+        "{d}/snap-gpu.yaml: gpu: expected a mapping",
+    ),
+    (
+        "doctor-gpus-item",
+        ["doctor", "--from", "{d}/snap-gpus.yaml"],
+        1,
+        "{d}/snap-gpus.yaml: gpu.gpus[0]: expected",
+    ),
+    (
+        "doctor-engines-item",
+        ["doctor", "--from", "{d}/snap-engines.yaml"],
+        1,
+        "{d}/snap-engines.yaml: engines[0]",
+    ),
+    (
+        "doctor-missing-link",
+        ["doctor", "--from", "{d}/snap-missing.yaml"],
+        1,
+        "{d}/snap-missing.yaml: dev_char.missing[0].link: expected a string",
+    ),
     # install / system
-    ("install-bad-inventory", ["install", "--toolkit-dir", "{d}/tk", "--root", "{d}/root", "--inventory",
-                               "{d}/inventory.json"], 1, "--inventory: "),
-    ("install-empty-prefix", ["install", "--toolkit-dir", "{d}/tk", "--root", "{d}/root", "--annotation-prefix", "",
-                              "--no-cdi-spec"], 2, "--annotation-prefix: invalid prefix ''"),
-    ("install-relative-spec-dir", ["install", "--toolkit-dir", "{d}/tk", "--root", "{d}/root", "--cdi-spec-dir", "rel",
-                                   "--no-cdi-spec"], 2, "--cdi-spec-dir: must be an absolute path"),
-    ("install-toolkit-dir-file", ["install", "--toolkit-dir", "{d}/oci.json", "--root", "{d}/root", "--no-cdi-spec"],
-     1, "--toolkit-dir {d}/oci.json: not a directory"),
-    ("install-systemd-dir-file", ["install", "--toolkit-dir", "{d}/tk", "--root", "{d}/root", "--no-cdi-spec",
-                                  "--systemd-dir", "{d}/oci.json/units"],
-     1, "{d}/oci.json/units/gpuctk-cdi-refresh.service: cannot write: {d}/oci.json is not a directory"),
-    ("system-dev-root-missing", ["system", "create-dev-char-symlinks", "--dev-root", "{d}/nodir"],
-     2, "--dev-root {d}/nodir: not a directory"),
-    ("system-driver-root-missing", ["system", "create-dev-char-symlinks", "--dev-root", "{d}", "--load-kernel-modules",
-                                    "--driver-root", "{d}/nodir"], 2, "--driver-root {d}/nodir: not a directory"),
+    (
+        "install-bad-inventory",
+        ["install", "--toolkit-dir", "{d}/tk", "--root", "{d}/root", "--inventory", "{d}/inventory.json"],
+        1,
+        "--inventory: ",
+    ),
+    (
+        "install-empty-prefix",
+        [
+            "install",
+            "--toolkit-dir",
+            "{d}/tk",
+            "--root",
+            "{d}/root",
+            "--annotation-prefix",
+            "",
+            "--no-cdi-spec",
+        ],
+        2,
+        "--annotation-prefix: invalid prefix ''",
+    ),
+    (
+        "install-relative-spec-dir",
+        [
+            "install",
+            "--toolkit-dir",
+            "{d}/tk",
+            "--root",
+            "{d}/root",
+            "--cdi-spec-dir",
+            "rel",
+            "--no-cdi-spec",
+        ],
+        2,
+        "--cdi-spec-dir: must be an absolute path",
+    ),
+    (
+        "install-toolkit-dir-file",
+        ["install", "--toolkit-dir", "{d}/oci.json", "--root", "{d}/root", "--no-cdi-spec"],
+        1,
+        "--toolkit-dir {d}/oci.json: not a directory",
+    ),
+    (
+        "install-systemd-dir-file",
+        [
+            "install",
+            "--toolkit-dir",
+            "{d}/tk",
+            "--root",
+            "{d}/root",
+            "--no-cdi-spec",
+            "--systemd-dir",
+            "{d}/oci.json/units",
+        ],
+        1,
+        "{d}/oci.json/units/gpuctk-cdi-refresh.service: cannot write: {d}/oci.json is not a directory",
+    ),
+    (
+        "system-dev-root-missing",
+        ["system", "create-dev-char-symlinks", "--dev-root", "{d}/nodir"],
+        2,
+        "--dev-root {d}/nodir: not a directory",
+    ),
+    (
+        "system-driver-root-missing",
+        [
+            "system",
+            "create-dev-char-symlinks",
+            "--dev-root",
+            "{d}",
+            "--load-kernel-modules",
+            "--driver-root",
+            "{d}/nodir",
+        ],
+        2,
+        "--driver-root {d}/nodir: not a directory",
+    ),
 ]
 
 
@@ -191,8 +481,9 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line(scratch: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int,
-                               message: str) -> None:
+def test_bad_input_is_one_line(
+    scratch: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str
+) -> None:
     before = _tree(scratch)
     rc = main([a.replace("{d}", str(scratch)) for a in argv])
     err = capsys.readouterr().err
@@ -217,29 +508,57 @@ SHIM_CASES: list[tuple[str, str | bytes | None, str]] = [
     ("invalid-json", '{"NVIDIA_', "{b}/config.json: invalid JSON"),
     ("not-object", '["NVIDIA_VISIBLE_DEVICES"]', "{b}/config.json: an OCI spec must be a JSON object"),
     ("invalid-utf8", b'\xff"NVIDIA_', "{b}/config.json: invalid JSON"),
-    ("env-string", '{"process": {"env": "NVIDIA_VISIBLE_DEVICES=all"}}',
-     "{b}/config.json: process.env: must be a list, not a string"),
-    ("env-item", '{"process": {"env": [1, "NVIDIA_VISIBLE_DEVICES=all"]}}',
-     "{b}/config.json: process.env[0]: must be a string, not a number"),
-    ("annotations-list", '{"process": {"env": ["NVIDIA_VISIBLE_DEVICES=all"]}, "annotations": [1]}',
-     "{b}/config.json: annotations: must be an object, not a list"),
-    ("annotation-value", '{"annotations": {"cdi.k8s.io/x": 5}}',
-     "{b}/config.json: annotations.cdi.k8s.io/x: must be a string, not a number"),
-    ("mounts-object", '{"process": {"env": ["NVIDIA_VISIBLE_DEVICES=all"]}, "mounts": {"a": 1}}',
-     "{b}/config.json: mounts: must be a list, not an object"),
-    ("prestart-number", '{"process": {"env": ["NVIDIA_VISIBLE_DEVICES=all"]}, "hooks": {"prestart": 5}}',
-     "{b}/config.json: hooks.prestart: must be a list, not a number"),
-    ("deep", '{"a": ' + "[" * 100_000 + "]" * 100_000 + ', "NVIDIA_VISIBLE_DEVICES": "all"}',
-     "{b}/config.json: invalid JSON: nested too deeply"),
-    ("linux-devices-item", '{"process": {"env": ["NVIDIA_VISIBLE_DEVICES=all"]}, "linux": {"devices": [true]}}',
-     "{b}/config.json: linux.devices[0]: must be an object, not a boolean"),
+    (
+        "env-string",
+        '{"process": {"env": "NVIDIA_VISIBLE_DEVICES=all"}}',
+        "{b}/config.json: process.env: must be a list, not a string",
+    ),
+    (
+        "env-item",
+        '{"process": {"env": [1, "NVIDIA_VISIBLE_DEVICES=all"]}}',
+        "{b}/config.json: process.env[0]: must be a string, not a number",
+    ),
+    (
+        "annotations-list",
+        '{"process": {"env": ["NVIDIA_VISIBLE_DEVICES=all"]}, "annotations": [1]}',
+        "{b}/config.json: annotations: must be an object, not a list",
+    ),
+    (
+        "annotation-value",
+        '{"annotations": {"cdi.k8s.io/x": 5}}',
+        "{b}/config.json: annotations.cdi.k8s.io/x: must be a string, not a number",
+    ),
+    (
+        "mounts-object",
+        '{"process": {"env": ["NVIDIA_VISIBLE_DEVICES=all"]}, "mounts": {"a": 1}}',
+        "{b}/config.json: mounts: must be a list, not an object",
+    ),
+    (
+        "prestart-number",
+        '{"process": {"env": ["NVIDIA_VISIBLE_DEVICES=all"]}, "hooks": {"prestart": 5}}',
+        "{b}/config.json: hooks.prestart: must be a list, not a number",
+    ),
+    (
+        "deep",
+        '{"a": ' + "[" * 100_000 + "]" * 100_000 + ', "NVIDIA_VISIBLE_DEVICES": "all"}',
+        "{b}/config.json: invalid JSON: nested too deeply",
+    ),
+    (
+        "linux-devices-item",
+        '{"process": {"env": ["NVIDIA_VISIBLE_DEVICES=all"]}, "linux": {"devices": [true]}}',
+        "{b}/config.json: linux.devices[0]: must be an object, not a boolean",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("content", "message"), [c[1:] for c in SHIM_CASES], ids=[c[0] for c in SHIM_CASES])
-def test_shim_bad_bundle_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str], content: str | bytes | None,
-                                     message: str) -> None:
+def test_shim_bad_bundle_is_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: str | bytes | None,
+    message: str,
+) -> None:
     from gpuctk.runtime import main as shim
 
     cfg = tmp_path / "config.toml"
@@ -260,13 +579,25 @@ def test_shim_bad_bundle_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert _tree(bundle) == before
 
 
-@pytest.mark.parametrize(("toml", "message"), [
-    ('nvidia-container-runtime = "x"', "nvidia-container-runtime: expected a table"),
-    ('[nvidia-container-runtime]\nruntimes = "runc"', "nvidia-container-runtime.runtimes: expected a list of strings"),
-    ("x = ", "invalid TOML"),
-], ids=["table-is-string", "runtimes-string", "invalid-toml"])
-def test_shim_bad_config_toml_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str], toml: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('nvidia-container-runtime = "x"', "nvidia-container-runtime: expected a table"),
+        (
+            '[nvidia-container-runtime]\nruntimes = "runc"',
+            "nvidia-container-runtime.runtimes: expected a list of strings",
+        ),
+        ("x = ", "invalid TOML"),
+    ],
+    ids=["table-is-string", "runtimes-string", "invalid-toml"],
+)
+def test_shim_bad_config_toml_is_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    toml: str,
+    message: str,
+) -> None:
     from gpuctk.runtime import main as shim
 
     cfg = tmp_path / "config.toml"
@@ -280,8 +611,9 @@ def test_shim_bad_config_toml_is_one_line(tmp_path: Path, monkeypatch: pytest.Mo
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_configure_failure_restores_the_files_already_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_configure_failure_restores_the_files_already_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """containerd: the drop-in is written, then the main config (its `imports`) fails: the drop-in
     is removed again and no backup is left, instead of half a configuration."""
     import gpuctk.engines.apply as engine_apply
@@ -296,12 +628,26 @@ def test_configure_failure_restores_the_files_already_written(tmp_path: Path, mo
         real(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine_apply, "atomic_write", fail_on_config)
-    rc = main(["runtime", "configure", "--runtime", "containerd", "--config", str(config),
-               "--drop-in-config", str(drop_in), "--engine-version", "1.7.0"])
+    rc = main(
+        [
+            "runtime",
+            "configure",
+            "--runtime",
+            "containerd",
+            "--config",
+            str(config),
+            "--drop-in-config",
+            str(drop_in),
+            "--engine-version",
+            "1.7.0",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1
-    assert err == (f"gpuctk: error: {config}: cannot write: No space left on device; "
-                   "the files already written were restored\n")
+    assert err == (
+        f"gpuctk: error: {config}: cannot write: No space left on device; "
+        "the files already written were restored\n"
+    )
     assert config.read_text() == "version = 2\n"
     assert not drop_in.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conf.d", "config.toml"]  # no backup left

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from gpuctk import fastjson
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
-values = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(), c, max_size=4),
-                      max_leaves=20)
+values = st.recursive(
+    scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(), c, max_size=4), max_leaves=20
+)
 
 
 def outcome(fn, *args, **kw):
@@ -23,8 +24,9 @@ def outcome(fn, *args, **kw):
 @settings(max_examples=300, deadline=None)
 @given(values, st.sampled_from([(",", ":"), (", ", ": ")]), st.booleans())
 def test_dumps_matches_json(v, separators, ensure_ascii):
-    assert outcome(fastjson.dumps, v, separators=separators, ensure_ascii=ensure_ascii) == \
-        outcome(json.dumps, v, separators=separators, ensure_ascii=ensure_ascii)
+    assert outcome(fastjson.dumps, v, separators=separators, ensure_ascii=ensure_ascii) == outcome(
+        json.dumps, v, separators=separators, ensure_ascii=ensure_ascii
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -41,11 +43,26 @@ def test_loads_arbitrary_bytes_matches_json(data):
     assert outcome(fastjson.loads, data) == outcome(json.loads, data)
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"   ", b'{"a":1}x', b'{"a":', b"\xef\xbb\xbf{}", "\ufeff{}", b"\xff", '{"a": NaN}',
-    b'{"a": -Infinity}', '{"a":1,"a":2}', b'\x00{\x00}', '[1]'.encode("utf-16"), '{"a":1}'.encode("utf-32"),
-    b'"\xed\xa0\x80"', 42,
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"   ",
+        b'{"a":1}x',
+        b'{"a":',
+        b"\xef\xbb\xbf{}",
+        "\ufeff{}",
+        b"\xff",
+        '{"a": NaN}',
+        b'{"a": -Infinity}',
+        '{"a":1,"a":2}',
+        b"\x00{\x00}",
+        "[1]".encode("utf-16"),
+        '{"a":1}'.encode("utf-32"),
+        b'"\xed\xa0\x80"',
+        42,
+    ],
+)
 def test_edge_documents(data):
     assert outcome(fastjson.loads, data) == outcome(json.loads, data)
 
@@ -55,8 +72,9 @@ def test_hooks_are_passed_through():
         return {"pairs": p}
 
     doc = '{"a": {"b": NaN}}'
-    assert outcome(fastjson.loads, doc, object_pairs_hook=pairs, parse_constant=str) == \
-        outcome(json.loads, doc, object_pairs_hook=pairs, parse_constant=str)
+    assert outcome(fastjson.loads, doc, object_pairs_hook=pairs, parse_constant=str) == outcome(
+        json.loads, doc, object_pairs_hook=pairs, parse_constant=str
+    )
 
 
 def test_hook_exception_propagates():
@@ -77,7 +95,7 @@ def test_unserialisable_and_circular():
         assert outcome(fastjson.dumps, v) == outcome(json.dumps, v)
 
 
-@pytest.mark.parametrize("bad", ["", "{not json", "[1,]", "{} extra", "\"unterminated", "\ufeff{}"])
+@pytest.mark.parametrize("bad", ["", "{not json", "[1,]", "{} extra", '"unterminated', "\ufeff{}"])
 def test_malformed_input_is_a_value_error(bad):
     # hook state and config.json parsing rely on ValueError (json.JSONDecodeError) only
     with pytest.raises(ValueError):
@@ -91,9 +109,11 @@ def test_malformed_input_in_a_fresh_interpreter_is_json_decode_error(bad):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom gpuctk import fastjson\nassert 'json' not in sys.modules\n"
-            "try:\n    fastjson.loads(sys.argv[1])\nexcept ValueError as e:\n"
-            "    print(type(e).__module__ + '.' + type(e).__name__)\n")
+    code = (
+        "import sys\nfrom gpuctk import fastjson\nassert 'json' not in sys.modules\n"
+        "try:\n    fastjson.loads(sys.argv[1])\nexcept ValueError as e:\n"
+        "    print(type(e).__module__ + '.' + type(e).__name__)\n"
+    )
     p = subprocess.run([sys.executable, "-c", code, bad], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "json.decoder.JSONDecodeError"

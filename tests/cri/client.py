@@ -54,7 +54,9 @@ def load_api() -> ModuleType:
     import grpc_tools
 
     tools_version = getattr(grpc_tools, "__version__", "")
-    key = hashlib.sha256(PROTO.read_bytes() + f"|{tools_version}|{google.protobuf.__version__}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        PROTO.read_bytes() + f"|{tools_version}|{google.protobuf.__version__}".encode()
+    ).hexdigest()[:16]
     out_dir = GENERATED / key
     if not (out_dir / "api_pb2.py").exists():
         _generate(out_dir)
@@ -125,10 +127,14 @@ class CRIClient:
         self._rt("RemovePodSandbox", self.api.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id))
 
     def pod_sandbox_status(self, sandbox_id: str) -> Any:
-        return self._rt("PodSandboxStatus", self.api.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id)).status
+        return self._rt(
+            "PodSandboxStatus", self.api.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id)
+        ).status
 
     def create_container(self, sandbox_id: str, config: Any, sandbox_config: Any) -> str:
-        req = self.api.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config)
+        req = self.api.CreateContainerRequest(
+            pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config
+        )
         return str(self._rt("CreateContainer", req).container_id)
 
     def start_container(self, container_id: str) -> None:
@@ -220,7 +226,9 @@ def sandbox_config(api: ModuleType, name: str, uid: str, log_directory: str) -> 
         # no hostname: with host networking the pod shares the node's UTS namespace (as the kubelet does)
         log_directory=log_directory,
         labels={"io.kubernetes.pod.name": name},
-        linux=api.LinuxPodSandboxConfig(security_context=api.LinuxSandboxSecurityContext(namespace_options=ns)),
+        linux=api.LinuxPodSandboxConfig(
+            security_context=api.LinuxSandboxSecurityContext(namespace_options=ns)
+        ),
     )
 
 
@@ -235,8 +243,11 @@ def container_config(api: ModuleType, req: PodRequest, log_path: str) -> Any:
         devices=[api.Device(**d) for d in req.devices],
         annotations=req.annotations,
         log_path=log_path,
-        linux=api.LinuxContainerConfig(security_context=api.LinuxContainerSecurityContext(
-            privileged=req.privileged, namespace_options=ns)),
+        linux=api.LinuxContainerConfig(
+            security_context=api.LinuxContainerSecurityContext(
+                privileged=req.privileged, namespace_options=ns
+            )
+        ),
         CDI_devices=[api.CDIDevice(name=n) for n in req.cdi_devices],
     )
 
@@ -260,8 +271,15 @@ def run_pod(client: CRIClient, req: PodRequest, log_root: str, timeout: float = 
         status = client.wait_exited(container_id, timeout)
         with open(os.path.join(log_dir, f"{req.name}.log"), errors="replace") as f:
             stdout, stderr = parse_cri_log(f.read())
-        return PodResult(sandbox_id, container_id, int(status.exit_code), stdout, stderr,
-                         str(status.reason), str(status.message))
+        return PodResult(
+            sandbox_id,
+            container_id,
+            int(status.exit_code),
+            stdout,
+            stderr,
+            str(status.reason),
+            str(status.message),
+        )
     finally:
         if container_id:
             with contextlib.suppress(CRIError):

@@ -33,8 +33,14 @@ def _blob_name(digest: str) -> str:
     return "blobs/sha256/" + digest.split(":", 1)[1]
 
 
-def build_image_archive(path: str, ref: str, *, entrypoint: list[str] | None = None,
-                        cmd: list[str] | None = None, env: dict[str, str] | None = None) -> str:
+def build_image_archive(
+    path: str,
+    ref: str,
+    *,
+    entrypoint: list[str] | None = None,
+    cmd: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     """An OCI archive of the shared busybox image with its config's Entrypoint/Cmd/Env replaced."""
     build_oci_archive(path, ref)
     with tarfile.open(path) as tf:

@@ -64,8 +64,21 @@ def configure_nvidia_runtime(config_path: str, runtime_path: str, *, uninstall: 
     """``gpuctk runtime configure --runtime containerd`` (or ``--uninstall``) on ``config_path``,
     with its drop-in beside it (``conf.d/99-nvidia.toml`` + an ``imports`` entry), as on a node."""
     drop_in = os.path.join(os.path.dirname(config_path), "conf.d", "99-nvidia.toml")
-    cmd = [venv_script("gpuctk"), "runtime", "configure", "--runtime", "containerd", "--config", config_path,
-           "--drop-in-config", drop_in, "--nvidia-runtime-name", HANDLER, "--nvidia-runtime-path", runtime_path]
+    cmd = [
+        venv_script("gpuctk"),
+        "runtime",
+        "configure",
+        "--runtime",
+        "containerd",
+        "--config",
+        config_path,
+        "--drop-in-config",
+        drop_in,
+        "--nvidia-runtime-name",
+        HANDLER,
+        "--nvidia-runtime-path",
+        runtime_path,
+    ]
     for prefix in CDI_ANNOTATION_PREFIXES:
         cmd += ["--cdi-annotation-prefix", prefix]
     if uninstall:
@@ -84,8 +97,12 @@ CDI_ANNOTATION_PREFIXES = ("nvidia.cdi.k8s.io/",)
 
 def effective_cri_config(config_path: str) -> dict[str, Any]:
     """The CRI plugin's config as containerd will load it (``containerd config dump`` merges imports)."""
-    p = subprocess.run([require_tool("containerd"), "--config", config_path, "config", "dump"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [require_tool("containerd"), "--config", config_path, "config", "dump"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if p.returncode != 0:
         raise AssertionError(f"containerd config dump failed: {p.stderr}")
     return dict(tomllib.loads(p.stdout)["plugins"][CRI])
@@ -135,8 +152,22 @@ class GpuNode:
 
 
 def _cdi_generate(sim: Any, output: str, *extra: str) -> None:
-    cmd = [venv_script("gpuctk"), "cdi", "generate", "--driver-root", sim.driver_root, "--dev-root", sim.dev_root,
-           "--inventory", sim.inventory_path, "--format", "json", "--output", output, *extra]
+    cmd = [
+        venv_script("gpuctk"),
+        "cdi",
+        "generate",
+        "--driver-root",
+        sim.driver_root,
+        "--dev-root",
+        sim.dev_root,
+        "--inventory",
+        sim.inventory_path,
+        "--format",
+        "json",
+        "--output",
+        output,
+        *extra,
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
@@ -152,16 +183,31 @@ def provision_gpu_node(root: str) -> GpuNode:
     sim = create_node(SIM_PROFILE, os.path.join(root, "sim"))
     version = sim.driver_version
     node = GpuNode(
-        root=root, driver_root=sim.driver_root, dev_root=sim.dev_root, cdi_dir=os.path.join(root, "cdi"),
+        root=root,
+        driver_root=sim.driver_root,
+        dev_root=sim.dev_root,
+        cdi_dir=os.path.join(root, "cdi"),
         gpus=[{"index": g["index"], "uuid": g["uuid"], "minor": g["minor"]} for g in sim.gpus],
-        libraries=[f"{LIBDIR}/{lib}.so{suffix}" for lib in ("libcuda", "libnvidia-ml") for suffix in (f".{version}", ".1")],
+        libraries=[
+            f"{LIBDIR}/{lib}.so{suffix}"
+            for lib in ("libcuda", "libnvidia-ml")
+            for suffix in (f".{version}", ".1")
+        ],
         nvidia_smi="/usr/bin/nvidia-smi" if sim.nvidia_smi else None,
     )
     os.makedirs(node.cdi_dir, exist_ok=True)
     _cdi_generate(sim, os.path.join(node.cdi_dir, "nvidia.json"))
     vendor, cls = DEVICE_PLUGIN_KIND.split("/")
-    _cdi_generate(sim, os.path.join(node.cdi_dir, "k8s-device-plugin.json"), "--vendor", vendor, "--class", cls,
-                  "--device-name-strategy", "uuid")
+    _cdi_generate(
+        sim,
+        os.path.join(node.cdi_dir, "k8s-device-plugin.json"),
+        "--vendor",
+        vendor,
+        "--class",
+        cls,
+        "--device-name-strategy",
+        "uuid",
+    )
     return node
 
 
@@ -268,10 +314,14 @@ def _node_config(base: str, with_nvidia: bool) -> str:
     configure_nvidia_runtime(config_path, runtime)
     handler = effective_runtimes(config_path).get(HANDLER)
     if handler is None or handler.get("options", {}).get("BinaryName") != runtime:
-        raise AssertionError(f"gpuctk runtime configure did not add runtime {HANDLER!r} with BinaryName {runtime}")
+        raise AssertionError(
+            f"gpuctk runtime configure did not add runtime {HANDLER!r} with BinaryName {runtime}"
+        )
     wanted = [p + "*" for p in CDI_ANNOTATION_PREFIXES]
     if not set(wanted) <= set(handler.get("container_annotations") or []):
-        raise AssertionError(f"gpuctk runtime configure did not set container_annotations {wanted} on {HANDLER!r}")
+        raise AssertionError(
+            f"gpuctk runtime configure did not set container_annotations {wanted} on {HANDLER!r}"
+        )
     if not with_nvidia:
         configure_nvidia_runtime(config_path, runtime, uninstall=True)
         if HANDLER in effective_runtimes(config_path):

@@ -88,10 +88,22 @@ def apply_allocation(req: PodRequest, resp: dict[str, Any]) -> PodRequest:
     """What the kubelet does with an Allocate response: envs, mounts, devices, annotations
     and CDI devices go into the CRI ContainerConfig."""
     req.envs.update(resp.get("envs") or {})
-    req.mounts += [{"container_path": m["containerPath"], "host_path": m["hostPath"],
-                    "readonly": bool(m.get("readOnly", False))} for m in resp.get("mounts") or []]
-    req.devices += [{"container_path": d["containerPath"], "host_path": d["hostPath"],
-                     "permissions": d.get("permissions", "rw")} for d in resp.get("devices") or []]
+    req.mounts += [
+        {
+            "container_path": m["containerPath"],
+            "host_path": m["hostPath"],
+            "readonly": bool(m.get("readOnly", False)),
+        }
+        for m in resp.get("mounts") or []
+    ]
+    req.devices += [
+        {
+            "container_path": d["containerPath"],
+            "host_path": d["hostPath"],
+            "permissions": d.get("permissions", "rw"),
+        }
+        for d in resp.get("devices") or []
+    ]
     req.annotations.update(resp.get("annotations") or {})
     req.cdi_devices += [d["name"] for d in resp.get("cdiDevices") or []]
     return req
@@ -123,21 +135,44 @@ def scenario(sid: str, gpu: GpuNode) -> Scenario:
     """Scenarios 1–5 of the CRI issue (6 comes from the planner, see test_cri_planner)."""
     target = target_gpu(gpu)
     if sid == "1":
-        return Scenario(sid, "RuntimeClass nvidia + envvar shape", {}, [
-            apply_allocation(pod_request("s1-envvar", HANDLER), allocate(["envvar"], [target["uuid"]]))])
+        return Scenario(
+            sid,
+            "RuntimeClass nvidia + envvar shape",
+            {},
+            [apply_allocation(pod_request("s1-envvar", HANDLER), allocate(["envvar"], [target["uuid"]]))],
+        )
     if sid == "2":
-        tk: dict[str, Any] = {"accept-nvidia-visible-devices-as-volume-mounts": True,
-              "accept-nvidia-visible-devices-envvar-when-unprivileged": False}
-        return Scenario(sid, "RuntimeClass nvidia + volume-mounts shape", tk, [
-            apply_allocation(pod_request("s2-mounts", HANDLER), allocate(["volume-mounts"], [target["uuid"]])),
-            pod_request("s2-image-env-all", HANDLER, ENV_ALL_IMAGE),
-        ])
+        tk: dict[str, Any] = {
+            "accept-nvidia-visible-devices-as-volume-mounts": True,
+            "accept-nvidia-visible-devices-envvar-when-unprivileged": False,
+        }
+        return Scenario(
+            sid,
+            "RuntimeClass nvidia + volume-mounts shape",
+            tk,
+            [
+                apply_allocation(
+                    pod_request("s2-mounts", HANDLER), allocate(["volume-mounts"], [target["uuid"]])
+                ),
+                pod_request("s2-image-env-all", HANDLER, ENV_ALL_IMAGE),
+            ],
+        )
     if sid == "3":
         prefix = "nvidia.cdi.k8s.io/"
-        cdi_mode: dict[str, Any] = {"nvidia-container-runtime": {"mode": "cdi", "modes": {"cdi": {"annotation-prefixes": [prefix]}}}}
-        return Scenario(sid, "RuntimeClass nvidia in cdi mode + cdi-annotations shape (nvidia.cdi.k8s.io/)", cdi_mode, [
-            apply_allocation(pod_request("s3-cdi-annotations", HANDLER),
-                             allocate(["cdi-annotations"], [target["uuid"]], prefix=prefix))])
+        cdi_mode: dict[str, Any] = {
+            "nvidia-container-runtime": {"mode": "cdi", "modes": {"cdi": {"annotation-prefixes": [prefix]}}}
+        }
+        return Scenario(
+            sid,
+            "RuntimeClass nvidia in cdi mode + cdi-annotations shape (nvidia.cdi.k8s.io/)",
+            cdi_mode,
+            [
+                apply_allocation(
+                    pod_request("s3-cdi-annotations", HANDLER),
+                    allocate(["cdi-annotations"], [target["uuid"]], prefix=prefix),
+                )
+            ],
+        )
     if sid == "4":
         req = pod_request("s4-default-runc", "")
         req.envs["NVIDIA_VISIBLE_DEVICES"] = "all"
@@ -151,7 +186,9 @@ def scenario(sid: str, gpu: GpuNode) -> Scenario:
         req = pod_request("s5-management", RUNTIME_CLASSES[spec["runtimeClassName"]])
         req.envs.update({e["name"]: e["value"] for e in spec["containers"][0]["env"] if "value" in e})
         assert req.envs.get("NVIDIA_VISIBLE_DEVICES") == "all"
-        return Scenario(sid, "management path: RuntimeClass nvidia + NVIDIA_VISIBLE_DEVICES=all, no GPU", {}, [req])
+        return Scenario(
+            sid, "management path: RuntimeClass nvidia + NVIDIA_VISIBLE_DEVICES=all, no GPU", {}, [req]
+        )
     raise KeyError(sid)
 
 

@@ -70,14 +70,23 @@ def test_parse_probe_separates_devices_libraries_and_nvidia_smi() -> None:
     from .client import PodResult
     from .scenarios import parse_probe
 
-    stdout = "\n".join([
-        "dev nvidia7", "dev nvidiactl", "dev nvidia-uvm",
-        "lib /usr/lib/x86_64-linux-gnu/libcuda.so.1",
-        "ldcache libcuda.so.1",
-        "smi-begin", "<?xml version=\"1.0\" ?>", "<nvidia_smi_log/>", "smi-rc 0",
-        "cmd-begin", "GPU 7: H100", "cmd-rc 0",
-    ])
+    stdout = "\n".join(
+        [
+            "dev nvidia7",
+            "dev nvidiactl",
+            "dev nvidia-uvm",
+            "lib /usr/lib/x86_64-linux-gnu/libcuda.so.1",
+            "ldcache libcuda.so.1",
+            "smi-begin",
+            '<?xml version="1.0" ?>',
+            "<nvidia_smi_log/>",
+            "smi-rc 0",
+            "cmd-begin",
+            "GPU 7: H100",
+            "cmd-rc 0",
+        ]
+    )
     seen = parse_probe(PodResult("sb", "ctr", 0, stdout, "", "Completed", ""))
     assert seen.gpu_devices == {"nvidia7"} and "nvidia-uvm" in seen.devices
     assert seen.libraries == {"/usr/lib/x86_64-linux-gnu/libcuda.so.1"} and seen.ldcache
-    assert seen.smi_output == "<?xml version=\"1.0\" ?>\n<nvidia_smi_log/>" and seen.smi_rc == 0
+    assert seen.smi_output == '<?xml version="1.0" ?>\n<nvidia_smi_log/>' and seen.smi_rc == 0

@@ -33,9 +33,14 @@ pytestmark = pytest.mark.integration
 _TOOLKIT_ENV_KEYS = {
     "NVIDIA_CONTAINER_RUNTIME_MODE": ("nvidia-container-runtime", "mode"),
     "NVIDIA_CONTAINER_RUNTIME_MODES_CDI_ANNOTATION_PREFIXES": (
-        "nvidia-container-runtime", "modes", "cdi", "annotation-prefixes"),
+        "nvidia-container-runtime",
+        "modes",
+        "cdi",
+        "annotation-prefixes",
+    ),
     "ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED": (
-        "accept-nvidia-visible-devices-envvar-when-unprivileged",),
+        "accept-nvidia-visible-devices-envvar-when-unprivileged",
+    ),
     "ACCEPT_NVIDIA_VISIBLE_DEVICES_AS_VOLUME_MOUNTS": ("accept-nvidia-visible-devices-as-volume-mounts",),
 }
 
@@ -61,10 +66,14 @@ class Cluster:
 def cluster(node: CRINode, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     n = str(len(node.gpu.gpus))
     node_obj = {
-        "apiVersion": "v1", "kind": "Node",
+        "apiVersion": "v1",
+        "kind": "Node",
         "metadata": {"name": "cri-node", "labels": {"nvidia.com/gpu.present": "true"}},
-        "status": {"nodeInfo": {"containerRuntimeVersion": cri_version(node.client)},
-                   "capacity": {"nvidia.com/gpu": n}, "allocatable": {"nvidia.com/gpu": n}},
+        "status": {
+            "nodeInfo": {"containerRuntimeVersion": cri_version(node.client)},
+            "capacity": {"nvidia.com/gpu": n},
+            "allocatable": {"nvidia.com/gpu": n},
+        },
     }
     d = tmp_path_factory.mktemp("cluster")
     before = os.path.join(d, "before.json")
@@ -110,19 +119,28 @@ def _kubelet(node: CRINode, cluster: Cluster, pod: dict[str, Any], name: str) ->
     rc_name = spec.get("runtimeClassName")
     handler = cluster.runtime_classes[rc_name] if rc_name else ""  # unknown class: KeyError, like admission
     then = shlex.join(ctr.get("command", []) + ctr.get("args", []))
-    req = PodRequest(name=name, image=WORKLOAD_IMAGE,
-                     command=["sh", "-c", PROBE.replace("exit 0\n", "") + f'echo "cmd-begin"; {then}; echo "cmd-rc $?"'],
-                     runtime_handler=handler,
-                     envs={e["name"]: str(e["value"]) for e in ctr.get("env") or [] if "value" in e})
+    req = PodRequest(
+        name=name,
+        image=WORKLOAD_IMAGE,
+        command=["sh", "-c", PROBE.replace("exit 0\n", "") + f'echo "cmd-begin"; {then}; echo "cmd-rc $?"'],
+        runtime_handler=handler,
+        envs={e["name"]: str(e["value"]) for e in ctr.get("env") or [] if "value" in e},
+    )
     wanted = int(str(((ctr.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu", "0")))
     if wanted:
         assert wanted == 1
         values = cluster.device_plugin_values
-        cfg = PluginConfig(device_list_strategy=parse_strategies(values.get("deviceListStrategy")),
-                           device_id_strategy=values.get("deviceIDStrategy") or "uuid")
+        cfg = PluginConfig(
+            device_list_strategy=parse_strategies(values.get("deviceListStrategy")),
+            device_id_strategy=values.get("deviceIDStrategy") or "uuid",
+        )
         gpu = target_gpu(node.gpu)
-        apply_allocation(req, allocate_response(cfg, [gpu["uuid"]], index_of={gpu["uuid"]: str(gpu["index"])},
-                                                response_id="cri-planner"))
+        apply_allocation(
+            req,
+            allocate_response(
+                cfg, [gpu["uuid"]], index_of={gpu["uuid"]: str(gpu["index"])}, response_id="cri-planner"
+            ),
+        )
     return req
 
 
@@ -130,7 +148,7 @@ def _command_output(seen: Seen) -> tuple[str, int | None]:
     lines = seen.raw.stdout.splitlines()
     if "cmd-begin" not in lines:
         return "", None
-    rest = lines[lines.index("cmd-begin") + 1:]
+    rest = lines[lines.index("cmd-begin") + 1 :]
     rc = next((int(x.split()[1]) for x in rest if x.startswith("cmd-rc ")), None)
     return "\n".join(x for x in rest if not x.startswith("cmd-rc ")), rc
 

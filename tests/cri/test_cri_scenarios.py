@@ -38,11 +38,15 @@ def test_s1_runtimeclass_nvidia_envvar_shape_gets_exactly_that_gpu(node: CRINode
 def test_s2_volume_mounts_shape_injects_and_image_env_all_gets_nothing(node: CRINode) -> None:
     mounts, image_env = _run(node, "2")
     assert mounts.raw.exit_code == 0, mounts.explain() + node.diagnostics()
-    assert mounts.gpu_devices == node.gpu.gpu_nodes([target_gpu(node.gpu)]), mounts.explain() + node.diagnostics()
+    assert mounts.gpu_devices == node.gpu.gpu_nodes([target_gpu(node.gpu)]), (
+        mounts.explain() + node.diagnostics()
+    )
     assert mounts.has_driver(node.gpu), mounts.explain()
     # The image says NVIDIA_VISIBLE_DEVICES=all, but an unprivileged container's env is not trusted.
     assert image_env.raw.exit_code == 0, image_env.explain() + node.diagnostics()
-    assert image_env.devices == set() and image_env.libraries == set() and not image_env.ldcache, image_env.explain()
+    assert image_env.devices == set() and image_env.libraries == set() and not image_env.ldcache, (
+        image_env.explain()
+    )
     # Control: the same pod under the default config (env accepted) gets every GPU, so the
     # empty result above is the accept-* switch at work, not a lost env var.
     node.set_toolkit_config()
@@ -80,7 +84,10 @@ def test_native_cdi_shapes_are_ignored_by_containerd_16(node: CRINode) -> None:
     (cdi.k8s.io/ annotation + CRI CDIDevices field) reaches containerd 1.6 on the default
     handler, and the pod starts without a GPU and without an error."""
     node.set_toolkit_config()
-    req = apply_allocation(pod_request("native-cdi", ""), allocate(["cdi-annotations", "cdi-cri"], [target_gpu(node.gpu)["uuid"]]))
+    req = apply_allocation(
+        pod_request("native-cdi", ""),
+        allocate(["cdi-annotations", "cdi-cri"], [target_gpu(node.gpu)["uuid"]]),
+    )
     assert req.cdi_devices and any(k.startswith("cdi.k8s.io/") for k in req.annotations)
     seen = probe(node, req)
     assert seen.raw.exit_code == 0, seen.explain() + node.diagnostics()

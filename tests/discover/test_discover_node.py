@@ -39,8 +39,10 @@ def test_firmware_binaries_ipc(sim_nodes):
     root = DriverRoot(sim_nodes.get("dgx-h100").root)
     assert [os.path.basename(f) for f in root.firmware("580.105.08")] == ["gsp_ga10x.bin", "gsp_tu10x.bin"]
     assert root.locate_binary("nvidia-smi").endswith("/usr/bin/nvidia-smi")
-    assert [root.container(s) for s in root.ipc_sockets()] == ["/run/nvidia-persistenced/socket",
-                                                                "/run/nvidia-fabricmanager/socket"]
+    assert [root.container(s) for s in root.ipc_sockets()] == [
+        "/run/nvidia-persistenced/socket",
+        "/run/nvidia-fabricmanager/socket",
+    ]
 
 
 def test_device_nodes_and_replaceable_stat(sim_nodes):
@@ -50,7 +52,9 @@ def test_device_nodes_and_replaceable_stat(sim_nodes):
     n, gids = D.device_node_edit(node.root, "/dev/nvidiactl")
     assert (n["major"], n["minor"]) == (195, 255) and gids == [] and n["hostPath"].endswith("/dev/nvidiactl")
     assert D.drm_nodes(node.root, "0000:53:00.0") == ["/dev/dri/card1", "/dev/dri/renderD128"]
-    assert D.by_path_links(node.root, "0000:53:00.0", ["/dev/dri/card1"]) == ["../card1::/dev/dri/by-path/pci-0000:53:00.0-card"]
+    assert D.by_path_links(node.root, "0000:53:00.0", ["/dev/dri/card1"]) == [
+        "../card1::/dev/dri/by-path/pci-0000:53:00.0-card"
+    ]
     prev = D.set_stat_device(lambda p: D.NodeStat(99, 7, 0o600, 0))
     try:
         n, _ = D.device_node_edit("/", "/dev/anything")
@@ -79,11 +83,14 @@ def test_inventory_backends(sim_nodes, tmp_path, monkeypatch):
     assert [g["uuid"] for g in fixture["gpus"]] == [g["uuid"] for g in procfs["gpus"]]
     assert [g["pci_bus_id"] for g in fixture["gpus"]] == [g["pci_bus_id"] for g in procfs["gpus"]]
     assert procfs["driver_version"] == fixture["driver_version"] == "570.148.08"
-    assert [(m["gpu_instance_id"], m["compute_instance_id"]) for m in procfs["gpus"][1]["mig_devices"]] == \
-        [(m["gpu_instance_id"], m["compute_instance_id"]) for m in fixture["gpus"][1]["mig_devices"]]
+    assert [(m["gpu_instance_id"], m["compute_instance_id"]) for m in procfs["gpus"][1]["mig_devices"]] == [
+        (m["gpu_instance_id"], m["compute_instance_id"]) for m in fixture["gpus"][1]["mig_devices"]
+    ]
     assert procfs["gpus"][0]["mig_devices"][0]["uuid"] is None  # procfs has no MIG UUIDs
     monkeypatch.setenv("GPUCTK_INVENTORY", node.inventory_path)
-    assert select_inventory(None, dev_root=node.root, driver_root=node.root)["source"].startswith("gpuctk-sim")
+    assert select_inventory(None, dev_root=node.root, driver_root=node.root)["source"].startswith(
+        "gpuctk-sim"
+    )
     monkeypatch.delenv("GPUCTK_INVENTORY")
     assert select_inventory(None, dev_root=node.root, driver_root=node.root)["source"].startswith("procfs")
 
@@ -99,8 +106,11 @@ def test_sysfs_fallback_and_bad_fixtures(tmp_path):
     inv = from_procfs(str(tmp_path))
     assert [g["pci_bus_id"] for g in inv["gpus"]] == ["0000:01:00.0"]
     bad = tmp_path / "bad.json"
-    for content, msg in (("{", "invalid inventory JSON"), ("[]", "must be a JSON object"),
-                         (json.dumps({"gpus": [{"minor": "x"}]}), "gpus\\[0\\]")):
+    for content, msg in (
+        ("{", "invalid inventory JSON"),
+        ("[]", "must be a JSON object"),
+        (json.dumps({"gpus": [{"minor": "x"}]}), "gpus\\[0\\]"),
+    ):
         bad.write_text(content)
         with pytest.raises(GpuctkError, match=msg):
             load_fixture(str(bad))
@@ -134,9 +144,12 @@ def test_lookup_through_ldcache_only(tmp_path):
     os.symlink("libnvidia-ml.so.999.88.77", tmp_path / "var/lib/nvidia/lib64/libnvidia-ml.so.1")
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/ld.so.cache").write_bytes(
-        build_ldcache([("libnvidia-ml.so.1", "/var/lib/nvidia/lib64/libnvidia-ml.so.1")]))
+        build_ldcache([("libnvidia-ml.so.1", "/var/lib/nvidia/lib64/libnvidia-ml.so.1")])
+    )
     r = DriverRoot(str(tmp_path))
-    assert r.locate_libraries("libnvidia-ml.so.1") == [str(tmp_path / "var/lib/nvidia/lib64/libnvidia-ml.so.999.88.77")]
+    assert r.locate_libraries("libnvidia-ml.so.1") == [
+        str(tmp_path / "var/lib/nvidia/lib64/libnvidia-ml.so.999.88.77")
+    ]
     assert r.locate_libraries("libcuda.so.*") == []
 
 

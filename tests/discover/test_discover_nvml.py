@@ -18,10 +18,26 @@ class _Pci:
 
 def _fake(mig_on_first: bool = True, fail_count: bool = False) -> types.ModuleType:
     m = types.ModuleType("pynvml")
-    gpus = [{"uuid": "GPU-a", "name": "NVIDIA A100-SXM4-40GB", "bus": "00000000:07:00.0", "minor": 3, "mig": mig_on_first},
-            {"uuid": "GPU-b", "name": "NVIDIA A100-SXM4-40GB", "bus": "00000000:0F:00.0", "minor": 1, "mig": False}]
-    migs = [{"uuid": "MIG-x", "name": "NVIDIA A100-SXM4-40GB MIG 3g.20gb", "gi": 2, "ci": 0},
-            {"uuid": "MIG-y", "name": "NVIDIA A100-SXM4-40GB MIG 1g.5gb+gfx", "gi": 9, "ci": 0}]
+    gpus = [
+        {
+            "uuid": "GPU-a",
+            "name": "NVIDIA A100-SXM4-40GB",
+            "bus": "00000000:07:00.0",
+            "minor": 3,
+            "mig": mig_on_first,
+        },
+        {
+            "uuid": "GPU-b",
+            "name": "NVIDIA A100-SXM4-40GB",
+            "bus": "00000000:0F:00.0",
+            "minor": 1,
+            "mig": False,
+        },
+    ]
+    migs = [
+        {"uuid": "MIG-x", "name": "NVIDIA A100-SXM4-40GB MIG 3g.20gb", "gi": 2, "ci": 0},
+        {"uuid": "MIG-y", "name": "NVIDIA A100-SXM4-40GB MIG 1g.5gb+gfx", "gi": 9, "ci": 0},
+    ]
     m.nvmlInit = lambda: None
     m.nvmlShutdown = lambda: None
 
@@ -59,7 +75,9 @@ def test_nvml_backend(monkeypatch):
     g0, g1 = inv["gpus"]
     assert (g0["minor"], g0["pci_bus_id"], g0["mig_enabled"]) == (3, "0000:07:00.0", True)
     assert [(m["uuid"], m["gpu_instance_id"], m["profile"], m["gfx"]) for m in g0["mig_devices"]] == [
-        ("MIG-x", 2, "3g.20gb", False), ("MIG-y", 9, "1g.5gb+gfx", True)]
+        ("MIG-x", 2, "3g.20gb", False),
+        ("MIG-y", 9, "1g.5gb+gfx", True),
+    ]
     assert g1["mig_enabled"] is False and g1["mig_devices"] == []
     assert select_inventory(None, dev_root="/", driver_root="/")["source"] == "nvml"
 

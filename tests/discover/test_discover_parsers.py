@@ -59,7 +59,7 @@ def test_elf_fuzz_random_bytes_never_raise(data):
 def test_elf_fuzz_corrupted_valid_file(offset, patch):
     good = bytearray(shared_object("libnvidia-ml.so.1"))
     offset %= len(good)
-    good[offset:offset + len(patch)] = patch
+    good[offset : offset + len(patch)] = patch
     result = soname_from_bytes(bytes(good[: max(len(good), 1)]))
     assert result is None or isinstance(result, str)
 
@@ -71,7 +71,9 @@ def test_ldcache_new_format_roundtrip():
 
 
 def test_ldcache_aarch64_entries_are_64bit():
-    assert parse_ldcache(build_ldcache([("libcuda.so.1", "/x/libcuda.so.1")], "aarch64")) == [("libcuda.so.1", "/x/libcuda.so.1")]
+    assert parse_ldcache(build_ldcache([("libcuda.so.1", "/x/libcuda.so.1")], "aarch64")) == [
+        ("libcuda.so.1", "/x/libcuda.so.1")
+    ]
 
 
 def _old_format(entries, then_new: bytes = b""):
@@ -155,14 +157,28 @@ def test_proc_devices():
 def test_mig_minors():
     text = "config 1\nmonitor 2\ngpu0/gi0/access 3\ngpu0/gi0/ci0/access 4\ngpu1/gi2/ci7/access 163\nbogus line\ngpu0/gi/access 9\n"
     m = parse_mig_minors(text)
-    assert m == {"config": 1, "monitor": 2, "gpu0/gi0/access": 3, "gpu0/gi0/ci0/access": 4, "gpu1/gi2/ci7/access": 163}
+    assert m == {
+        "config": 1,
+        "monitor": 2,
+        "gpu0/gi0/access": 3,
+        "gpu0/gi0/ci0/access": 4,
+        "gpu1/gi2/ci7/access": 163,
+    }
 
 
 def test_information_and_version():
     info = parse_information("Model: \t\t NVIDIA H100\nGPU UUID: \t GPU-1\nDevice Minor: \t 3\n")
     assert info["Model"] == "NVIDIA H100" and info["Device Minor"] == "3"
-    assert parse_nvrm_version("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.105.08  Release Build") == "580.105.08"
-    assert parse_nvrm_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.54.03  Tue Jun") == "535.54.03"
+    assert (
+        parse_nvrm_version(
+            "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.105.08  Release Build"
+        )
+        == "580.105.08"
+    )
+    assert (
+        parse_nvrm_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.54.03  Tue Jun")
+        == "535.54.03"
+    )
     assert parse_nvrm_version("junk") is None
 
 
@@ -178,8 +194,12 @@ def test_procfs_fuzz(text):
 # ---------------------------------------------------------------- CSV
 def test_csv_parse_rules():
     text = "dev, /dev/nvidia0\n   dev   , /dev/target \nlib,/usr/lib/libcuda.so.1.1\nsym, /a, b\nbogus, /x\nnocomma\ndir,\n"
-    assert parse_csv(text) == [("dev", "/dev/nvidia0"), ("dev", "/dev/target"), ("lib", "/usr/lib/libcuda.so.1.1"),
-                               ("sym", "/a, b")]
+    assert parse_csv(text) == [
+        ("dev", "/dev/nvidia0"),
+        ("dev", "/dev/target"),
+        ("lib", "/usr/lib/libcuda.so.1.1"),
+        ("sym", "/a, b"),
+    ]
 
 
 def test_csv_files_and_dir(tmp_path):
@@ -206,12 +226,15 @@ def test_csv_fuzz(text):
 
 
 # ---------------------------------------------------------------- nvidia-smi XML
-@pytest.mark.parametrize("name,count,driver,dtd", [
-    ("qx-h100.xml", 8, "580.105.08", "nvsmi_device_v13.dtd"),
-    ("qx-a100.xml", 1, "570.148.08", "nvsmi_device_v12.dtd"),
-    ("qx-l40s.xml", 1, "595.91.07", "nvsmi_device_v13.dtd"),
-    ("qx-t4.xml", 1, "595.91.07", "nvsmi_device_v13.dtd"),
-])
+@pytest.mark.parametrize(
+    "name,count,driver,dtd",
+    [
+        ("qx-h100.xml", 8, "580.105.08", "nvsmi_device_v13.dtd"),
+        ("qx-a100.xml", 1, "570.148.08", "nvsmi_device_v12.dtd"),
+        ("qx-l40s.xml", 1, "595.91.07", "nvsmi_device_v13.dtd"),
+        ("qx-t4.xml", 1, "595.91.07", "nvsmi_device_v13.dtd"),
+    ],
+)
 def test_nvsmi_real_captures(name, count, driver, dtd):
     with open(os.path.join(DATA, name), "rb") as f:
         d = parse_nvidia_smi_xml(f.read())
@@ -237,15 +260,26 @@ def test_nvsmi_mig_enabled_from_simulator():
     d = parse_nvidia_smi_xml(render_xml(inv, "qx-a100.xml"))
     g0 = d["gpus"][0]
     assert g0["mig_mode"] == "Enabled"
-    assert [(m["gpu_instance_id"], m["compute_instance_id"]) for m in g0["mig_devices"]] == [(2, 0), (3, 0), (9, 0), (10, 0)]
+    assert [(m["gpu_instance_id"], m["compute_instance_id"]) for m in g0["mig_devices"]] == [
+        (2, 0),
+        (3, 0),
+        (9, 0),
+        (10, 0),
+    ]
     assert d["gpus"][2]["mig_mode"] == "Disabled" and d["gpus"][2]["mig_devices"] == []
 
 
-@pytest.mark.parametrize("bad", [
-    b"", b"<nvidia_smi_log>", b"<other/>", "<nvidia_smi_log><gpu></nvidia_smi_log>",
-    b'<!DOCTYPE x [<!ENTITY a "aaaa">]><nvidia_smi_log>&a;</nvidia_smi_log>',
-    b'<!DOCTYPE nvidia_smi_log SYSTEM "x" [<!ENTITY e SYSTEM "file:///etc/passwd">]><nvidia_smi_log>&e;</nvidia_smi_log>',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"",
+        b"<nvidia_smi_log>",
+        b"<other/>",
+        "<nvidia_smi_log><gpu></nvidia_smi_log>",
+        b'<!DOCTYPE x [<!ENTITY a "aaaa">]><nvidia_smi_log>&a;</nvidia_smi_log>',
+        b'<!DOCTYPE nvidia_smi_log SYSTEM "x" [<!ENTITY e SYSTEM "file:///etc/passwd">]><nvidia_smi_log>&e;</nvidia_smi_log>',
+    ],
+)
 def test_nvsmi_malformed_and_unsafe(bad):
     with pytest.raises(GpuctkError):
         parse_nvidia_smi_xml(bad)
@@ -254,8 +288,11 @@ def test_nvsmi_malformed_and_unsafe(bad):
 @FUZZ
 @given(st.text(max_size=300))
 def test_nvsmi_fuzz_only_gpuctk_error(text):
-    for doc in (text, f"<nvidia_smi_log>{text}</nvidia_smi_log>",
-                f"<nvidia_smi_log><gpu id='x'><minor_number>{text}</minor_number></gpu></nvidia_smi_log>"):
+    for doc in (
+        text,
+        f"<nvidia_smi_log>{text}</nvidia_smi_log>",
+        f"<nvidia_smi_log><gpu id='x'><minor_number>{text}</minor_number></gpu></nvidia_smi_log>",
+    ):
         try:
             info = parse_nvidia_smi_xml(doc)
         except GpuctkError:
@@ -263,11 +300,31 @@ def test_nvsmi_fuzz_only_gpuctk_error(text):
         assert isinstance(info["gpus"], list) and all(isinstance(g, dict) for g in info["gpus"])
 
 
-JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.text(max_size=8),
-                       lambda c: st.lists(c, max_size=3) | st.dictionaries(
-                           st.sampled_from(["index", "minor", "uuid", "mig_devices", "gpu_instance_id", "gpus",
-                                            "compute_instance_id", "name", "pci_bus_id", "mig_enabled"]), c, max_size=4),
-                       max_leaves=12)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 300) | st.text(max_size=8),
+    lambda c: (
+        st.lists(c, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "index",
+                    "minor",
+                    "uuid",
+                    "mig_devices",
+                    "gpu_instance_id",
+                    "gpus",
+                    "compute_instance_id",
+                    "name",
+                    "pci_bus_id",
+                    "mig_enabled",
+                ]
+            ),
+            c,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
 
 
 @FUZZ

@@ -16,11 +16,24 @@ INPUTS = Path(__file__).resolve().parents[1] / "data" / "engines" / "inputs"
 
 
 def _ctd(tmp_path: Path, *extra: str) -> list[str]:
-    return ["runtime", "configure", "--runtime", "containerd", "--config", str(tmp_path / "config.toml"),
-            "--drop-in-config", str(tmp_path / "conf.d" / "99-nvidia.toml"), "--engine-version", "1.7.12", *extra]
+    return [
+        "runtime",
+        "configure",
+        "--runtime",
+        "containerd",
+        "--config",
+        str(tmp_path / "config.toml"),
+        "--drop-in-config",
+        str(tmp_path / "conf.d" / "99-nvidia.toml"),
+        "--engine-version",
+        "1.7.12",
+        *extra,
+    ]
 
 
-def test_configure_backs_up_and_is_noop_the_second_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_configure_backs_up_and_is_noop_the_second_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "config.toml"
     original = (INPUTS / "containerd-v2-comments.toml").read_text()
     cfg.write_text(original)
@@ -40,7 +53,9 @@ def test_configure_backs_up_and_is_noop_the_second_time(tmp_path: Path, capsys: 
     assert cfg.read_text() == original  # same data as the pre-gpuctk backup: its bytes come back
 
 
-def test_dry_run_prints_unified_diff_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_unified_diff_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text((INPUTS / "containerd-v2-comments.toml").read_text())
     before = cfg.read_bytes()
@@ -55,12 +70,16 @@ def test_dry_run_prints_unified_diff_and_writes_nothing(tmp_path: Path, capsys: 
     assert backups(str(cfg)) == []
 
 
-@pytest.mark.parametrize("name,text,where", [
-    ("config.toml", 'version = 2\n[plugins\nx = 1\n', "line 2, column 9"),
-    ("config.toml", 'version = 2\na = "unterminated\n', "line 2, column 18"),
-])
-def test_malformed_toml_refused_with_line_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                     name: str, text: str, where: str) -> None:
+@pytest.mark.parametrize(
+    "name,text,where",
+    [
+        ("config.toml", "version = 2\n[plugins\nx = 1\n", "line 2, column 9"),
+        ("config.toml", 'version = 2\na = "unterminated\n', "line 2, column 18"),
+    ],
+)
+def test_malformed_toml_refused_with_line_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str, where: str
+) -> None:
     cfg = tmp_path / name
     cfg.write_text(text)
     mtime = os.stat(cfg).st_mtime_ns
@@ -83,7 +102,9 @@ def test_malformed_daemon_json_refused(tmp_path: Path, capsys: pytest.CaptureFix
     assert cfg.read_text() == '{\n  "runtimes": {,\n}\n'
 
 
-def test_malformed_drop_in_also_refused_before_any_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_drop_in_also_refused_before_any_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text("version = 2\n")
     (tmp_path / "conf.d").mkdir()
@@ -93,16 +114,27 @@ def test_malformed_drop_in_also_refused_before_any_write(tmp_path: Path, capsys:
     assert cfg.read_text() == "version = 2\n"
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["--runtime", "containerd", "--runtime-path", "relative/bin"], "--runtime-path: must be an absolute path"),
-    (["--runtime", "docker", "--drop-in-config", "/x.json"], "docker has no drop-in"),
-    (["--runtime", "crio", "--low-level-runtime", "runsc"], "only for containerd"),
-    (["--runtime", "containerd", "--drop-in-config", "rel.toml"], "must be an absolute path"),
-    (["--runtime", "containerd", "--cdi-spec-dir", "cdi"], "--cdi-spec-dir: must be an absolute path"),
-    (["--runtime", "crio", "--config-mode", "oci-hook", "--hook-path", "hook"], "--hook-path: must be an absolute"),
-    (["--runtime", "docker", "--engine-version", "x"], "--engine-version: no version number"),
-])
-def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], msg: str) -> None:
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (
+            ["--runtime", "containerd", "--runtime-path", "relative/bin"],
+            "--runtime-path: must be an absolute path",
+        ),
+        (["--runtime", "docker", "--drop-in-config", "/x.json"], "docker has no drop-in"),
+        (["--runtime", "crio", "--low-level-runtime", "runsc"], "only for containerd"),
+        (["--runtime", "containerd", "--drop-in-config", "rel.toml"], "must be an absolute path"),
+        (["--runtime", "containerd", "--cdi-spec-dir", "cdi"], "--cdi-spec-dir: must be an absolute path"),
+        (
+            ["--runtime", "crio", "--config-mode", "oci-hook", "--hook-path", "hook"],
+            "--hook-path: must be an absolute",
+        ),
+        (["--runtime", "docker", "--engine-version", "x"], "--engine-version: no version number"),
+    ],
+)
+def test_usage_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], msg: str
+) -> None:
     rc = main(["runtime", "configure", "--config", str(tmp_path / "c"), *argv])
     assert rc == 2
     assert msg in capsys.readouterr().err
@@ -118,7 +150,16 @@ def test_docker_cli_round_trip(tmp_path: Path) -> None:
     cfg = tmp_path / "daemon.json"
     original = (INPUTS / "daemon.json").read_text()
     cfg.write_text(original)
-    argv = ["runtime", "configure", "--runtime", "docker", "--config", str(cfg), "--set-as-default", "--enable-cdi"]
+    argv = [
+        "runtime",
+        "configure",
+        "--runtime",
+        "docker",
+        "--config",
+        str(cfg),
+        "--set-as-default",
+        "--enable-cdi",
+    ]
     assert main(argv) == 0
     data = json.loads(cfg.read_text())
     assert data["default-runtime"] == "nvidia" and data["features"]["cdi"] is True
@@ -129,34 +170,85 @@ def test_docker_cli_round_trip(tmp_path: Path) -> None:
 
 def test_runsc_cli_writes_runsc_toml_beside_config(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
-    argv = ["runtime", "configure", "--runtime", "containerd", "--config", str(cfg), "--drop-in-config", "",
-            "--runtime-name", "nvidia-gvisor", "--low-level-runtime", "runsc", "--engine-version", "1.7.12"]
+    argv = [
+        "runtime",
+        "configure",
+        "--runtime",
+        "containerd",
+        "--config",
+        str(cfg),
+        "--drop-in-config",
+        "",
+        "--runtime-name",
+        "nvidia-gvisor",
+        "--low-level-runtime",
+        "runsc",
+        "--engine-version",
+        "1.7.12",
+    ]
     assert main(argv) == 0
     runsc = tomllib.loads((tmp_path / "runsc.toml").read_text())
     assert runsc["binary_name"] == "/usr/bin/nvidia-container-runtime"
     assert runsc["runsc_config"] == {"nvproxy": "true"}
     entry = tomllib.loads(cfg.read_text())["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"][
-        "nvidia-gvisor"]
+        "nvidia-gvisor"
+    ]
     assert entry["options"]["ConfigPath"] == str(tmp_path / "runsc.toml")
     assert main([*argv, "--uninstall"]) == 0
     assert not (tmp_path / "runsc.toml").exists()
     assert not cfg.exists()  # gpuctk created it; uninstall removes it again
 
 
-@pytest.mark.parametrize("runtime,name,text,msg", [
-    ("containerd", "config.toml", 'version = 2\nimports = "abc"\n', "field imports: must be an array of strings"),
-    ("containerd", "config.toml", 'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\ncontainerd = 5\n',
-     'field plugins.io.containerd.grpc.v1.cri.containerd: must be a table'),
-    ("containerd", "config.toml", "version = true\n", "field version: unsupported value True"),
-    ("crio", "crio.conf", "[crio.runtime]\nruntimes = 5\n", "field crio.runtime.runtimes: must be a table"),
-])
+@pytest.mark.parametrize(
+    "runtime,name,text,msg",
+    [
+        (
+            "containerd",
+            "config.toml",
+            'version = 2\nimports = "abc"\n',
+            "field imports: must be an array of strings",
+        ),
+        (
+            "containerd",
+            "config.toml",
+            'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\ncontainerd = 5\n',
+            "field plugins.io.containerd.grpc.v1.cri.containerd: must be a table",
+        ),
+        ("containerd", "config.toml", "version = true\n", "field version: unsupported value True"),
+        (
+            "crio",
+            "crio.conf",
+            "[crio.runtime]\nruntimes = 5\n",
+            "field crio.runtime.runtimes: must be a table",
+        ),
+    ],
+)
 @pytest.mark.parametrize("drop_in", ["", "conf.d/99-nvidia.toml"])
-def test_wrong_types_refused_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str], runtime: str,
-                                             name: str, text: str, msg: str, drop_in: str) -> None:
+def test_wrong_types_refused_not_overwritten(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    runtime: str,
+    name: str,
+    text: str,
+    msg: str,
+    drop_in: str,
+) -> None:
     cfg = tmp_path / name
     cfg.write_text(text)
-    rc = main(["runtime", "configure", "--runtime", runtime, "--config", str(cfg), "--engine-version", "1.7.12",
-               "--drop-in-config", str(tmp_path / drop_in) if drop_in else ""])
+    rc = main(
+        [
+            "runtime",
+            "configure",
+            "--runtime",
+            runtime,
+            "--config",
+            str(cfg),
+            "--engine-version",
+            "1.7.12",
+            "--drop-in-config",
+            str(tmp_path / drop_in) if drop_in else "",
+        ]
+    )
     err = capsys.readouterr().err
     if runtime == "crio" and drop_in:  # the CRI-O drop-in is a separate file: the main config is only read
         assert rc == 0
@@ -168,12 +260,27 @@ def test_wrong_types_refused_not_overwritten(tmp_path: Path, capsys: pytest.Capt
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
-def test_detect_tolerates_odd_types_and_refuses_bad_version(tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_detect_tolerates_odd_types_and_refuses_bad_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "daemon.json"
     cfg.write_text('{"runtimes": 5, "features": [], "default-runtime": 3, "cdi-spec-dirs": "x"}')
-    assert main(["runtime", "detect", "--runtime", "docker", "--config", str(cfg), "--engine-version", "27.1.0",
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "runtime",
+                "detect",
+                "--runtime",
+                "docker",
+                "--config",
+                str(cfg),
+                "--engine-version",
+                "27.1.0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["default_runtime"] == "runc" and report["gpu_runtimes"] == []
     assert report["spec_dirs"] == ["/etc/cdi", "/var/run/cdi"]
@@ -184,7 +291,9 @@ def test_detect_tolerates_odd_types_and_refuses_bad_version(tmp_path: Path,
 def test_uninstall_keeps_later_user_edits(tmp_path: Path) -> None:
     """Only a result with exactly a backup's data gets that backup's bytes; later edits stay."""
     cfg = tmp_path / "config.toml"
-    cfg.write_text('version = 2\n\n# user comment\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "a"\n')
+    cfg.write_text(
+        'version = 2\n\n# user comment\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "a"\n'
+    )
     argv = ["runtime", "configure", "--runtime", "containerd", "--config", str(cfg), "--drop-in-config", ""]
     assert main([*argv, "--set-as-default"]) == 0
     cfg.write_text(cfg.read_text().replace('"a"', '"b"'))
@@ -200,8 +309,9 @@ def test_write_failure_is_a_one_line_error(tmp_path: Path) -> None:
     from gpuctk.errors import GpuctkError
 
     drop_in = tmp_path / "conf.d" / "99-nvidia.toml"
-    plan = apply.plan(ConfigureOptions(engine="containerd", config=str(tmp_path / "config.toml"),
-                                       drop_in=str(drop_in)))
+    plan = apply.plan(
+        ConfigureOptions(engine="containerd", config=str(tmp_path / "config.toml"), drop_in=str(drop_in))
+    )
     (tmp_path / "conf.d").write_text("a file where the drop-in directory should be")
     with pytest.raises(GpuctkError, match=rf"^{drop_in}: cannot write: "):
         apply.apply(plan)
@@ -212,7 +322,16 @@ def test_foreign_oci_hook_is_backed_up_before_replacement(tmp_path: Path) -> Non
     hook.parent.mkdir()
     foreign = '{"version": "1.0.0", "hook": {"path": "/usr/bin/other-hook"}}\n'
     hook.write_text(foreign)
-    argv = ["runtime", "configure", "--runtime", "crio", "--config-mode", "oci-hook", "--oci-hook-path", str(hook)]
+    argv = [
+        "runtime",
+        "configure",
+        "--runtime",
+        "crio",
+        "--config-mode",
+        "oci-hook",
+        "--oci-hook-path",
+        str(hook),
+    ]
     assert main(argv) == 0
     [bak] = backups(str(hook))
     assert Path(bak).read_text() == foreign
@@ -220,13 +339,17 @@ def test_foreign_oci_hook_is_backed_up_before_replacement(tmp_path: Path) -> Non
     assert main(argv) == 0 and backups(str(hook)) == [bak]  # ours now: no second backup
 
 
-def test_cdi_annotation_prefix_sets_container_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cdi_annotation_prefix_sets_container_annotations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # containerd's CRI plugin passes a pod's annotations into the OCI spec only when they match
     # the runtime's container_annotations: without it the shim never sees nvidia.cdi.k8s.io/ requests.
     cfg = tmp_path / "config.toml"
     original = (INPUTS / "containerd-v2-comments.toml").read_text()
     cfg.write_text(original)
-    argv = _ctd(tmp_path, "--cdi-annotation-prefix", "nvidia.cdi.k8s.io/", "--cdi-annotation-prefix", "cdi.k8s.io/")
+    argv = _ctd(
+        tmp_path, "--cdi-annotation-prefix", "nvidia.cdi.k8s.io/", "--cdi-annotation-prefix", "cdi.k8s.io/"
+    )
     assert main(argv) == 0
     drop_in = tomllib.loads((tmp_path / "conf.d" / "99-nvidia.toml").read_text())
     entry = drop_in["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["nvidia"]
@@ -239,7 +362,8 @@ def test_cdi_annotation_prefix_sets_container_annotations(tmp_path: Path, capsys
 
 
 @pytest.mark.parametrize("prefix", ["nvidia.cdi.k8s.io", "", "a/*"])
-def test_bad_cdi_annotation_prefix_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                    prefix: str) -> None:
+def test_bad_cdi_annotation_prefix_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], prefix: str
+) -> None:
     assert main(_ctd(tmp_path, "--cdi-annotation-prefix", prefix)) == 2
     assert "--cdi-annotation-prefix" in capsys.readouterr().err

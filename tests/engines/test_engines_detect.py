@@ -19,59 +19,77 @@ from support.tools import require_tool
 INPUTS = Path(__file__).resolve().parents[1] / "data" / "engines" / "inputs"
 
 
-@pytest.mark.parametrize("text,engine,version", [
-    ("containerd://1.7.12-0ubuntu2~22.04.1", "containerd", (1, 7, 12)),
-    ("1.7.11-k3s2", "containerd", (1, 7, 11)),
-    ("containerd://2.0.1", "containerd", (2, 0, 1)),
-    ("containerd://1.6.30", "containerd", (1, 6, 30)),
-    ("containerd://v1.7.2", "containerd", (1, 7, 2)),
-    ("containerd://2.0.0-rc.3", "containerd", (2, 0, 0)),
-    ("containerd://1.7", "containerd", (1, 7, 0)),
-    ("cri-o://1.29.1", "crio", (1, 29, 1)),
-    ("cri-o://1.23.2-rhaos4.10", "crio", (1, 23, 2)),
-    ("docker://24.0.7", "docker", (24, 0, 7)),
-    ("Docker version 24.0.7, build afdd53b", "docker", (24, 0, 7)),
-    ("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3", "containerd", (1, 6, 20)),
-    ("containerd containerd.io 1.7.25 bcc810d6b9066471b0b6fa75f557a15a1cbf31bb", "containerd", (1, 7, 25)),
-    ("crio version 1.29.1", "crio", (1, 29, 1)),
-    ("remote://1.0", "remote", (1, 0, 0)),
-    ("1.2.3", "", (1, 2, 3)),
-    ("nonsense", "", None),
-    ("", "", None),
-])
+@pytest.mark.parametrize(
+    "text,engine,version",
+    [
+        ("containerd://1.7.12-0ubuntu2~22.04.1", "containerd", (1, 7, 12)),
+        ("1.7.11-k3s2", "containerd", (1, 7, 11)),
+        ("containerd://2.0.1", "containerd", (2, 0, 1)),
+        ("containerd://1.6.30", "containerd", (1, 6, 30)),
+        ("containerd://v1.7.2", "containerd", (1, 7, 2)),
+        ("containerd://2.0.0-rc.3", "containerd", (2, 0, 0)),
+        ("containerd://1.7", "containerd", (1, 7, 0)),
+        ("cri-o://1.29.1", "crio", (1, 29, 1)),
+        ("cri-o://1.23.2-rhaos4.10", "crio", (1, 23, 2)),
+        ("docker://24.0.7", "docker", (24, 0, 7)),
+        ("Docker version 24.0.7, build afdd53b", "docker", (24, 0, 7)),
+        (
+            "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3",
+            "containerd",
+            (1, 6, 20),
+        ),
+        (
+            "containerd containerd.io 1.7.25 bcc810d6b9066471b0b6fa75f557a15a1cbf31bb",
+            "containerd",
+            (1, 7, 25),
+        ),
+        ("crio version 1.29.1", "crio", (1, 29, 1)),
+        ("remote://1.0", "remote", (1, 0, 0)),
+        ("1.2.3", "", (1, 2, 3)),
+        ("nonsense", "", None),
+        ("", "", None),
+    ],
+)
 def test_parse_runtime_version(text: str, engine: str, version: Any) -> None:
     assert parse_runtime_version(text) == (engine, version)
 
 
-@pytest.mark.parametrize("engine,version,native,needs,cri_field", [
-    ("containerd", "1.6.30", False, False, False),
-    ("containerd", "1.6.20~ds1", False, False, False),
-    ("containerd", "1.7.0", True, True, False),
-    ("containerd", "1.7.1", True, True, False),
-    ("containerd", "1.7.2", True, True, True),
-    ("containerd", "1.7.12-0ubuntu2~22.04.1", True, True, True),
-    ("containerd", "1.7.11-k3s2", True, True, True),
-    ("containerd", "2.0.0", True, False, True),
-    ("containerd", "2.1.3", True, False, True),
-    ("containerd", None, False, False, False),
-    ("cri-o", "1.23.1", False, False, False),
-    ("crio", "1.23.2", True, False, False),
-    ("crio", "1.29.1", True, False, True),
-    ("docker", "24.0.7", False, False, False),
-    ("docker", "25.0.0", True, True, False),
-    ("docker", "28.2.0", True, False, False),
-    ("podman", "4.3.1", False, False, False),
-])
-def test_cdi_support_rules(engine: str, version: str | None, native: bool, needs: bool, cri_field: bool) -> None:
+@pytest.mark.parametrize(
+    "engine,version,native,needs,cri_field",
+    [
+        ("containerd", "1.6.30", False, False, False),
+        ("containerd", "1.6.20~ds1", False, False, False),
+        ("containerd", "1.7.0", True, True, False),
+        ("containerd", "1.7.1", True, True, False),
+        ("containerd", "1.7.2", True, True, True),
+        ("containerd", "1.7.12-0ubuntu2~22.04.1", True, True, True),
+        ("containerd", "1.7.11-k3s2", True, True, True),
+        ("containerd", "2.0.0", True, False, True),
+        ("containerd", "2.1.3", True, False, True),
+        ("containerd", None, False, False, False),
+        ("cri-o", "1.23.1", False, False, False),
+        ("crio", "1.23.2", True, False, False),
+        ("crio", "1.29.1", True, False, True),
+        ("docker", "24.0.7", False, False, False),
+        ("docker", "25.0.0", True, True, False),
+        ("docker", "28.2.0", True, False, False),
+        ("podman", "4.3.1", False, False, False),
+    ],
+)
+def test_cdi_support_rules(
+    engine: str, version: str | None, native: bool, needs: bool, cri_field: bool
+) -> None:
     s = cdi_support(engine, version)
     assert (s["native_cdi"], s["needs_enable_cdi"], s["cri_field"]) == (native, needs, cri_field)
     assert s["enabled_by_default"] == (native and not needs)
     assert s["reason"]
 
 
-@given(st.tuples(st.integers(0, 999), st.integers(0, 999), st.integers(0, 999)),
-       st.sampled_from(["", "-0ubuntu2~22.04.1", "-k3s2", "+deb12u3", "~ds1", "-rc.1", ".4"]),
-       st.sampled_from(["containerd://", "cri-o://", "docker://", ""]))
+@given(
+    st.tuples(st.integers(0, 999), st.integers(0, 999), st.integers(0, 999)),
+    st.sampled_from(["", "-0ubuntu2~22.04.1", "-k3s2", "+deb12u3", "~ds1", "-rc.1", ".4"]),
+    st.sampled_from(["containerd://", "cri-o://", "docker://", ""]),
+)
 def test_version_parse_is_lenient(v: tuple[int, int, int], suffix: str, prefix: str) -> None:
     text = f"{prefix}{v[0]}.{v[1]}.{v[2]}{suffix}"
     assert parse_runtime_version(text)[1] == v
@@ -86,24 +104,33 @@ def test_version_parse_never_raises(text: str) -> None:
 
 
 def _facts(**kw: Any) -> dict[str, Any]:
-    base = {"cdi_enabled_in_config": None, "spec_dirs": ["/etc/cdi", "/var/run/cdi"], "runtimes": ["runc"],
-            "gpu_runtimes": [], "default_runtime": "runc"}
+    base = {
+        "cdi_enabled_in_config": None,
+        "spec_dirs": ["/etc/cdi", "/var/run/cdi"],
+        "runtimes": ["runc"],
+        "gpu_runtimes": [],
+        "default_runtime": "runc",
+    }
     return {**base, **kw}
 
 
-@pytest.mark.parametrize("engine,version,facts,enabled,mode,prefix", [
-    ("containerd", (1, 6, 20), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
-    ("containerd", (1, 7, 12), _facts(), False, "native-cdi", "cdi.k8s.io/"),
-    ("containerd", (1, 7, 12), _facts(cdi_enabled_in_config=True), True, "native-cdi", "cdi.k8s.io/"),
-    ("containerd", (2, 0, 1), _facts(), True, "native-cdi", "cdi.k8s.io/"),
-    ("containerd", (2, 0, 1), _facts(cdi_enabled_in_config=False), False, "native-cdi", "cdi.k8s.io/"),
-    ("crio", (1, 29, 1), _facts(), True, "native-cdi", "cdi.k8s.io/"),
-    ("crio", (1, 22, 0), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
-    ("docker", (24, 0, 7), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
-    ("containerd", None, _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
-])
-def test_recommendation(engine: str, version: Any, facts: dict[str, Any], enabled: bool, mode: str,
-                        prefix: str) -> None:
+@pytest.mark.parametrize(
+    "engine,version,facts,enabled,mode,prefix",
+    [
+        ("containerd", (1, 6, 20), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
+        ("containerd", (1, 7, 12), _facts(), False, "native-cdi", "cdi.k8s.io/"),
+        ("containerd", (1, 7, 12), _facts(cdi_enabled_in_config=True), True, "native-cdi", "cdi.k8s.io/"),
+        ("containerd", (2, 0, 1), _facts(), True, "native-cdi", "cdi.k8s.io/"),
+        ("containerd", (2, 0, 1), _facts(cdi_enabled_in_config=False), False, "native-cdi", "cdi.k8s.io/"),
+        ("crio", (1, 29, 1), _facts(), True, "native-cdi", "cdi.k8s.io/"),
+        ("crio", (1, 22, 0), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
+        ("docker", (24, 0, 7), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
+        ("containerd", None, _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
+    ],
+)
+def test_recommendation(
+    engine: str, version: Any, facts: dict[str, Any], enabled: bool, mode: str, prefix: str
+) -> None:
     r = assemble(engine, version, "", facts)
     assert r["cdi_enabled"] is enabled
     assert r["recommendation"]["mode"] == mode
@@ -114,13 +141,29 @@ def test_recommendation(engine: str, version: Any, facts: dict[str, Any], enable
 
 
 def test_containerd_facts_from_dump_with_gpu_default() -> None:
-    cfg = {"plugins": {"io.containerd.grpc.v1.cri": {
-        "enable_cdi": True, "cdi_spec_dirs": ["/var/run/cdi"],
-        "containerd": {"default_runtime_name": "nvidia", "runtimes": {
-            "runc": {"options": {}},
-            "nvidia": {"options": {"BinaryName": "/usr/local/nvidia/toolkit/nvidia-container-runtime"}},
-            "nvidia-cdi": {"options": {"BinaryName": "/usr/local/nvidia/toolkit/nvidia-container-runtime.cdi"}},
-            "fast": {"options": {"BinaryName": "/usr/bin/crun"}}}}}}}
+    cfg = {
+        "plugins": {
+            "io.containerd.grpc.v1.cri": {
+                "enable_cdi": True,
+                "cdi_spec_dirs": ["/var/run/cdi"],
+                "containerd": {
+                    "default_runtime_name": "nvidia",
+                    "runtimes": {
+                        "runc": {"options": {}},
+                        "nvidia": {
+                            "options": {"BinaryName": "/usr/local/nvidia/toolkit/nvidia-container-runtime"}
+                        },
+                        "nvidia-cdi": {
+                            "options": {
+                                "BinaryName": "/usr/local/nvidia/toolkit/nvidia-container-runtime.cdi"
+                            }
+                        },
+                        "fast": {"options": {"BinaryName": "/usr/bin/crun"}},
+                    },
+                },
+            }
+        }
+    }
     f = containerd_facts(cfg)
     assert f["gpu_runtimes"] == ["nvidia", "nvidia-cdi"]
     r = assemble("containerd", (1, 7, 12), "", f)
@@ -131,8 +174,10 @@ def test_containerd_facts_from_dump_with_gpu_default() -> None:
 
 def test_detect_with_replayed_commands(tmp_path: Path) -> None:
     """`containerd --version` / `config dump` outputs replayed through the runner seam."""
-    dump = ('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  enable_cdi = true\n'
-            '  [plugins."io.containerd.grpc.v1.cri".containerd]\n    default_runtime_name = "runc"\n')
+    dump = (
+        'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  enable_cdi = true\n'
+        '  [plugins."io.containerd.grpc.v1.cri".containerd]\n    default_runtime_name = "runc"\n'
+    )
     calls: list[list[str]] = []
 
     def run(argv: list[str]) -> tuple[int, str]:
@@ -150,10 +195,28 @@ def test_detect_with_replayed_commands(tmp_path: Path) -> None:
 
 def test_detect_reads_file_and_imports_without_binary(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
-    assert main(["runtime", "configure", "--runtime", "containerd", "--config", str(cfg), "--drop-in-config",
-                 str(tmp_path / "conf.d" / "99-nvidia.toml"), "--set-as-default", "--enable-cdi",
-                 "--engine-version", "1.7.12"]) == 0
-    r = detect("containerd", config=str(cfg), executable="/nonexistent/containerd", version="1.7.12", dump=False)
+    assert (
+        main(
+            [
+                "runtime",
+                "configure",
+                "--runtime",
+                "containerd",
+                "--config",
+                str(cfg),
+                "--drop-in-config",
+                str(tmp_path / "conf.d" / "99-nvidia.toml"),
+                "--set-as-default",
+                "--enable-cdi",
+                "--engine-version",
+                "1.7.12",
+            ]
+        )
+        == 0
+    )
+    r = detect(
+        "containerd", config=str(cfg), executable="/nonexistent/containerd", version="1.7.12", dump=False
+    )
     assert r["gpu_runtimes"] == ["nvidia"] and r["gpu_runtime_default"] and r["cdi_enabled"]
 
 
@@ -166,8 +229,21 @@ def test_detect_docker_and_crio_files(tmp_path: Path) -> None:
     crio = tmp_path / "crio.conf"
     crio.write_text((INPUTS / "crio.conf").read_text())
     (tmp_path / "crio.conf.d").mkdir()
-    assert main(["runtime", "configure", "--runtime", "crio", "--config", str(crio), "--drop-in-config",
-                 str(tmp_path / "crio.conf.d" / "99-nvidia.toml")]) == 0
+    assert (
+        main(
+            [
+                "runtime",
+                "configure",
+                "--runtime",
+                "crio",
+                "--config",
+                str(crio),
+                "--drop-in-config",
+                str(tmp_path / "crio.conf.d" / "99-nvidia.toml"),
+            ]
+        )
+        == 0
+    )
     r = detect("crio", config=str(crio), version="crio version 1.29.1")
     assert r["cdi_enabled"] and r["gpu_runtimes"] == ["nvidia"] and r["default_runtime"] == "crun"
 

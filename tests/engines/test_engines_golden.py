@@ -49,30 +49,58 @@ def _opts(engine: str, **kw: Any) -> ConfigureOptions:
 CASES: dict[str, tuple[str | None, ConfigureOptions]] = {
     # containerd, version 2, a hand-written config with comments
     "ctd-v2-dropin": ("containerd-v2-comments.toml", _opts("containerd", engine_version=(1, 6, 20))),
-    "ctd-v2-dropin-default-cdi": ("containerd-v2-comments.toml", _opts(
-        "containerd", set_as_default=True, enable_cdi=True, engine_version=(1, 7, 12))),
-    "ctd-v2-dropin-specdirs": ("containerd-v2-comments.toml", _opts(
-        "containerd", enable_cdi=True, cdi_spec_dirs=["/etc/cdi", "/run/cdi"], engine_version=(1, 7, 12))),
-    "ctd-v2-inplace-default-cdi": ("containerd-v2-comments.toml", _opts(
-        "containerd", drop_in="", set_as_default=True, enable_cdi=True, engine_version=(1, 7, 12))),
-    "ctd-v2-runsc": ("containerd-v2-comments.toml", _opts(
-        "containerd", runtime_name="nvidia-gvisor", low_level_runtime="runsc", engine_version=(1, 7, 12))),
-    "ctd-v2-runsc-inplace": ("containerd-v2-comments.toml", _opts(
-        "containerd", drop_in="", runtime_name="nvidia-gvisor", low_level_runtime="runsc")),
+    "ctd-v2-dropin-default-cdi": (
+        "containerd-v2-comments.toml",
+        _opts("containerd", set_as_default=True, enable_cdi=True, engine_version=(1, 7, 12)),
+    ),
+    "ctd-v2-dropin-specdirs": (
+        "containerd-v2-comments.toml",
+        _opts(
+            "containerd", enable_cdi=True, cdi_spec_dirs=["/etc/cdi", "/run/cdi"], engine_version=(1, 7, 12)
+        ),
+    ),
+    "ctd-v2-inplace-default-cdi": (
+        "containerd-v2-comments.toml",
+        _opts("containerd", drop_in="", set_as_default=True, enable_cdi=True, engine_version=(1, 7, 12)),
+    ),
+    "ctd-v2-runsc": (
+        "containerd-v2-comments.toml",
+        _opts(
+            "containerd", runtime_name="nvidia-gvisor", low_level_runtime="runsc", engine_version=(1, 7, 12)
+        ),
+    ),
+    "ctd-v2-runsc-inplace": (
+        "containerd-v2-comments.toml",
+        _opts("containerd", drop_in="", runtime_name="nvidia-gvisor", low_level_runtime="runsc"),
+    ),
     # containerd, version 2 with existing imports and crun as default runtime
-    "ctd-v2-imports-default": ("containerd-v2-imports.toml", _opts(
-        "containerd", set_as_default=True, engine_version=(1, 7, 2))),
-    "ctd-v2-imports-inplace": ("containerd-v2-imports.toml", _opts(
-        "containerd", drop_in="", runtime_name="nvidia-cdi",
-        runtime_path="/usr/local/nvidia/toolkit/nvidia-container-runtime.cdi")),
+    "ctd-v2-imports-default": (
+        "containerd-v2-imports.toml",
+        _opts("containerd", set_as_default=True, engine_version=(1, 7, 2)),
+    ),
+    "ctd-v2-imports-inplace": (
+        "containerd-v2-imports.toml",
+        _opts(
+            "containerd",
+            drop_in="",
+            runtime_name="nvidia-cdi",
+            runtime_path="/usr/local/nvidia/toolkit/nvidia-container-runtime.cdi",
+        ),
+    ),
     # containerd, version 1: no imports, edited in place
-    "ctd-v1-default-cdi": ("containerd-v1.toml", _opts(
-        "containerd", set_as_default=True, enable_cdi=True, engine_version=(1, 7, 0))),
+    "ctd-v1-default-cdi": (
+        "containerd-v1.toml",
+        _opts("containerd", set_as_default=True, enable_cdi=True, engine_version=(1, 7, 0)),
+    ),
     # containerd, version 3 (containerd 2.x)
-    "ctd-v3-dropin-default-cdi": ("containerd-v3.toml", _opts(
-        "containerd", set_as_default=True, enable_cdi=True, engine_version=(2, 0, 1))),
-    "ctd-v3-dropin-minimal-2.1": ("containerd-v3.toml", _opts(
-        "containerd", set_as_default=True, enable_cdi=True, engine_version=(2, 1, 0))),
+    "ctd-v3-dropin-default-cdi": (
+        "containerd-v3.toml",
+        _opts("containerd", set_as_default=True, enable_cdi=True, engine_version=(2, 0, 1)),
+    ),
+    "ctd-v3-dropin-minimal-2.1": (
+        "containerd-v3.toml",
+        _opts("containerd", set_as_default=True, enable_cdi=True, engine_version=(2, 1, 0)),
+    ),
     "ctd-v3-inplace": ("containerd-v3.toml", _opts("containerd", drop_in="", engine_version=(2, 0, 1))),
     # containerd without a config file yet
     "ctd-none-1.6": (None, _opts("containerd", set_as_default=True, engine_version=(1, 6, 20))),
@@ -82,8 +110,14 @@ CASES: dict[str, tuple[str | None, ConfigureOptions]] = {
     "crio-dropin": ("crio.conf", _opts("crio")),
     "crio-dropin-default": ("crio.conf", _opts("crio", set_as_default=True, cdi_spec_dirs=["/var/run/cdi"])),
     "crio-inplace-default": ("crio.conf", _opts("crio", drop_in="", set_as_default=True)),
-    "crio-oci-hook": ("crio.conf", _opts("crio", config_mode="oci-hook",
-                                         hook_path="/usr/local/nvidia/toolkit/nvidia-container-runtime-hook")),
+    "crio-oci-hook": (
+        "crio.conf",
+        _opts(
+            "crio",
+            config_mode="oci-hook",
+            hook_path="/usr/local/nvidia/toolkit/nvidia-container-runtime-hook",
+        ),
+    ),
     # Docker
     "docker-features-default-cdi": ("daemon.json", _opts("docker", set_as_default=True, enable_cdi=True)),
     "docker-runtime-only": ("daemon.json", _opts("docker")),
@@ -163,9 +197,12 @@ def test_comments_survive_in_place_edit() -> None:
     fs, opts, _ = _fs("ctd-v2-inplace-default-cdi")
     _configure(fs, opts)
     text = fs.files[CTD]
-    for line in ("# containerd config for a GPU node (kept by hand)", "# pause image mirrored locally",
-                 'address = "/run/containerd/containerd.sock"  # the CRI socket',
-                 "SystemdCgroup = true  # cgroup v2 host"):
+    for line in (
+        "# containerd config for a GPU node (kept by hand)",
+        "# pause image mirrored locally",
+        'address = "/run/containerd/containerd.sock"  # the CRI socket',
+        "SystemdCgroup = true  # cgroup v2 host",
+    ):
         assert line in text
 
 
@@ -175,8 +212,10 @@ def test_runtime_entry_copies_default_runtime_then_sets_binary() -> None:
     drop = tomllib.loads(fs.files[CTD_DROP])
     cri = drop["plugins"]["io.containerd.grpc.v1.cri"]
     entry = cri["containerd"]["runtimes"]["nvidia"]
-    assert entry == {"runtime_type": "io.containerd.runc.v2",
-                     "options": {"BinaryName": "/usr/bin/nvidia-container-runtime", "SystemdCgroup": True}}
+    assert entry == {
+        "runtime_type": "io.containerd.runc.v2",
+        "options": {"BinaryName": "/usr/bin/nvidia-container-runtime", "SystemdCgroup": True},
+    }
     assert cri["containerd"]["default_runtime_name"] == "nvidia"
     main = tomllib.loads(fs.files[CTD])
     assert main["imports"] == ["/etc/containerd/site.d/*.toml", "/etc/containerd/conf.d/*.toml"]
@@ -186,19 +225,31 @@ def test_containerd_21_drop_in_holds_only_gpuctk_settings() -> None:
     fs, opts, _ = _fs("ctd-v3-dropin-minimal-2.1")
     _configure(fs, opts)
     cri = tomllib.loads(fs.files[CTD_DROP])["plugins"]["io.containerd.cri.v1.runtime"]
-    assert cri == {"enable_cdi": True, "containerd": {"default_runtime_name": "nvidia", "runtimes": {"nvidia": {
-        "runtime_type": "io.containerd.runc.v2",
-        "options": {"SystemdCgroup": True, "BinaryName": "/usr/bin/nvidia-container-runtime"}}}}}
+    assert cri == {
+        "enable_cdi": True,
+        "containerd": {
+            "default_runtime_name": "nvidia",
+            "runtimes": {
+                "nvidia": {
+                    "runtime_type": "io.containerd.runc.v2",
+                    "options": {"SystemdCgroup": True, "BinaryName": "/usr/bin/nvidia-container-runtime"},
+                }
+            },
+        },
+    }
 
 
 def test_runsc_variant_writes_shim_entry_and_runsc_toml() -> None:
     fs, opts, _ = _fs("ctd-v2-runsc")
     _configure(fs, opts)
-    entry = tomllib.loads(fs.files[CTD_DROP])["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"][
-        "nvidia-gvisor"]
+    entry = tomllib.loads(fs.files[CTD_DROP])["plugins"]["io.containerd.grpc.v1.cri"]["containerd"][
+        "runtimes"
+    ]["nvidia-gvisor"]
     assert entry["runtime_type"] == "io.containerd.runsc.v1"
-    assert entry["options"] == {"TypeUrl": "io.containerd.runsc.v1.options",
-                                "ConfigPath": "/etc/containerd/runsc.toml"}
+    assert entry["options"] == {
+        "TypeUrl": "io.containerd.runsc.v1.options",
+        "ConfigPath": "/etc/containerd/runsc.toml",
+    }
     runsc = tomllib.loads(fs.files["/etc/containerd/runsc.toml"])
     assert runsc == {"binary_name": "/usr/bin/nvidia-container-runtime", "runsc_config": {"nvproxy": "true"}}
 
@@ -221,8 +272,12 @@ def test_crio_entry_copies_default_runtime() -> None:
     assert rt["default_runtime"] == "nvidia"
     assert rt["cdi_spec_dirs"] == ["/var/run/cdi"]
     assert rt["runtimes"]["nvidia"] == {
-        "runtime_path": "/usr/bin/nvidia-container-runtime", "runtime_type": "oci", "runtime_root": "/run/crun",
-        "monitor_path": "/usr/libexec/crio/conmon", "allowed_annotations": ["io.containers.trace-syscall"]}
+        "runtime_path": "/usr/bin/nvidia-container-runtime",
+        "runtime_type": "oci",
+        "runtime_root": "/run/crun",
+        "monitor_path": "/usr/libexec/crio/conmon",
+        "allowed_annotations": ["io.containers.trace-syscall"],
+    }
 
 
 def test_crio_oci_hook_shape() -> None:
@@ -231,10 +286,13 @@ def test_crio_oci_hook_shape() -> None:
     hook = json.loads(fs.files[HOOK])
     assert hook == {
         "version": "1.0.0",
-        "hook": {"path": "/usr/local/nvidia/toolkit/nvidia-container-runtime-hook",
-                 "args": ["nvidia-container-runtime-hook", "prestart"],
-                 "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:"
-                         "/usr/local/nvidia/toolkit"]},
+        "hook": {
+            "path": "/usr/local/nvidia/toolkit/nvidia-container-runtime-hook",
+            "args": ["nvidia-container-runtime-hook", "prestart"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/nvidia/toolkit"
+            ],
+        },
         "when": {"always": True, "commands": [".*"]},
         "stages": ["prestart"],
     }
@@ -248,8 +306,15 @@ def test_three_runtimes_one_call_at_a_time(engine: str, config: str, drop_in: st
     base = _opts(engine, engine_version=(1, 7, 12)) if engine == "containerd" else _opts(engine)
     names = {"nvidia": "", "nvidia-cdi": ".cdi", "nvidia-legacy": ".legacy"}
     for name, suffix in names.items():
-        _configure(fs, replace(base, runtime_name=name, runtime_path=f"/opt/tk/nvidia-container-runtime{suffix}",
-                               set_as_default=name == "nvidia"))
+        _configure(
+            fs,
+            replace(
+                base,
+                runtime_name=name,
+                runtime_path=f"/opt/tk/nvidia-container-runtime{suffix}",
+                set_as_default=name == "nvidia",
+            ),
+        )
     drop = tomllib.loads(fs.files[drop_in])
     if engine == "containerd":
         runtimes = drop["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
@@ -270,18 +335,29 @@ def test_user_tuning_of_existing_entry_is_kept() -> None:
         '          runtime_type = "io.containerd.runc.v2"\n'
         '          pod_annotations = ["nvidia.cdi.k8s.io/*"]  # tuned by hand\n'
         '          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n'
-        '            BinaryName = "/old/nvidia-container-runtime"\n')
+        '            BinaryName = "/old/nvidia-container-runtime"\n'
+    )
     fs = FakeFS({CTD: src})
     _configure(fs, _opts("containerd", drop_in=""))
     assert "# tuned by hand" in fs.files[CTD]
-    entry = tomllib.loads(fs.files[CTD])["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["nvidia"]
+    entry = tomllib.loads(fs.files[CTD])["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"][
+        "nvidia"
+    ]
     assert entry["options"] == {"BinaryName": "/usr/bin/nvidia-container-runtime"}
     assert entry["pod_annotations"] == ["nvidia.cdi.k8s.io/*"]
 
 
-_INPUT_FOR = {"containerd": [None, "containerd-v1.toml", "containerd-v2-comments.toml", "containerd-v2-imports.toml",
-                             "containerd-v3.toml"],
-              "crio": [None, "crio.conf"], "docker": [None, "daemon.json"]}
+_INPUT_FOR = {
+    "containerd": [
+        None,
+        "containerd-v1.toml",
+        "containerd-v2-comments.toml",
+        "containerd-v2-imports.toml",
+        "containerd-v3.toml",
+    ],
+    "crio": [None, "crio.conf"],
+    "docker": [None, "daemon.json"],
+}
 
 
 @settings(max_examples=60, deadline=None)
@@ -298,7 +374,9 @@ def test_any_option_combination_is_idempotent_and_reversible(data: Any) -> None:
     if engine != "docker":
         kw["drop_in"] = data.draw(st.sampled_from(["", CTD_DROP if engine == "containerd" else CRIO_DROP]))
     if engine == "containerd":
-        kw["engine_version"] = data.draw(st.sampled_from([None, (1, 6, 20), (1, 7, 12), (2, 0, 1), (2, 1, 0)]))
+        kw["engine_version"] = data.draw(
+            st.sampled_from([None, (1, 6, 20), (1, 7, 12), (2, 0, 1), (2, 1, 0)])
+        )
         kw["low_level_runtime"] = data.draw(st.sampled_from(["", "runsc"]))
     if engine == "crio":
         kw["config_mode"] = data.draw(st.sampled_from(["config-file", "oci-hook"]))
@@ -321,8 +399,11 @@ def test_any_option_combination_is_idempotent_and_reversible(data: Any) -> None:
 def test_several_runtimes_then_uninstall_in_any_order(data: Any) -> None:
     engine = data.draw(st.sampled_from(sorted(_INPUT_FOR)))
     name = data.draw(st.sampled_from(_INPUT_FOR[engine]))
-    runtimes = data.draw(st.lists(st.sampled_from(["nvidia", "nvidia-cdi", "nvidia-legacy"]), min_size=1,
-                                  max_size=3, unique=True))
+    runtimes = data.draw(
+        st.lists(
+            st.sampled_from(["nvidia", "nvidia-cdi", "nvidia-legacy"]), min_size=1, max_size=3, unique=True
+        )
+    )
     kw: dict[str, Any] = {"enable_cdi": data.draw(st.booleans())}
     if engine != "docker":
         kw["drop_in"] = data.draw(st.sampled_from(["", CTD_DROP if engine == "containerd" else CRIO_DROP]))
@@ -332,8 +413,12 @@ def test_several_runtimes_then_uninstall_in_any_order(data: Any) -> None:
     before = {base.config: (INPUTS / name).read_text()} if name else {}
     fs = FakeFS(before)
     for i, rt in enumerate(runtimes):
-        _configure(fs, replace(base, runtime_name=rt, runtime_path=f"/tk/nvidia-container-runtime{i}",
-                               set_as_default=i == 0))
+        _configure(
+            fs,
+            replace(
+                base, runtime_name=rt, runtime_path=f"/tk/nvidia-container-runtime{i}", set_as_default=i == 0
+            ),
+        )
     for rt in data.draw(st.permutations(runtimes)):
         _uninstall(fs, replace(base, runtime_name=rt))
     live = fs.live()

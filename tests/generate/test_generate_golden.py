@@ -26,13 +26,27 @@ CASES = {
     "dgx-h100-management": ("dgx-h100", {"mode": "management"}),
     "dgx-h100-nvswitch": ("dgx-h100", {"mode": "nvswitch"}),
     "dgx-h100-imex": ("dgx-h100", {"mode": "imex"}),
-    "dgx-h100-nvml-nvidia-cdi-hook": ("dgx-h100", {"mode": "nvml", "hook_path": "/usr/bin/nvidia-cdi-hook",
-                                                   "device_ids": ["0", "7"], "ldconfig_path": "/sbin/ldconfig"}),
-    "dgx-h100-nvml-nvidia-ctk-options": ("dgx-h100", {
-        "mode": "nvml", "hook_path": "/usr/bin/nvidia-ctk", "device_ids": ["1"],
-        "device_name_strategies": ["type-index"], "enabled_hooks": ["chmod"],
-        "disabled_hooks": ["update-application-profile"],
-        "feature_flags": ["no-additional-gids-for-device-nodes", "disable-ipc-discoverer"]}),
+    "dgx-h100-nvml-nvidia-cdi-hook": (
+        "dgx-h100",
+        {
+            "mode": "nvml",
+            "hook_path": "/usr/bin/nvidia-cdi-hook",
+            "device_ids": ["0", "7"],
+            "ldconfig_path": "/sbin/ldconfig",
+        },
+    ),
+    "dgx-h100-nvml-nvidia-ctk-options": (
+        "dgx-h100",
+        {
+            "mode": "nvml",
+            "hook_path": "/usr/bin/nvidia-ctk",
+            "device_ids": ["1"],
+            "device_name_strategies": ["type-index"],
+            "enabled_hooks": ["chmod"],
+            "disabled_hooks": ["update-application-profile"],
+            "feature_flags": ["no-additional-gids-for-device-nodes", "disable-ipc-discoverer"],
+        },
+    ),
     "dgx-a100-mig-nvml": ("dgx-a100-mig", {}),
     "dgx-a100-mig-management": ("dgx-a100-mig", {"mode": "management"}),
     "jetson-orin-csv": ("jetson-orin", {}),
@@ -103,10 +117,15 @@ def test_cdi_validate_cli_accepts_goldens(capsys):
     from gpuctk.cli.main import build_parser, main
 
     parser = build_parser("cdi")
-    cdi_sub = next(a for a in parser._subparsers._group_actions[0].choices["cdi"]._actions
-                   if getattr(a, "choices", None) and "generate" in a.choices)
+    cdi_sub = next(
+        a
+        for a in parser._subparsers._group_actions[0].choices["cdi"]._actions
+        if getattr(a, "choices", None) and "generate" in a.choices
+    )
     if "validate" not in cdi_sub.choices:
         pytest.skip("gpuctk cdi validate is not in this build yet")
     for case in sorted(CASES):
         for fmt in ("yaml", "json"):
-            assert main(["cdi", "validate", os.path.join(GOLDEN, f"{case}.{fmt}")]) == 0, capsys.readouterr().err
+            assert main(["cdi", "validate", os.path.join(GOLDEN, f"{case}.{fmt}")]) == 0, (
+                capsys.readouterr().err
+            )

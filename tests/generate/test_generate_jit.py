@@ -68,9 +68,14 @@ def test_jit_cache_invalidated_by_driver_change(tmp_path, cache):
 
 def test_jit_config_shapes_the_spec(sim_nodes, cache):
     node = sim_nodes.get("dgx-h100")
-    cfg = {"nvidia-ctk": {"path": "/usr/bin/nvidia-ctk"},
-           "nvidia-container-runtime": {"modes": {"jit-cdi": {"nvcdi-disable-hooks": ["all"],
-                                                              "nvcdi-feature-flags": ["disable-ipc-discoverer"]}}}}
+    cfg = {
+        "nvidia-ctk": {"path": "/usr/bin/nvidia-ctk"},
+        "nvidia-container-runtime": {
+            "modes": {
+                "jit-cdi": {"nvcdi-disable-hooks": ["all"], "nvcdi-feature-flags": ["disable-ipc-discoverer"]}
+            }
+        },
+    }
     spec = jit.jit_spec(["0"], cfg, driver_root=node.root)
     assert "hooks" not in spec["containerEdits"]
     assert not any("socket" in m["containerPath"] for m in spec["containerEdits"]["mounts"])
@@ -89,8 +94,10 @@ def test_jit_corrupt_cache_is_regenerated(sim_nodes, cache):
 
 
 def test_jit_import_is_stdlib_only():
-    code = ("import sys, gpuctk.generate.jit as j; j.cache_key({}, '/', '/'); "
-            "bad = [m for m in ('yaml', 'tomlkit', 'lightkube') if m in sys.modules]; print(bad)")
+    code = (
+        "import sys, gpuctk.generate.jit as j; j.cache_key({}, '/', '/'); "
+        "bad = [m for m in ('yaml', 'tomlkit', 'lightkube') if m in sys.modules]; print(bad)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -118,17 +125,34 @@ def test_shim_creates_follow_a_driver_change(tmp_path):
     shim = venv_script("gpuctk-runtime")
     node = create_node("dgx-h100", str(tmp_path / "node"), driver_version="580.105.08")
     conf = tmp_path / "config.toml"
-    conf.write_text(f'[nvidia-container-cli]\nroot = "{node.root}"\n[nvidia-container-runtime]\n'
-                    'mode = "jit-cdi"\nruntimes = ["/bin/true"]\n')
-    env = dict(os.environ, NVIDIA_CTK_CONFIG_FILE_PATH=str(conf), GPUCTK_JIT_CACHE_DIR=str(tmp_path / "cache"))
+    conf.write_text(
+        f'[nvidia-container-cli]\nroot = "{node.root}"\n[nvidia-container-runtime]\n'
+        'mode = "jit-cdi"\nruntimes = ["/bin/true"]\n'
+    )
+    env = dict(
+        os.environ, NVIDIA_CTK_CONFIG_FILE_PATH=str(conf), GPUCTK_JIT_CACHE_DIR=str(tmp_path / "cache")
+    )
     bundle = tmp_path / "bundle"
     (bundle / "rootfs").mkdir(parents=True)
 
     def create(cid: str) -> list[str]:
-        (bundle / "config.json").write_text(json.dumps({
-            "ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {},
-            "process": {"args": ["sh"], "cwd": "/", "env": ["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0"]}}))
-        p = subprocess.run([shim, "create", "--bundle", str(bundle), cid], env=env, capture_output=True, text=True)
+        (bundle / "config.json").write_text(
+            json.dumps(
+                {
+                    "ociVersion": "1.0.2",
+                    "root": {"path": "rootfs"},
+                    "linux": {},
+                    "process": {
+                        "args": ["sh"],
+                        "cwd": "/",
+                        "env": ["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0"],
+                    },
+                }
+            )
+        )
+        p = subprocess.run(
+            [shim, "create", "--bundle", str(bundle), cid], env=env, capture_output=True, text=True
+        )
         assert p.returncode == 0, p.stderr
         spec = json.loads((bundle / "config.json").read_text())
         assert [d["path"] for d in spec["linux"]["devices"] if d["path"].startswith("/dev/nvidia")][:1]
@@ -186,9 +210,12 @@ def test_jit_cache_symlinked_dir_is_neither_read_nor_written(sim_nodes, monkeypa
 def test_jit_warm_load_does_not_import_json(sim_nodes, cache):
     node = sim_nodes.get("dgx-h100")
     jit.full_spec_cached({}, node.root)
-    code = ("import sys, gpuctk.generate.jit as j; spec, hit = j.full_spec_cached({}, sys.argv[1]); "
-            "print(hit, 'json' in sys.modules, 're' in sys.modules, len(spec['devices']))")
+    code = (
+        "import sys, gpuctk.generate.jit as j; spec, hit = j.full_spec_cached({}, sys.argv[1]); "
+        "print(hit, 'json' in sys.modules, 're' in sys.modules, len(spec['devices']))"
+    )
     env = dict(os.environ, **{jit.ENV_CACHE_DIR: str(cache)})
-    out = subprocess.run([sys.executable, "-c", code, node.root], capture_output=True, text=True,
-                         check=True, env=env).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code, node.root], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
     assert out[:3] == ["True", "False", "False"] and int(out[3]) > 1

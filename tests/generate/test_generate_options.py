@@ -35,13 +35,25 @@ def test_nvml_default_shape(sim_nodes):
     assert {g["uuid"] for g in node.gpus} <= set(names)
     assert spec["kind"] == "nvidia.com/gpu" and spec["cdiVersion"] == "0.7.0"  # additionalGids for DRM nodes
     common = spec["containerEdits"]
-    assert hook_names(common) == ["create-symlinks", "create-symlinks", "enable-cuda-compat", "update-ldcache",
-                                  "disable-device-node-modification", "update-application-profile"]
+    assert hook_names(common) == [
+        "create-symlinks",
+        "create-symlinks",
+        "enable-cuda-compat",
+        "update-ldcache",
+        "disable-device-node-modification",
+        "update-application-profile",
+    ]
     assert common["env"][-1] == "NVIDIA_VISIBLE_DEVICES=void"
-    assert [n["path"] for n in common["deviceNodes"]] == ["/dev/nvidia-modeset", "/dev/nvidia-uvm",
-                                                         "/dev/nvidia-uvm-tools", "/dev/nvidiactl"]
+    assert [n["path"] for n in common["deviceNodes"]] == [
+        "/dev/nvidia-modeset",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia-uvm-tools",
+        "/dev/nvidiactl",
+    ]
     all_dev = next(d for d in spec["devices"] if d["name"] == "all")
-    assert len([n for n in all_dev["containerEdits"]["deviceNodes"] if n["path"].startswith("/dev/nvidia")]) == 8
+    assert (
+        len([n for n in all_dev["containerEdits"]["deviceNodes"] if n["path"].startswith("/dev/nvidia")]) == 8
+    )
     check_spec_against_node(spec)
     assert warnings == []
 
@@ -64,7 +76,10 @@ def test_mig_devices_use_caps_from_mig_minors(sim_nodes):
     spec, _ = gen(node, device_ids=["0:0"], device_name_strategies=["index"], no_all_device=True)
     (dev,) = spec["devices"]
     assert [n["path"] for n in dev["containerEdits"]["deviceNodes"]] == [
-        "/dev/nvidia0", "/dev/nvidia-caps/nvidia-cap21", "/dev/nvidia-caps/nvidia-cap22"]
+        "/dev/nvidia0",
+        "/dev/nvidia-caps/nvidia-cap21",
+        "/dev/nvidia-caps/nvidia-cap22",
+    ]
 
 
 def test_upstream_hook_argv_shapes(sim_nodes):
@@ -85,16 +100,36 @@ def test_disable_enable_hooks_and_feature_flags(sim_nodes):
     assert all("hooks" not in d["containerEdits"] for d in spec["devices"])
     spec, _ = gen(node, disabled_hooks=["all"], enabled_hooks=["update-ldcache"], device_ids=["0"])
     assert hook_names(spec["containerEdits"]) == ["update-ldcache"]
-    spec, _ = gen(node, disabled_hooks=["enable-cuda-compat", "create-symlinks"], enabled_hooks=["chmod"], device_ids=["0"])
+    spec, _ = gen(
+        node,
+        disabled_hooks=["enable-cuda-compat", "create-symlinks"],
+        enabled_hooks=["chmod"],
+        device_ids=["0"],
+    )
     names = hook_names(spec["containerEdits"])
-    assert names == ["update-ldcache", "disable-device-node-modification", "update-application-profile", "chmod"]
+    assert names == [
+        "update-ldcache",
+        "disable-device-node-modification",
+        "update-application-profile",
+        "chmod",
+    ]
     chmod = spec["containerEdits"]["hooks"][-1]["args"]
     assert chmod[1:] == ["chmod", "--mode", "755", "--path", "/dev/dri"]
-    spec, _ = gen(node, feature_flags=["no-additional-gids-for-device-nodes", "disable-ipc-discoverer"], device_ids=["0"])
+    spec, _ = gen(
+        node,
+        feature_flags=["no-additional-gids-for-device-nodes", "disable-ipc-discoverer"],
+        device_ids=["0"],
+    )
     assert spec["cdiVersion"] == "0.5.0"
     assert not any("socket" in m["containerPath"] for m in spec["containerEdits"]["mounts"])
-    for bad in ({"mode": "bogus"}, {"disabled_hooks": ["nope"]}, {"enabled_hooks": ["all"]},
-                {"feature_flags": ["nope"]}, {"device_name_strategies": ["serial"]}, {"vendor": "-bad-"}):
+    for bad in (
+        {"mode": "bogus"},
+        {"disabled_hooks": ["nope"]},
+        {"enabled_hooks": ["all"]},
+        {"feature_flags": ["nope"]},
+        {"device_name_strategies": ["serial"]},
+        {"vendor": "-bad-"},
+    ):
         with pytest.raises(UsageError):
             gen(node, **bad)
 
@@ -105,17 +140,25 @@ def test_library_links_and_ldcache_folders(sim_nodes):
     hooks = spec["containerEdits"]["hooks"]
     links = parse_hook_argv(hooks[1])[1].link
     d = "/usr/lib/x86_64-linux-gnu"
-    for link in (f"libcuda.so.1::{d}/libcuda.so", f"libcuda.so.580.105.08::{d}/libcuda.so.1",
-                 f"libGLX_nvidia.so.580.105.08::{d}/libGLX_indirect.so.0",
-                 f"libvdpau_nvidia.so.580.105.08::{d}/vdpau/libvdpau_nvidia.so.1"):
+    for link in (
+        f"libcuda.so.1::{d}/libcuda.so",
+        f"libcuda.so.580.105.08::{d}/libcuda.so.1",
+        f"libGLX_nvidia.so.580.105.08::{d}/libGLX_indirect.so.0",
+        f"libvdpau_nvidia.so.580.105.08::{d}/vdpau/libvdpau_nvidia.so.1",
+    ):
         assert link in links
     assert len({link.split("::")[1] for link in links}) == len(links)
     folders = parse_hook_argv(hooks[3])[1].folder
     assert folders[0] == d and f"{d}/vdpau" in folders
     mounts = {m["containerPath"] for m in spec["containerEdits"]["mounts"]}
-    for p in (f"{d}/libcuda.so.580.105.08", "/usr/bin/nvidia-smi", "/lib/firmware/nvidia/580.105.08/gsp_ga10x.bin",
-              "/run/nvidia-persistenced/socket", "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
-              "/etc/vulkan/icd.d/nvidia_icd.json"):
+    for p in (
+        f"{d}/libcuda.so.580.105.08",
+        "/usr/bin/nvidia-smi",
+        "/lib/firmware/nvidia/580.105.08/gsp_ga10x.bin",
+        "/run/nvidia-persistenced/socket",
+        "/usr/share/glvnd/egl_vendor.d/10_nvidia.json",
+        "/etc/vulkan/icd.d/nvidia_icd.json",
+    ):
         assert p in mounts, p
 
 
@@ -127,7 +170,10 @@ def test_modes(sim_nodes):
     assert "/dev/nvidia-caps/nvidia-cap1" in paths and not any("nvswitch" in p for p in paths)
     assert "disable-device-node-modification" not in hook_names(spec["containerEdits"])
     spec, _ = gen(h100, mode="nvswitch")
-    assert spec["kind"] == "nvidia.com/nvswitch" and len(spec["devices"][0]["containerEdits"]["deviceNodes"]) == 5
+    assert (
+        spec["kind"] == "nvidia.com/nvswitch"
+        and len(spec["devices"][0]["containerEdits"]["deviceNodes"]) == 5
+    )
     spec, _ = gen(h100, mode="imex", device_ids=["channel0"])
     assert spec["kind"] == "nvidia.com/imex-channel" and [d["name"] for d in spec["devices"]] == ["0", "all"]
     for mode in ("gds", "mofed", "gdrcopy"):
@@ -142,7 +188,9 @@ def test_modes(sim_nodes):
 
 
 def test_auto_mode_resolution(sim_nodes):
-    assert gen(sim_nodes.get("wsl2"))[0]["devices"][0]["containerEdits"]["deviceNodes"][0]["path"] == "/dev/dxg"
+    assert (
+        gen(sim_nodes.get("wsl2"))[0]["devices"][0]["containerEdits"]["deviceNodes"][0]["path"] == "/dev/dxg"
+    )
     jetson, _ = gen(sim_nodes.get("jetson-orin"))
     assert "/etc/nv_tegra_release" in {m["containerPath"] for m in jetson["containerEdits"]["mounts"]}
 
@@ -150,15 +198,25 @@ def test_auto_mode_resolution(sim_nodes):
 def test_csv_files_ignore_patterns_and_ids(sim_nodes, tmp_path):
     node = sim_nodes.get("jetson-orin")
     csv = tmp_path / "mine.csv"
-    csv.write_text("dev, /dev/nvmap\ndev, /dev/missing0\nsym, /usr/lib/aarch64-linux-gnu/libcuda.so\n"
-                   "sym, /usr/lib/aarch64-linux-gnu/nvidia/libnvidia-nvvm.so.4\n")
-    spec, warnings = gen(node, mode="csv", csv_files=[str(csv)], csv_ignore_patterns=["**/libnvidia-nvvm*"],
-                         device_name_strategies=["index"], no_all_device=True)
+    csv.write_text(
+        "dev, /dev/nvmap\ndev, /dev/missing0\nsym, /usr/lib/aarch64-linux-gnu/libcuda.so\n"
+        "sym, /usr/lib/aarch64-linux-gnu/nvidia/libnvidia-nvvm.so.4\n"
+    )
+    spec, warnings = gen(
+        node,
+        mode="csv",
+        csv_files=[str(csv)],
+        csv_ignore_patterns=["**/libnvidia-nvvm*"],
+        device_name_strategies=["index"],
+        no_all_device=True,
+    )
     assert [n["path"] for n in spec["devices"][0]["containerEdits"]["deviceNodes"]] == ["/dev/nvmap"]
     assert any("/dev/missing0" in w for w in warnings)
     links = parse_hook_argv(spec["containerEdits"]["hooks"][0])[1].link
-    assert links == ["nvidia/libcuda.so::/usr/lib/aarch64-linux-gnu/libcuda.so",
-                     "libcuda.so.1.1::/usr/lib/aarch64-linux-gnu/nvidia/libcuda.so"]
+    assert links == [
+        "nvidia/libcuda.so::/usr/lib/aarch64-linux-gnu/libcuda.so",
+        "libcuda.so.1.1::/usr/lib/aarch64-linux-gnu/nvidia/libcuda.so",
+    ]
     with pytest.raises(GpuctkError, match="MIG"):
         gen(node, mode="csv", device_ids=["0:0"])
     with pytest.raises(GpuctkError, match="single device"):
@@ -175,10 +233,21 @@ def test_procfs_inventory_generation_has_no_mig_uuids(sim_nodes, monkeypatch):
 
 
 def test_transforms_tables():
-    spec = {"cdiVersion": "0.3.0", "kind": "v.com/c", "containerEdits": {"env": ["A=1", "A=1"],
-            "mounts": [{"hostPath": "/h/b/c", "containerPath": "/b/c"}, {"hostPath": "/h/a", "containerPath": "/a"}]},
-            "devices": [{"name": "b", "containerEdits": {"env": ["A=1", "B=2"]}},
-                        {"name": "a", "containerEdits": {"env": ["A=1"]}}]}
+    spec = {
+        "cdiVersion": "0.3.0",
+        "kind": "v.com/c",
+        "containerEdits": {
+            "env": ["A=1", "A=1"],
+            "mounts": [
+                {"hostPath": "/h/b/c", "containerPath": "/b/c"},
+                {"hostPath": "/h/a", "containerPath": "/a"},
+            ],
+        },
+        "devices": [
+            {"name": "b", "containerEdits": {"env": ["A=1", "B=2"]}},
+            {"name": "a", "containerEdits": {"env": ["A=1"]}},
+        ],
+    }
     s = simplify(spec)
     assert [d["name"] for d in s["devices"]] == ["a", "b"]
     assert s["devices"][0]["containerEdits"] == {"env": ["A=1"]}  # would be empty: kept
@@ -194,16 +263,33 @@ def test_transforms_tables():
 
 
 def test_transform_root_boundaries():
-    spec = {"kind": "v/c", "devices": [{"name": "x", "containerEdits": {"deviceNodes": [{"path": "/driver/dev/x"}]}}],
-            "containerEdits": {"mounts": [{"hostPath": "/driver/lib/a", "containerPath": "/driver/lib/a"},
-                                          {"hostPath": "/driver-backup/lib", "containerPath": "/c"}],
-                               "hooks": [{"hookName": "createContainer", "path": "/driver/bin/hook",
-                                          "args": ["hook", "create-symlinks", "--link", "/driver/a::/driver/b"]}]}}
+    spec = {
+        "kind": "v/c",
+        "devices": [{"name": "x", "containerEdits": {"deviceNodes": [{"path": "/driver/dev/x"}]}}],
+        "containerEdits": {
+            "mounts": [
+                {"hostPath": "/driver/lib/a", "containerPath": "/driver/lib/a"},
+                {"hostPath": "/driver-backup/lib", "containerPath": "/c"},
+            ],
+            "hooks": [
+                {
+                    "hookName": "createContainer",
+                    "path": "/driver/bin/hook",
+                    "args": ["hook", "create-symlinks", "--link", "/driver/a::/driver/b"],
+                }
+            ],
+        },
+    }
     host = transform_root(spec, "/driver", "/new")
-    assert host["devices"][0]["containerEdits"]["deviceNodes"][0] == {"path": "/driver/dev/x", "hostPath": "/new/dev/x"}
+    assert host["devices"][0]["containerEdits"]["deviceNodes"][0] == {
+        "path": "/driver/dev/x",
+        "hostPath": "/new/dev/x",
+    }
     assert [m["hostPath"] for m in host["containerEdits"]["mounts"]] == ["/new/lib/a", "/driver-backup/lib"]
     assert host["containerEdits"]["hooks"][0]["path"] == "/new/bin/hook"
-    assert host["containerEdits"]["hooks"][0]["args"][-1] == "/driver/a::/driver/b"  # container args untouched
+    assert (
+        host["containerEdits"]["hooks"][0]["args"][-1] == "/driver/a::/driver/b"
+    )  # container args untouched
     cont = transform_root(spec, "/driver", "/new", "container")
     assert cont["containerEdits"]["mounts"][0]["containerPath"] == "/new/lib/a"
     assert cont["containerEdits"]["hooks"][0]["args"][-1] == "/new/a::/new/b"
@@ -213,8 +299,16 @@ def test_transform_root_boundaries():
 
 def test_cli_generate_outputs(sim_nodes, tmp_path, capsys):
     node = sim_nodes.get("dgx-h100")
-    base = ["cdi", "generate", "--driver-root", node.root, "--inventory", node.inventory_path,
-            "--hook-path", "/usr/bin/gpuctk-hook"]
+    base = [
+        "cdi",
+        "generate",
+        "--driver-root",
+        node.root,
+        "--inventory",
+        node.inventory_path,
+        "--hook-path",
+        "/usr/bin/gpuctk-hook",
+    ]
     assert main([*base, "--output", str(tmp_path / "nvidia")]) == 0
     assert yaml.safe_load(pathlib.Path(tmp_path / "nvidia.yaml").read_text())["kind"] == "nvidia.com/gpu"
     assert oct(os.stat(tmp_path / "nvidia.yaml").st_mode & 0o777) == "0o644"
@@ -234,15 +328,49 @@ def test_cli_generate_outputs(sim_nodes, tmp_path, capsys):
 def test_cli_transform_root(sim_nodes, tmp_path, capsys):
     node = sim_nodes.get("dgx-h100")
     out = tmp_path / "s.json"
-    assert main(["cdi", "generate", "--driver-root", node.root, "--inventory", node.inventory_path,
-                 "--output", str(out), "--device-id", "0"]) == 0
+    assert (
+        main(
+            [
+                "cdi",
+                "generate",
+                "--driver-root",
+                node.root,
+                "--inventory",
+                node.inventory_path,
+                "--output",
+                str(out),
+                "--device-id",
+                "0",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["cdi", "transform", "root", "--from", node.root, "--to", "/run/nvidia/driver",
-                 "--input", str(out)]) == 0
+    assert (
+        main(
+            [
+                "cdi",
+                "transform",
+                "root",
+                "--from",
+                node.root,
+                "--to",
+                "/run/nvidia/driver",
+                "--input",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "/run/nvidia/driver/dev/nvidia0" in text and node.root not in text
     (tmp_path / "bad.yaml").write_text("::: not yaml [")
-    assert main(["cdi", "transform", "root", "--from", "/a", "--to", "/b", "--input", str(tmp_path / "bad.yaml")]) == 1
+    assert (
+        main(
+            ["cdi", "transform", "root", "--from", "/a", "--to", "/b", "--input", str(tmp_path / "bad.yaml")]
+        )
+        == 1
+    )
 
 
 def test_cli_errors_are_one_line(sim_nodes, tmp_path, capsys):
@@ -276,30 +404,65 @@ def test_mig_gfx_profile_gets_drm_nodes(sim_nodes):
     node = sim_nodes.get("dgx-a100-mig")
     inv = json.loads(pathlib.Path(node.inventory_path).read_text())
     inv["gpus"][0]["mig_devices"][2]["gfx"] = True
-    spec, _ = generate_spec(GenerateOptions(driver_root=node.root, inventory=inv, hook_path="/usr/bin/gpuctk-hook",
-                                            device_ids=["0:2", "0:3"], device_name_strategies=["index"],
-                                            no_all_device=True))
+    spec, _ = generate_spec(
+        GenerateOptions(
+            driver_root=node.root,
+            inventory=inv,
+            hook_path="/usr/bin/gpuctk-hook",
+            device_ids=["0:2", "0:3"],
+            device_name_strategies=["index"],
+            no_all_device=True,
+        )
+    )
     gfx, plain = spec["devices"]
-    assert gfx["name"] == "0:2" and "/dev/dri/card1" in [n["path"] for n in gfx["containerEdits"]["deviceNodes"]]
+    assert gfx["name"] == "0:2" and "/dev/dri/card1" in [
+        n["path"] for n in gfx["containerEdits"]["deviceNodes"]
+    ]
     assert parse_hook_argv(gfx["containerEdits"]["hooks"][0])[0] == "create-symlinks"
     assert not any(n["path"].startswith("/dev/dri") for n in plain["containerEdits"]["deviceNodes"])
 
-_GPU = st.fixed_dictionaries({"index": st.integers(0, 3), "minor": st.integers(0, 9),
-                              "uuid": st.sampled_from([None, "GPU-a", "GPU-b", "bad name!"]),
-                              "pci_bus_id": st.sampled_from([None, "0000:53:00.0", "zz"]),
-                              "mig_devices": st.lists(st.fixed_dictionaries({
-                                  "index": st.integers(0, 2), "gpu_instance_id": st.integers(0, 14),
-                                  "compute_instance_id": st.integers(0, 7),
-                                  "uuid": st.sampled_from([None, "MIG-a"])}), max_size=2)})
+
+_GPU = st.fixed_dictionaries(
+    {
+        "index": st.integers(0, 3),
+        "minor": st.integers(0, 9),
+        "uuid": st.sampled_from([None, "GPU-a", "GPU-b", "bad name!"]),
+        "pci_bus_id": st.sampled_from([None, "0000:53:00.0", "zz"]),
+        "mig_devices": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "index": st.integers(0, 2),
+                    "gpu_instance_id": st.integers(0, 14),
+                    "compute_instance_id": st.integers(0, 7),
+                    "uuid": st.sampled_from([None, "MIG-a"]),
+                }
+            ),
+            max_size=2,
+        ),
+    }
+)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.lists(_GPU, max_size=4), st.lists(st.sampled_from(["all", "0", "1:0", "GPU-a", "none", "7"]), min_size=1, max_size=2))
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(_GPU, max_size=4),
+    st.lists(st.sampled_from(["all", "0", "1:0", "GPU-a", "none", "7"]), min_size=1, max_size=2),
+)
 def test_generation_fuzz_only_gpuctk_errors(sim_nodes, gpus, ids):
     node = sim_nodes.get("dgx-a100-mig")
     try:
-        spec, _ = generate_spec(GenerateOptions(driver_root=node.root, inventory={"gpus": gpus}, device_ids=ids,
-                                                hook_path="/usr/bin/gpuctk-hook"))
+        spec, _ = generate_spec(
+            GenerateOptions(
+                driver_root=node.root,
+                inventory={"gpus": gpus},
+                device_ids=ids,
+                hook_path="/usr/bin/gpuctk-hook",
+            )
+        )
     except GpuctkError:
         return
     from gpuctk.cdi import validate_spec_dict
@@ -309,12 +472,23 @@ def test_generation_fuzz_only_gpuctk_errors(sim_nodes, gpus, ids):
 
 
 def test_transform_root_odd_fields_left_alone():
-    spec = {"kind": "v/c", "devices": [{"name": "x", "containerEdits": {
-        "deviceNodes": [{"hostPath": "/a/h"}, {"major": 1}, "junk"],
-        "mounts": [{"containerPath": "/a/c"}, {"hostPath": 7}],
-        "hooks": [{"hookName": "createContainer", "path": "/a/h", "args": "/a/x::/a/y"},
-                  {"hookName": "createContainer", "path": "/a/h", "args": ["h", "create-symlinks", 3]},
-                  {"hookName": "startContainer", "path": "/a/s", "args": ["s", "/a/t"]}]}}]}
+    spec = {
+        "kind": "v/c",
+        "devices": [
+            {
+                "name": "x",
+                "containerEdits": {
+                    "deviceNodes": [{"hostPath": "/a/h"}, {"major": 1}, "junk"],
+                    "mounts": [{"containerPath": "/a/c"}, {"hostPath": 7}],
+                    "hooks": [
+                        {"hookName": "createContainer", "path": "/a/h", "args": "/a/x::/a/y"},
+                        {"hookName": "createContainer", "path": "/a/h", "args": ["h", "create-symlinks", 3]},
+                        {"hookName": "startContainer", "path": "/a/s", "args": ["s", "/a/t"]},
+                    ],
+                },
+            }
+        ],
+    }
     for rel in ("host", "container"):
         out = transform_root(spec, "/a", "/b", rel)
         hooks = out["devices"][0]["containerEdits"]["hooks"]
@@ -329,11 +503,32 @@ def test_transform_root_odd_fields_left_alone():
     assert cont["hooks"][2] == {"hookName": "startContainer", "path": "/b/s", "args": ["s", "/b/t"]}
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.sampled_from(["/a", "/a/x", "/b", "x::/a/y", ""]),
-                     lambda c: st.lists(c, max_size=4) | st.dictionaries(
-                         st.sampled_from(["path", "hostPath", "containerPath", "args", "hookName", "hooks",
-                                          "mounts", "deviceNodes", "containerEdits", "devices", "name"]), c, max_size=5),
-                     max_leaves=25)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.sampled_from(["/a", "/a/x", "/b", "x::/a/y", ""]),
+    lambda c: (
+        st.lists(c, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "path",
+                    "hostPath",
+                    "containerPath",
+                    "args",
+                    "hookName",
+                    "hooks",
+                    "mounts",
+                    "deviceNodes",
+                    "containerEdits",
+                    "devices",
+                    "name",
+                ]
+            ),
+            c,
+            max_size=5,
+        )
+    ),
+    max_leaves=25,
+)
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
@@ -346,21 +541,72 @@ def test_transform_root_fuzz_never_crashes(spec):
 def test_cli_transform_and_generate_output_to_directory(sim_nodes, tmp_path, capsys):
     node = sim_nodes.get("no-gpu")
     spec = tmp_path / "s.json"
-    spec.write_text(json.dumps({"cdiVersion": "0.5.0", "kind": "a.com/b", "devices": [
-        {"name": "x", "containerEdits": {"deviceNodes": [{"hostPath": "/x"}]}}]}))
+    spec.write_text(
+        json.dumps(
+            {
+                "cdiVersion": "0.5.0",
+                "kind": "a.com/b",
+                "devices": [{"name": "x", "containerEdits": {"deviceNodes": [{"hostPath": "/x"}]}}],
+            }
+        )
+    )
     capsys.readouterr()
-    rc = main(["cdi", "transform", "root", "--from", "/a", "--to", "/b", "--relative-to", "container",
-               "--input", str(spec)])
+    rc = main(
+        [
+            "cdi",
+            "transform",
+            "root",
+            "--from",
+            "/a",
+            "--to",
+            "/b",
+            "--relative-to",
+            "container",
+            "--input",
+            str(spec),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc in (0, 1) and "internal error" not in err
     outdir = tmp_path / "outdir"
     outdir.mkdir()
-    assert main(["cdi", "transform", "root", "--from", "/a", "--to", "/b", "--input", str(spec),
-                 "--output", str(outdir)]) == 1
+    assert (
+        main(
+            [
+                "cdi",
+                "transform",
+                "root",
+                "--from",
+                "/a",
+                "--to",
+                "/b",
+                "--input",
+                str(spec),
+                "--output",
+                str(outdir),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("gpuctk: error:") and err.count("\n") == 1
-    assert main(["cdi", "generate", "--driver-root", node.root, "--inventory", node.inventory_path,
-                 "--mode", "management", "--output", str(outdir)]) == 1
+    assert (
+        main(
+            [
+                "cdi",
+                "generate",
+                "--driver-root",
+                node.root,
+                "--inventory",
+                node.inventory_path,
+                "--mode",
+                "management",
+                "--output",
+                str(outdir),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("gpuctk: error:") and err.count("\n") == 1
     assert os.listdir(outdir) == [] and not (tmp_path / "outdir.yaml").exists()

@@ -12,8 +12,14 @@ import pytest
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "golden")
 FILES = sorted(glob.glob(os.path.join(GOLDEN, "*.json")))
 # §4.6: order of the common-edit hooks
-ORDER = ["create-symlinks", "enable-cuda-compat", "update-ldcache", "disable-device-node-modification",
-         "update-application-profile", "chmod"]
+ORDER = [
+    "create-symlinks",
+    "enable-cuda-compat",
+    "update-ldcache",
+    "disable-device-node-modification",
+    "update-application-profile",
+    "chmod",
+]
 
 
 def _load(path):
@@ -22,7 +28,9 @@ def _load(path):
 
 
 def _edits(spec):
-    return [("common", spec.get("containerEdits") or {})] + [(d["name"], d["containerEdits"]) for d in spec["devices"]]
+    return [("common", spec.get("containerEdits") or {})] + [
+        (d["name"], d["containerEdits"]) for d in spec["devices"]
+    ]
 
 
 def _hook_name(hook):
@@ -80,8 +88,12 @@ def test_golden_matches_reference_shapes(path):
                     tail = tail[2:]
                 assert tail and all(f == "--folder" for f in tail[::2]) and len(tail) % 2 == 0
             elif name == "enable-cuda-compat":
-                assert tail and all(a.startswith(("--host-driver-version=", "--host-cuda-version=",
-                                                  "--cuda-compat-container-root=")) for a in tail)
+                assert tail and all(
+                    a.startswith(
+                        ("--host-driver-version=", "--host-cuda-version=", "--cuda-compat-container-root=")
+                    )
+                    for a in tail
+                )
                 assert "*" not in tail[0]
             elif name == "chmod":
                 assert tail[:2] == ["--mode", "755"] and tail[2::2] == ["--path"] * len(tail[3::2])
@@ -96,11 +108,19 @@ def test_nvml_common_edits_as_upstream(name):
     spec = _load(os.path.join(GOLDEN, name + ".json"))
     common = spec["containerEdits"]
     hooks = [_hook_name(h)[0] for h in common["hooks"]]
-    assert hooks[-4:] == ["enable-cuda-compat", "update-ldcache", "disable-device-node-modification",
-                          "update-application-profile"]
+    assert hooks[-4:] == [
+        "enable-cuda-compat",
+        "update-ldcache",
+        "disable-device-node-modification",
+        "update-application-profile",
+    ]
     assert set(hooks[:-4]) == {"create-symlinks"}
-    assert {n["path"] for n in common["deviceNodes"]} == {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools",
-                                                          "/dev/nvidia-modeset"}
+    assert {n["path"] for n in common["deviceNodes"]} == {
+        "/dev/nvidiactl",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia-uvm-tools",
+        "/dev/nvidia-modeset",
+    }
     assert spec["kind"] == "nvidia.com/gpu" and spec["devices"][-1]["name"] == "all"
     all_nodes = {n["path"] for n in spec["devices"][-1]["containerEdits"]["deviceNodes"]}
     per_device = {n["path"] for d in spec["devices"][:-1] for n in d["containerEdits"].get("deviceNodes", [])}
@@ -115,7 +135,7 @@ def test_mig_devices_as_upstream():
         if ":" in name:
             paths = [n["path"] for n in dev["containerEdits"]["deviceNodes"]]
             parent = paths[0]
-            assert parent.startswith("/dev/nvidia") and parent[len("/dev/nvidia"):].isdigit()
+            assert parent.startswith("/dev/nvidia") and parent[len("/dev/nvidia") :].isdigit()
             caps = [p for p in paths if p.startswith("/dev/nvidia-caps/nvidia-cap")]
             assert len(caps) == 2 and len(paths) == 3  # parent + GI cap + CI cap, no DRM (no gfx)
 
@@ -126,4 +146,6 @@ def test_management_as_upstream():
     hooks = [_hook_name(h)[0] for h in spec["containerEdits"]["hooks"]]
     assert "disable-device-node-modification" not in hooks
     nodes = [n["path"] for n in spec["devices"][0]["containerEdits"]["deviceNodes"]]
-    assert not [p for p in nodes if os.path.basename(p).startswith(("nvidia-fs", "nvidia-nvswitch", "nvidia-nvlink"))]
+    assert not [
+        p for p in nodes if os.path.basename(p).startswith(("nvidia-fs", "nvidia-nvswitch", "nvidia-nvlink"))
+    ]

@@ -13,7 +13,8 @@ from gpuctk.generate.render import format_for_path, render
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=12),
     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -26,14 +27,32 @@ def test_yaml_roundtrip(data):
 
 
 def test_yaml_layout():
-    text = render({"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
-                   "devices": [{"name": "0", "containerEdits": {"env": ["A=1"], "hooks": [
-                       {"path": "/usr/bin/gpuctk-hook", "args": ["gpuctk-hook", "create-symlinks", "--link", "a::/b"]}]}}]},
-                  "yaml")
+    text = render(
+        {
+            "cdiVersion": "0.5.0",
+            "kind": "nvidia.com/gpu",
+            "devices": [
+                {
+                    "name": "0",
+                    "containerEdits": {
+                        "env": ["A=1"],
+                        "hooks": [
+                            {
+                                "path": "/usr/bin/gpuctk-hook",
+                                "args": ["gpuctk-hook", "create-symlinks", "--link", "a::/b"],
+                            }
+                        ],
+                    },
+                }
+            ],
+        },
+        "yaml",
+    )
     assert text == (
-        "---\ncdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n  containerEdits:\n"
+        '---\ncdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: "0"\n  containerEdits:\n'
         "    env:\n    - A=1\n    hooks:\n    - path: /usr/bin/gpuctk-hook\n      args:\n      - gpuctk-hook\n"
-        "      - create-symlinks\n      - --link\n      - \"a::/b\"\n")
+        '      - create-symlinks\n      - --link\n      - "a::/b"\n'
+    )
 
 
 def test_format_for_path():

@@ -34,7 +34,12 @@ def root_user():
 def host(tmp_path):
     """The decoy host tree, with a real library so a confused ldconfig would visibly add links there."""
     d = make_decoy(str(tmp_path))
-    for cand in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64"):
+    for cand in (
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+    ):
         if os.path.isdir(cand):
             libs = sorted(n for n in os.listdir(cand) if n.startswith("libz.so.1."))
             if libs:
@@ -53,7 +58,8 @@ def b(tmp_path):
 def _unchanged(host, before, b=None):
     after = snapshot(host)
     assert after == before, "host decoy changed: " + ", ".join(
-        sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)))
+        sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    )
     assert not os.path.exists(os.path.join(host, "marker"))
 
 
@@ -75,11 +81,25 @@ def test_library_dir_is_link_to_host(b, host, fallback, style):
     _host_link(b, "/usr/local/nvidia/lib64", target)
     _host_link(b, "/usr/lib64", target)
     env = {"GPUCTK_CONFINE_FALLBACK": fallback}
-    assert run_hook(b, "create-symlinks", "--link", "libz.so.1::/usr/lib64/libz.so",
-                    "--link", "libnvidia-ml.so.1::/usr/local/nvidia/lib64/libnvidia-ml.so", env=env).returncode == 0
-    p = run_hook(b, "update-ldcache", "--folder", "/usr/local/nvidia/lib64", "--folder", "/usr/lib64", env=env)
+    assert (
+        run_hook(
+            b,
+            "create-symlinks",
+            "--link",
+            "libz.so.1::/usr/lib64/libz.so",
+            "--link",
+            "libnvidia-ml.so.1::/usr/local/nvidia/lib64/libnvidia-ml.so",
+            env=env,
+        ).returncode
+        == 0
+    )
+    p = run_hook(
+        b, "update-ldcache", "--folder", "/usr/local/nvidia/lib64", "--folder", "/usr/lib64", env=env
+    )
     assert p.returncode == 0, p.stderr
-    assert run_hook(b, "chmod", "--mode", "777", "--path", "/usr/lib64/libhost.so.1.0", env=env).returncode == 0
+    assert (
+        run_hook(b, "chmod", "--mode", "777", "--path", "/usr/lib64/libhost.so.1.0", env=env).returncode == 0
+    )
     _unchanged(host, before)
     # the links landed inside the root, where the link text led
     assert os.path.islink(b.path(os.path.join(host, "lib", "libz.so")))
@@ -91,7 +111,7 @@ def test_library_dir_is_link_to_host(b, host, fallback, style):
 @pytest.mark.parametrize("style", ["absolute", "dotdot"])
 def test_etc_paths_link_to_host(b, host, fallback, which, style):
     before = snapshot(host)
-    target = os.path.join(host, "etc") + which[len("/etc"):]
+    target = os.path.join(host, "etc") + which[len("/etc") :]
     if which not in ("/etc", "/etc/ld.so.conf.d"):
         os.makedirs(b.path("/etc/ld.so.conf.d"))
     elif which == "/etc/ld.so.conf.d":
@@ -119,10 +139,17 @@ def test_proc_is_a_symlink(b, host, fallback, tmp_path):
     hook = venv_script("gpuctk-hook")
     decoy_params = os.path.join(host, "driver", "nvidia", "params")
     # inside a private mount namespace: afterwards the decoy params must still read 1 (not over-mounted)
-    script = (f'GPUCTK_CONFINE_FALLBACK={fallback} "{hook}" disable-device-node-modification '
-              f'--host-params-file "{host_params}"; echo rc=$?; cat "{decoy_params}"')
-    p = subprocess.run([require_tool("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
-                       input=b.state, capture_output=True, text=True, timeout=60)
+    script = (
+        f'GPUCTK_CONFINE_FALLBACK={fallback} "{hook}" disable-device-node-modification '
+        f'--host-params-file "{host_params}"; echo rc=$?; cat "{decoy_params}"'
+    )
+    p = subprocess.run(
+        [require_tool("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
+        input=b.state,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "rc=0" in p.stdout and "ModifyDeviceFiles: 1" in p.stdout, p.stdout + p.stderr
     p = run_hook(b, "update-ldcache", env={"GPUCTK_CONFINE_FALLBACK": fallback})
     assert p.returncode == 0, p.stderr
@@ -136,10 +163,18 @@ def test_magic_link_through_container_procfs(b, host):
     _host_link(b, "/etc", "/proc/self/root" + os.path.join(host, "etc"))
     write(b.path("/opt/lib/placeholder"), "")
     hook = venv_script("gpuctk-hook")
-    for args in (["update-ldcache", "--folder", "/opt/lib"], ["create-symlinks", "--link", "x::/etc/ld.so.conf.d/y"]):
+    for args in (
+        ["update-ldcache", "--folder", "/opt/lib"],
+        ["create-symlinks", "--link", "x::/etc/ld.so.conf.d/y"],
+    ):
         script = f'mount -t proc proc "{b.path("/proc")}" && "{hook}" {" ".join(args)}; echo rc=$?'
-        p = subprocess.run([require_tool("unshare"), "-m", "-p", "-f", "--propagation", "private", "sh", "-c", script],
-                           input=b.state, capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [require_tool("unshare"), "-m", "-p", "-f", "--propagation", "private", "sh", "-c", script],
+            input=b.state,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert "rc=" in p.stdout, p.stderr
     _unchanged(host, before)
 
@@ -150,8 +185,15 @@ def test_firmware_dir_outside_root(b, host, fallback):
     before = snapshot(host)
     _host_link(b, "/lib/firmware", os.path.join(host, "firmware"))
     env = {"GPUCTK_CONFINE_FALLBACK": fallback}
-    p = run_hook(b, "create-symlinks", "--link", "/usr/share/nvidia/gsp.bin::/lib/firmware/nvidia/550.54/gsp.bin",
-                 "--link", "x::/lib/firmware/nvidia/gsp.bin", env=env)
+    p = run_hook(
+        b,
+        "create-symlinks",
+        "--link",
+        "/usr/share/nvidia/gsp.bin::/lib/firmware/nvidia/550.54/gsp.bin",
+        "--link",
+        "x::/lib/firmware/nvidia/gsp.bin",
+        env=env,
+    )
     assert p.returncode == 0, p.stderr
     p = run_hook(b, "chmod", "--mode", "777", "--path", "/lib/firmware/nvidia/gsp.bin", env=env)
     assert p.returncode == 0, p.stderr
@@ -188,8 +230,15 @@ def test_race_swapping_dir_and_link(b, host, fallback):
     try:
         env = {"GPUCTK_CONFINE_FALLBACK": fallback}
         for n in range(6):
-            run_hook(b, "create-symlinks", "--link", f"libz.so.1::/usr/lib/nv/libz-{n}.so",
-                     "--link", "x::/usr/lib/nv/ld.so.cache", env=env)
+            run_hook(
+                b,
+                "create-symlinks",
+                "--link",
+                f"libz.so.1::/usr/lib/nv/libz-{n}.so",
+                "--link",
+                "x::/usr/lib/nv/ld.so.cache",
+                env=env,
+            )
             run_hook(b, "update-ldcache", "--folder", "/usr/lib/nv", env=env)
             run_hook(b, "chmod", "--mode", "777", "--path", "/usr/lib/nv/params", env=env)
     finally:
@@ -204,13 +253,21 @@ def test_ld_preload_in_container_env(b, host):
     before = snapshot(host)
     with open(os.path.join(b.bundle, "config.json")) as f:
         cfg = json.load(f)
-    cfg["process"]["env"] = ["LD_PRELOAD=/proc/self/cwd/evil.so", "LD_LIBRARY_PATH=/evil", "LD_AUDIT=/evil.so",
-                             "NVIDIA_VISIBLE_DEVICES=0"]
+    cfg["process"]["env"] = [
+        "LD_PRELOAD=/proc/self/cwd/evil.so",
+        "LD_LIBRARY_PATH=/evil",
+        "LD_AUDIT=/evil.so",
+        "NVIDIA_VISIBLE_DEVICES=0",
+    ]
     with open(os.path.join(b.bundle, "config.json"), "w") as f:
         json.dump(cfg, f)
     # even if a runtime leaked them into the hook's own environment (the CVE-2025-23266 path):
     # a path that does not exist on the host, so the interpreter itself survives to show the rest
-    leaked = {"LD_PRELOAD": "/nonexistent/evil.so", "LD_LIBRARY_PATH": "/evil", "LD_AUDIT": "/nonexistent/a.so"}
+    leaked = {
+        "LD_PRELOAD": "/nonexistent/evil.so",
+        "LD_LIBRARY_PATH": "/evil",
+        "LD_AUDIT": "/nonexistent/a.so",
+    }
     write(b.path("/opt/lib/placeholder"), "")
     p = run_hook(b, "update-ldcache", "--folder", "/opt/lib", env=leaked)
     assert p.returncode == 0, p.stderr
@@ -247,8 +304,9 @@ def test_ldconfig_env_is_scrubbed(b):
     import sys
 
     env = dict(os.environ, LD_PRELOAD="/evil.so", LD_AUDIT="/evil.so")
-    p = subprocess.run([sys.executable, "-c", _EXECVE_PROBE, b.root], capture_output=True, text=True,
-                       env=env, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-c", _EXECVE_PROBE, b.root], capture_output=True, text=True, env=env, timeout=60
+    )
     assert p.returncode == 0, p.stderr
     got = json.loads(p.stdout)
     assert got["env"] == {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
@@ -271,15 +329,30 @@ def test_legacy_cli_never_sees_loader_env(tmp_path, host):
     os.chmod(stub / "nvidia-container-cli", 0o755)
     bundle = tmp_path / "lb"
     (bundle / "rootfs").mkdir(parents=True)
-    (bundle / "config.json").write_text(json.dumps({
-        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
-        "process": {"env": ["NVIDIA_VISIBLE_DEVICES=0", "LD_PRELOAD=/evil.so"]}}))
+    (bundle / "config.json").write_text(
+        json.dumps(
+            {
+                "ociVersion": "1.0.2",
+                "root": {"path": "rootfs"},
+                "process": {"env": ["NVIDIA_VISIBLE_DEVICES=0", "LD_PRELOAD=/evil.so"]},
+            }
+        )
+    )
     cfgp = tmp_path / "config.toml"
     cfgp.write_text('[nvidia-container-cli]\nenvironment = ["LD_LIBRARY_PATH=/evil", "KEEP=1"]\n')
-    env = {"PATH": f"{stub}:/usr/bin:/bin", "NVIDIA_CTK_CONFIG_FILE_PATH": str(cfgp),
-           "LD_PRELOAD": "/nonexistent/evil.so", "LD_AUDIT": "/nonexistent/a.so"}
-    p = subprocess.run([venv_script("gpuctk-runtime-hook"), "prestart"], input=json.dumps({"bundle": str(bundle)}),
-                       capture_output=True, text=True, env=env)
+    env = {
+        "PATH": f"{stub}:/usr/bin:/bin",
+        "NVIDIA_CTK_CONFIG_FILE_PATH": str(cfgp),
+        "LD_PRELOAD": "/nonexistent/evil.so",
+        "LD_AUDIT": "/nonexistent/a.so",
+    }
+    p = subprocess.run(
+        [venv_script("gpuctk-runtime-hook"), "prestart"],
+        input=json.dumps({"bundle": str(bundle)}),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr
     seen = (stub / "env.txt").read_text()
     assert "LD_PRELOAD" not in seen and "LD_AUDIT" not in seen and "LD_LIBRARY_PATH" not in seen
@@ -320,10 +393,17 @@ def test_ld_so_conf_points_through_a_procfs_in_the_root(b, host):
     before = snapshot(host)
     hook = venv_script("gpuctk-hook")
     # $$ is this shell: alive while the hook runs, and its root is the host's /
-    script = (f'mount -t proc proc "{b.path("/p")}" && echo "{line}" > "{b.path("/etc/ld.so.conf")}" && '
-              f'ls "{b.path("/p")}/$$/root{host}/lib" >/dev/null && "{hook}" update-ldcache; echo rc=$?')
-    p = subprocess.run([require_tool("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
-                       input=b.state, capture_output=True, text=True, timeout=60)
+    script = (
+        f'mount -t proc proc "{b.path("/p")}" && echo "{line}" > "{b.path("/etc/ld.so.conf")}" && '
+        f'ls "{b.path("/p")}/$$/root{host}/lib" >/dev/null && "{hook}" update-ldcache; echo rc=$?'
+    )
+    p = subprocess.run(
+        [require_tool("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
+        input=b.state,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "rc=0" in p.stdout, p.stdout + p.stderr  # (the ls proves the magic link works from the host side)
     _unchanged(host, before)
 
@@ -339,7 +419,9 @@ def test_fifo_in_ld_so_conf_tree_cannot_hang_the_hook(b, where):
     if os.path.exists(b.path(where)):
         os.unlink(b.path(where))
     os.mkfifo(b.path(where))
-    p = run_hook(b, "update-ldcache", "--folder", "/usr/lib/x", env={"GPUCTK_LDCONFIG_TIMEOUT": "1"}, timeout=30)
+    p = run_hook(
+        b, "update-ldcache", "--folder", "/usr/lib/x", env={"GPUCTK_LDCONFIG_TIMEOUT": "1"}, timeout=30
+    )
     assert p.returncode == 1, p.stderr
     assert "still running after 1s" in p.stderr
     # no reader is left holding the FIFO open: a non-blocking open for writing finds none

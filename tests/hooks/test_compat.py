@@ -40,7 +40,10 @@ def test_other_owner_ignored():
     sec = note_bytes(b"GNU", b"\x01\x02\x03\x04") + note_bytes(b"Someone", b'{"CUDA Version": "1"}')
     data = elf_with_sections([(".note.cuda.fwd_compatibility", 7, sec)])
     assert cuda_compat_note(data) is None
-    assert [o for o, _, _ in parse_notes(read_section(data, ".note.cuda.fwd_compatibility") or b"")] == [b"GNU", b"Someone"]
+    assert [o for o, _, _ in parse_notes(read_section(data, ".note.cuda.fwd_compatibility") or b"")] == [
+        b"GNU",
+        b"Someone",
+    ]
 
 
 @pytest.mark.parametrize("data", [b"", b"MZ" + b"\0" * 100, b"\x7fELF\x09\x01" + b"\0" * 60])
@@ -69,10 +72,10 @@ DECISIONS = [
     # with the note, both driver versions known: host major listed AND compat newer
     (NOTE, "550.90.07", "550.54.15", None, True),
     (NOTE, "550.90.07", "550.54.15", "12.2", True),
-    (NOTE, "550.54.15", "550.54.15", None, False),   # not newer
-    (NOTE, "550.40.00", "550.54.15", None, False),   # older
-    (NOTE, "560.35.03", "545.23.08", None, False),   # host major not in Driver list
-    (NOTE, "550.90", "535.104.05", None, True),      # two-part compat version
+    (NOTE, "550.54.15", "550.54.15", None, False),  # not newer
+    (NOTE, "550.40.00", "550.54.15", None, False),  # older
+    (NOTE, "560.35.03", "545.23.08", None, False),  # host major not in Driver list
+    (NOTE, "550.90", "535.104.05", None, True),  # two-part compat version
     # with the note, host driver version unknown: compare CUDA versions
     (NOTE, "550.90.07", None, "12.2", True),
     (NOTE, "550.90.07", None, "12.4", False),
@@ -83,8 +86,8 @@ DECISIONS = [
     (NOTE, "x.y", "550.54.15", None, False),
     ({**NOTE, "CUDA Version": "garbage"}, "x.y", "550.54.15", "12.2", False),
     # without the note
-    (None, "550.90.07", "535.104.05", None, True),   # host major older
-    (None, "550.90.07", "550.54.15", None, False),   # same major
+    (None, "550.90.07", "535.104.05", None, True),  # host major older
+    (None, "550.90.07", "550.54.15", None, False),  # same major
     (None, "550.90.07", "560.28.03", None, False),
     (None, "550.90.07", "535.104.05", "12.2", False),  # host CUDA version given -> never
     (None, "550.90.07", None, None, False),
@@ -115,12 +118,19 @@ def test_hook_writes_conf_when_used(tmp_path):
     p = run_hook(b, "enable-cuda-compat", "--host-driver-version=550.54.15")
     assert p.returncode == 0, p.stderr
     assert _compat_confs(b) == ["/usr/local/cuda/compat\n"]
-    assert oct(os.stat(b.path("/etc/ld.so.conf.d/" + os.listdir(b.path("/etc/ld.so.conf.d"))[0])).st_mode & 0o777) == "0o644"
+    assert (
+        oct(
+            os.stat(b.path("/etc/ld.so.conf.d/" + os.listdir(b.path("/etc/ld.so.conf.d"))[0])).st_mode & 0o777
+        )
+        == "0o644"
+    )
 
 
 def test_hook_custom_root_and_cuda_version(tmp_path):
     b = _compat_root(tmp_path, NOTE, compat_dir="/opt/compat")
-    p = run_hook(b, "enable-cuda-compat", "--host-cuda-version", "12.2", "--cuda-compat-container-root", "/opt/compat")
+    p = run_hook(
+        b, "enable-cuda-compat", "--host-cuda-version", "12.2", "--cuda-compat-container-root", "/opt/compat"
+    )
     assert p.returncode == 0, p.stderr
     assert _compat_confs(b) == ["/opt/compat\n"]
 

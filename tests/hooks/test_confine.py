@@ -149,9 +149,22 @@ def test_magic_links_never_reach_the_host(rootdir, fallback, tmp_path):
         "except OSError as e:\n"
         "    print('refused', e.errno)\n"
     )
-    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                        f"mount -t proc proc {proc} && exec \"$0\" -c \"$1\"", sys.executable, script],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f'mount -t proc proc {proc} && exec "$0" -c "$1"',
+            sys.executable,
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     assert snapshot(decoy) == before
     if fallback:
@@ -164,7 +177,8 @@ def test_magic_links_never_reach_the_host(rootdir, fallback, tmp_path):
 # ------------------------------------------------------------------ both resolvers agree
 NAMES = ["a", "b", "c", "..", ".", "/"]
 link_targets = st.lists(st.sampled_from(NAMES), min_size=1, max_size=4).map(
-    lambda parts: ("/" if parts[0] == "/" else "") + "/".join(p for p in parts if p != "/"))
+    lambda parts: ("/" if parts[0] == "/" else "") + "/".join(p for p in parts if p != "/")
+)
 paths = st.lists(st.sampled_from(["a", "b", "c", "..", "x", "d"]), min_size=0, max_size=5).map("/".join)
 
 
@@ -185,8 +199,11 @@ def test_resolvers_agree_and_stay_inside(tmp_path_factory, links, path):
         if (root / link).exists() or (root / link).is_symlink():
             (root / link).rmdir()
         os.symlink(target or ".", root / link)
-    inside = {(os.lstat(os.path.join(dp, n)).st_dev, os.lstat(os.path.join(dp, n)).st_ino)
-              for dp, dns, fns in os.walk(root) for n in dns + fns}
+    inside = {
+        (os.lstat(os.path.join(dp, n)).st_dev, os.lstat(os.path.join(dp, n)).st_ino)
+        for dp, dns, fns in os.walk(root)
+        for n in dns + fns
+    }
     inside.add((os.stat(root).st_dev, os.stat(root).st_ino))
     results = []
     for fallback in (False, True):

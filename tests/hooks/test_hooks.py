@@ -27,15 +27,26 @@ def b(tmp_path):
 # ------------------------------------------------------------------ dispatch and state
 def test_hook_argv_shapes():
     assert hook_argv("/usr/bin/nvidia-cdi-hook", "update-ldcache", ["--folder", "/x"]) == [
-        "nvidia-cdi-hook", "update-ldcache", "--folder", "/x"]
+        "nvidia-cdi-hook",
+        "update-ldcache",
+        "--folder",
+        "/x",
+    ]
     assert hook_argv("/usr/bin/nvidia-ctk", "chmod", []) == ["nvidia-ctk", "hook", "chmod"]
     assert hook_argv("/opt/gpuctk", "noop", []) == ["gpuctk", "hook", "noop"]
     assert hook_argv("/venv/bin/gpuctk-hook", "noop", ["-a"]) == ["gpuctk-hook", "noop", "-a"]
     assert hook_argv("", "noop", []) == ["nvidia-cdi-hook", "noop"]
 
 
-@pytest.mark.parametrize("args", [["no-such-hook"], ["create-soname-symlinks", "--folder", "/x"], [],
-                                  ["--some-global", "future-hook", "--x=1"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["no-such-hook"],
+        ["create-soname-symlinks", "--folder", "/x"],
+        [],
+        ["--some-global", "future-hook", "--x=1"],
+    ],
+)
 def test_unknown_hook_is_a_warning(b, args):
     p = run_hook(b, *args)
     assert p.returncode == 0
@@ -65,8 +76,12 @@ def test_quiet_silences_warnings(b):
 
 
 def test_bad_state_is_one_line_error(b):
-    p = subprocess.run([venv_script("gpuctk-hook"), "create-symlinks", "--link", "a::/b"], input="{not json",
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [venv_script("gpuctk-hook"), "create-symlinks", "--link", "a::/b"],
+        input="{not json",
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 1
     assert p.stderr.count("\n") == 1 and "not valid JSON" in p.stderr and "Traceback" not in p.stderr
 
@@ -75,8 +90,12 @@ def test_missing_bundle_config(tmp_path):
     state = json.dumps({"bundle": str(tmp_path / "nope")})
     p = subprocess.run([venv_script("gpuctk-hook"), "noop"], input=state, capture_output=True, text=True)
     assert p.returncode == 0  # noop never reads anything
-    p = subprocess.run([venv_script("gpuctk-hook"), "chmod", "--mode", "755", "--path", "/x"], input=state,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [venv_script("gpuctk-hook"), "chmod", "--mode", "755", "--path", "/x"],
+        input=state,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 1 and "config.json" in p.stderr
 
 
@@ -85,8 +104,12 @@ def test_container_spec_flag_and_state_root(tmp_path):
     root.mkdir()
     spec = tmp_path / "state.json"
     spec.write_text(json.dumps({"bundle": str(tmp_path / "no-bundle"), "root": str(root)}))  # crun's "root"
-    p = subprocess.run([venv_script("gpuctk-hook"), "create-symlinks", "--container-spec", str(spec),
-                        "--link", "t::/l"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        [venv_script("gpuctk-hook"), "create-symlinks", "--container-spec", str(spec), "--link", "t::/l"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert p.returncode == 0, p.stderr
     assert os.readlink(root / "l") == "t"
 
@@ -98,12 +121,20 @@ def test_relative_root_joined_with_bundle(b):
 
 
 def test_gpuctk_hook_subcommand_is_the_same(b):
-    p = subprocess.run([venv_script("gpuctk"), "hook", "create-symlinks", "--link=x::/y"], input=b.state,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [venv_script("gpuctk"), "hook", "create-symlinks", "--link=x::/y"],
+        input=b.state,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     assert os.readlink(b.path("/y")) == "x"
-    p = subprocess.run([venv_script("gpuctk"), "hook", "--quiet", "unknown-one"], input=b.state,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [venv_script("gpuctk"), "hook", "--quiet", "unknown-one"],
+        input=b.state,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0 and p.stderr == ""
 
 
@@ -112,10 +143,16 @@ def test_create_symlinks_idempotent_and_replacing(b):
     write(b.path("/usr/lib/libnvidia-x.so"), "not a link")
     os.makedirs(b.path("/usr/lib64"))
     os.symlink("wrong", b.path("/usr/lib64/libcuda.so"))
-    args = ["--link", "libnvidia-x.so.550::/usr/lib/libnvidia-x.so",
-            "--link", "libcuda.so.1::/usr/lib64/libcuda.so",
-            "--link", "libcuda.so.1::/usr/lib64/libcuda.so",  # duplicates are fine
-            "--link", "../../lib/firmware::/new/dir/fw"]
+    args = [
+        "--link",
+        "libnvidia-x.so.550::/usr/lib/libnvidia-x.so",
+        "--link",
+        "libcuda.so.1::/usr/lib64/libcuda.so",
+        "--link",
+        "libcuda.so.1::/usr/lib64/libcuda.so",  # duplicates are fine
+        "--link",
+        "../../lib/firmware::/new/dir/fw",
+    ]
     assert run_hook(b, "create-symlinks", *args).returncode == 0
     assert os.readlink(b.path("/usr/lib/libnvidia-x.so")) == "libnvidia-x.so.550"
     assert os.readlink(b.path("/usr/lib64/libcuda.so")) == "libcuda.so.1"
@@ -135,7 +172,9 @@ def test_create_symlinks_rejects_bad_link(b, bad):
 def test_chmod(b):
     write(b.path("/dev/dri/card0"), "", 0o600)
     write(b.path("/bin/x"), "", 0o755)
-    p = run_hook(b, "chmod", "--mode", "755", "--path", "/dev/dri/card0", "--path", "/missing", "--path", "/bin/x")
+    p = run_hook(
+        b, "chmod", "--mode", "755", "--path", "/dev/dri/card0", "--path", "/missing", "--path", "/bin/x"
+    )
     assert p.returncode == 0, p.stderr
     assert stat.S_IMODE(os.stat(b.path("/dev/dri/card0")).st_mode) == 0o755
     p = run_hook(b, "chmod", "--mode", "9z", "--path", "/bin/x")
@@ -187,7 +226,9 @@ def test_conf_debian(b):
     write(b.path("/etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.conf\n/opt/already\n")
     write(b.path("/etc/ld.so.conf.d/local.conf"), "/opt/local # comment\n")
     with Root(b.root) as r:
-        write_conf(r, ["/usr/lib/x86_64-linux-gnu", "/opt/nv/lib", "/opt/already", "/opt/local", "/opt/nv/lib/"])
+        write_conf(
+            r, ["/usr/lib/x86_64-linux-gnu", "/opt/nv/lib", "/opt/already", "/opt/local", "/opt/nv/lib/"]
+        )
     files = _conf_files(b)
     nvcr = [v for k, v in files.items() if k.startswith("00-nvcr-")]
     zz = [v for k, v in files.items() if k.startswith("zz-nvcr-")]
@@ -222,7 +263,13 @@ def test_conf_alpine_uses_musl_path(b):
 def _make_lib_root(b):
     """A root with the host's libz in an injected folder."""
     src = None
-    for cand in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64"):
+    for cand in (
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/lib64",
+    ):
         if os.path.isdir(cand):
             for n in sorted(os.listdir(cand)):
                 if n.startswith("libz.so.1.") and os.path.isfile(os.path.join(cand, n)):
@@ -240,8 +287,9 @@ def _make_lib_root(b):
 
 
 def _cache_entries(b) -> str:
-    return subprocess.run([require_tool("ldconfig"), "-p", "-C", b.path("/etc/ld.so.cache")], capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        [require_tool("ldconfig"), "-p", "-C", b.path("/etc/ld.so.cache")], capture_output=True, text=True
+    ).stdout
 
 
 @pytest.mark.integration  # root: mknod / namespaces / the host's ldconfig
@@ -249,7 +297,9 @@ def _cache_entries(b) -> str:
 def test_update_ldcache_rebuilds_cache(b, fallback):
     require_root()
     _make_lib_root(b)
-    p = run_hook(b, "update-ldcache", "--folder", "/usr/local/nvidia/lib64", env={"GPUCTK_CONFINE_FALLBACK": fallback})
+    p = run_hook(
+        b, "update-ldcache", "--folder", "/usr/local/nvidia/lib64", env={"GPUCTK_CONFINE_FALLBACK": fallback}
+    )
     assert p.returncode == 0, p.stderr
     assert "/usr/local/nvidia/lib64/libz.so.1" in _cache_entries(b)
     assert os.path.islink(b.path("/usr/local/nvidia/lib64/libz.so.1"))  # ldconfig made the soname link
@@ -268,8 +318,11 @@ def test_update_ldcache_without_folders_still_rebuilds(b):
 def test_update_ldcache_refuses_host_root(tmp_path):
     spec = tmp_path / "s.json"
     spec.write_text(json.dumps({"bundle": str(tmp_path), "root": "/"}))
-    p = subprocess.run([venv_script("gpuctk-hook"), "update-ldcache", "--container-spec", str(spec)],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [venv_script("gpuctk-hook"), "update-ldcache", "--container-spec", str(spec)],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 1 and "refusing" in p.stderr
 
 
@@ -298,10 +351,17 @@ def _params_run(b, host_text: str | None, tmp_path) -> subprocess.CompletedProce
     write(b.path("/proc/driver/nvidia/params"), "ModifyDeviceFiles: 1\nEnableMSI: 1\n")
     target = b.path("/proc/driver/nvidia/params")
     hook = venv_script("gpuctk-hook")
-    script = (f'"{hook}" disable-device-node-modification --host-params-file "{host}" && '
-              f'cat "{target}" && (echo x >> "{target}" && echo WRITABLE || echo READONLY)')
-    return subprocess.run([require_tool("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
-                          input=b.state, capture_output=True, text=True, timeout=60)
+    script = (
+        f'"{hook}" disable-device-node-modification --host-params-file "{host}" && '
+        f'cat "{target}" && (echo x >> "{target}" && echo WRITABLE || echo READONLY)'
+    )
+    return subprocess.run(
+        [require_tool("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
+        input=b.state,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.integration  # root: mknod / namespaces / the host's ldconfig
@@ -333,8 +393,12 @@ def test_hook_imports_are_stdlib_only():
         "bad = sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'gpuctk', '__main__'})\n"
         "print(','.join(bad))\n"
     )
-    p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    p = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == ""
 

@@ -41,10 +41,13 @@ json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(driver=json_values, cuda=json_values,
-       compat=st.sampled_from([None, "550.90.07", "550.90"]),
-       host=st.sampled_from([None, "550.54.15", "535.104.05"]),
-       host_cuda=st.sampled_from([None, "12.2"]))
+@given(
+    driver=json_values,
+    cuda=json_values,
+    compat=st.sampled_from([None, "550.90.07", "550.90"]),
+    host=st.sampled_from([None, "550.54.15", "535.104.05"]),
+    host_cuda=st.sampled_from([None, "12.2"]),
+)
 def test_decision_rules_survive_hostile_note_values(driver, cuda, compat, host, host_cuda):
     note = {"Driver": driver, "CUDA Version": cuda}
     assert use_compat(note, compat, host, host_cuda) in (True, False)

@@ -37,7 +37,9 @@ def test_parse_factor_without_operator():
 
 def test_or_of_ands():
     assert parse_requirement("cuda>=11.0,driver>=450 brand=tesla") == [
-        [("cuda", ">=", "11.0"), ("driver", ">=", "450")], [("brand", "=", "tesla")]]
+        [("cuda", ">=", "11.0"), ("driver", ">=", "450")],
+        [("brand", "=", "tesla")],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -58,12 +60,12 @@ def test_or_of_ands():
         (["brand=TESLA"], True),
         (["brand=geforce"], False),
         (["brand!=geforce"], True),
-        (["brand=geforce brand=tesla"], True),            # OR
+        (["brand=geforce brand=tesla"], True),  # OR
         (["cuda>=12.0 cuda>=11.0"], True),
-        (["cuda>=11.0,brand=geforce"], False),            # AND
-        (["cuda>=11.0", "brand=geforce"], False),         # all vars ANDed
+        (["cuda>=11.0,brand=geforce"], False),  # AND
+        (["cuda>=11.0", "brand=geforce"], False),  # all vars ANDed
         (["cuda>=11.0", "brand=tesla"], True),
-        (["unknown>=1"], True),                           # unknown property skipped
+        (["unknown>=1"], True),  # unknown property skipped
         (["cuda>=11.0,unknown=x"], True),
         ([], True),
     ],
@@ -91,7 +93,9 @@ def test_failure_names_the_condition():
     assert "cuda>=12.2" in str(exc.value) and "cuda=11.6" in str(exc.value)
 
 
-@pytest.mark.parametrize(("v", "expected"), [("11", (11, 0, 0)), ("v11.6", (11, 6, 0)), ("470.57.02", (470, 57, 2))])
+@pytest.mark.parametrize(
+    ("v", "expected"), [("11", (11, 0, 0)), ("v11.6", (11, 6, 0)), ("470.57.02", (470, 57, 2))]
+)
 def test_parse_version(v, expected):
     assert parse_version(v) == expected
 

@@ -34,12 +34,25 @@ def test_parse_proc_devices() -> None:
     assert "nvidia-fake-block" not in majors and "sd" not in majors
 
 
-@pytest.mark.parametrize("text,expected", [
-    (PROC_DEVICES, [("nvidiactl", 195, 255), ("nvidia-modeset", 195, 254), ("nvidia-uvm", 508, 0),
-                    ("nvidia-uvm-tools", 508, 1)]),
-    ("Character devices:\n195 nvidia-frontend\n", [("nvidiactl", 195, 255), ("nvidia-modeset", 195, 254)]),
-    ("Character devices:\n1 mem\n", []),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (
+            PROC_DEVICES,
+            [
+                ("nvidiactl", 195, 255),
+                ("nvidia-modeset", 195, 254),
+                ("nvidia-uvm", 508, 0),
+                ("nvidia-uvm-tools", 508, 1),
+            ],
+        ),
+        (
+            "Character devices:\n195 nvidia-frontend\n",
+            [("nvidiactl", 195, 255), ("nvidia-modeset", 195, 254)],
+        ),
+        ("Character devices:\n1 mem\n", []),
+    ],
+)
 def test_control_node_plan(text: str, expected: list[tuple[str, int, int]]) -> None:
     actions, warnings = control_node_actions(parse_proc_devices(text), "/d/dev", set())
     assert [(os.path.basename(a.path), a.major, a.minor) for a in actions] == expected
@@ -54,8 +67,20 @@ def _proc(tmp_path: Path) -> str:
 
 def test_create_device_nodes_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dev_root = tmp_path / "root"
-    rc = main(["system", "create-device-nodes", "--dev-root", str(dev_root), "--proc-devices", _proc(tmp_path),
-               "--load-kernel-modules", "--driver-root", "/run/nvidia/driver", "--dry-run"])
+    rc = main(
+        [
+            "system",
+            "create-device-nodes",
+            "--dev-root",
+            str(dev_root),
+            "--proc-devices",
+            _proc(tmp_path),
+            "--load-kernel-modules",
+            "--driver-root",
+            "/run/nvidia/driver",
+            "--dry-run",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
@@ -77,8 +102,12 @@ def test_create_device_nodes_for_real(tmp_path: Path, capsys: pytest.CaptureFixt
     mknod_char(str(dev_root / "dev" / "nvidia-uvm"), 508, 0)  # already there: left alone
     argv = ["system", "create-device-nodes", "--dev-root", str(dev_root), "--proc-devices", _proc(tmp_path)]
     assert main(argv) == 0
-    for name, (major, minor) in {"nvidiactl": (195, 255), "nvidia-modeset": (195, 254), "nvidia-uvm": (508, 0),
-                                 "nvidia-uvm-tools": (508, 1)}.items():
+    for name, (major, minor) in {
+        "nvidiactl": (195, 255),
+        "nvidia-modeset": (195, 254),
+        "nvidia-uvm": (508, 0),
+        "nvidia-uvm-tools": (508, 1),
+    }.items():
         st = os.stat(dev_root / "dev" / name)
         assert stat.S_ISCHR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o666
         assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (major, minor)
@@ -97,11 +126,13 @@ def test_dev_char_symlinks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     (dev / "nvidia-notadevice").write_text("")
     argv = ["system", "create-dev-char-symlinks", "--dev-root", str(tmp_path / "root")]
     assert main([*argv, "--dry-run"]) == 0
-    assert sorted(capsys.readouterr().out.splitlines()) == sorted([
-        f"ln -sfn ../nvidia0 {dev}/char/195:0",
-        f"ln -sfn ../nvidiactl {dev}/char/195:255",
-        f"ln -sfn ../nvidia-caps/nvidia-cap1 {dev}/char/237:1",
-    ])
+    assert sorted(capsys.readouterr().out.splitlines()) == sorted(
+        [
+            f"ln -sfn ../nvidia0 {dev}/char/195:0",
+            f"ln -sfn ../nvidiactl {dev}/char/195:255",
+            f"ln -sfn ../nvidia-caps/nvidia-cap1 {dev}/char/237:1",
+        ]
+    )
     assert not (dev / "char").exists()
     assert main(argv) == 0
     assert sorted(os.listdir(dev / "char")) == ["195:0", "195:255", "237:1"]
@@ -112,10 +143,14 @@ def test_dev_char_symlinks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().out == ""  # idempotent
 
 
-def test_dev_root_that_is_a_file_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dev_root_that_is_a_file_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     dev_root = tmp_path / "file"
     dev_root.write_text("not a directory")
-    rc = main(["system", "create-device-nodes", "--dev-root", str(dev_root), "--proc-devices", _proc(tmp_path)])
+    rc = main(
+        ["system", "create-device-nodes", "--dev-root", str(dev_root), "--proc-devices", _proc(tmp_path)]
+    )
     err = capsys.readouterr().err
     assert rc == 2  # like doctor/snapshot --host-root: checked before anything is done
     assert err == f"gpuctk: error: --dev-root {dev_root}: not a directory\n"

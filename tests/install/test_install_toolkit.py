@@ -14,8 +14,14 @@ import pytest
 from gpuctk.cli.main import main
 from gpuctk.install import launchers, units
 
-SCRIPTS = ["gpuctk", "gpuctk-runtime", "gpuctk-runtime-cdi", "gpuctk-runtime-legacy", "gpuctk-hook",
-           "gpuctk-runtime-hook"]
+SCRIPTS = [
+    "gpuctk",
+    "gpuctk-runtime",
+    "gpuctk-runtime-cdi",
+    "gpuctk-runtime-legacy",
+    "gpuctk-hook",
+    "gpuctk-runtime-hook",
+]
 
 
 @pytest.fixture
@@ -25,8 +31,10 @@ def fake_bin(tmp_path: Path) -> Path:
     d.mkdir()
     for name in SCRIPTS:
         p = d / name
-        p.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                     f"print(json.dumps({{'script': {name!r}, 'argv0': sys.argv[0], 'args': sys.argv[1:]}}))\n")
+        p.write_text(
+            f"#!{sys.executable}\nimport json, sys\n"
+            f"print(json.dumps({{'script': {name!r}, 'argv0': sys.argv[0], 'args': sys.argv[1:]}}))\n"
+        )
         p.chmod(0o755)
     return d
 
@@ -38,8 +46,15 @@ def _run(path: Path | str, *args: str) -> dict:
 
 
 def _install(tmp_path: Path, *extra: str) -> list[str]:
-    return ["install", "--toolkit-dir", str(tmp_path / "tk"), "--root", str(tmp_path / "root"), "--no-cdi-spec",
-            *extra]
+    return [
+        "install",
+        "--toolkit-dir",
+        str(tmp_path / "tk"),
+        "--root",
+        str(tmp_path / "root"),
+        "--no-cdi-spec",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("name,script", sorted(launchers.SYMLINKS.items()))
@@ -51,15 +66,31 @@ def test_launcher_keeps_invoked_name(tmp_path: Path, fake_bin: Path, name: str, 
     assert out["args"] == ["create", "--bundle", "/b"]
 
 
-@pytest.mark.parametrize("argv,script,args", [
-    (["hook", "create-symlinks", "--link", "a::b"], "gpuctk-hook", ["create-symlinks", "--link", "a::b"]),
-    (["hook", "update-ldcache", "--folder", "/usr/lib"], "gpuctk-hook", ["update-ldcache", "--folder", "/usr/lib"]),
-    (["cdi", "generate", "--output", "/var/run/cdi/nvidia.yaml"], "gpuctk",
-     ["cdi", "generate", "--output", "/var/run/cdi/nvidia.yaml"]),
-    (["runtime", "configure", "--runtime", "containerd"], "gpuctk", ["runtime", "configure", "--runtime", "containerd"]),
-    (["config", "--set", "a.b=c d"], "gpuctk", ["config", "--set", "a.b=c d"]),
-])
-def test_nvidia_ctk_dispatch(tmp_path: Path, fake_bin: Path, argv: list[str], script: str, args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "argv,script,args",
+    [
+        (["hook", "create-symlinks", "--link", "a::b"], "gpuctk-hook", ["create-symlinks", "--link", "a::b"]),
+        (
+            ["hook", "update-ldcache", "--folder", "/usr/lib"],
+            "gpuctk-hook",
+            ["update-ldcache", "--folder", "/usr/lib"],
+        ),
+        (
+            ["cdi", "generate", "--output", "/var/run/cdi/nvidia.yaml"],
+            "gpuctk",
+            ["cdi", "generate", "--output", "/var/run/cdi/nvidia.yaml"],
+        ),
+        (
+            ["runtime", "configure", "--runtime", "containerd"],
+            "gpuctk",
+            ["runtime", "configure", "--runtime", "containerd"],
+        ),
+        (["config", "--set", "a.b=c d"], "gpuctk", ["config", "--set", "a.b=c d"]),
+    ],
+)
+def test_nvidia_ctk_dispatch(
+    tmp_path: Path, fake_bin: Path, argv: list[str], script: str, args: list[str]
+) -> None:
     assert main(_install(tmp_path, "--bin-dir", str(fake_bin))) == 0
     out = _run(tmp_path / "tk" / "nvidia-ctk", *argv)
     assert (out["script"], out["args"]) == (script, args)
@@ -68,13 +99,25 @@ def test_nvidia_ctk_dispatch(tmp_path: Path, fake_bin: Path, argv: list[str], sc
 def test_real_launchers_run_gpuctk(tmp_path: Path) -> None:
     assert main(_install(tmp_path)) == 0
     for name in ("gpuctk", "nvidia-ctk"):
-        p = subprocess.run([str(tmp_path / "tk" / name), "--version"], capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [str(tmp_path / "tk" / name), "--version"], capture_output=True, text=True, timeout=60
+        )
         assert p.returncode == 0 and p.stdout.startswith("gpuctk "), p.stderr
 
 
 def test_install_writes_config_units_and_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = _install(tmp_path, "--runtime", "containerd", "--set-as-default", "--engine-version", "1.6.20",
-                    "--runtime-mode", "cdi", "--annotation-prefix", "nvidia.cdi.k8s.io/")
+    argv = _install(
+        tmp_path,
+        "--runtime",
+        "containerd",
+        "--set-as-default",
+        "--engine-version",
+        "1.6.20",
+        "--runtime-mode",
+        "cdi",
+        "--annotation-prefix",
+        "nvidia.cdi.k8s.io/",
+    )
     assert main(argv) == 0
     root, tk = tmp_path / "root", tmp_path / "tk"
     cfg = tomllib.loads((root / "etc/nvidia-container-runtime/config.toml").read_text())
@@ -88,21 +131,31 @@ def test_install_writes_config_units_and_engine(tmp_path: Path, capsys: pytest.C
     assert {n: r["options"]["BinaryName"] for n, r in ctd["runtimes"].items()} == {
         "nvidia": str(tk / "nvidia-container-runtime"),
         "nvidia-cdi": str(tk / "nvidia-container-runtime.cdi"),
-        "nvidia-legacy": str(tk / "nvidia-container-runtime.legacy")}
+        "nvidia-legacy": str(tk / "nvidia-container-runtime.legacy"),
+    }
     service = (root / "etc/systemd/system" / units.SERVICE).read_text()
     assert f"ExecStart={tk}/gpuctk cdi generate --output=/var/run/cdi/nvidia.yaml" in service
-    assert "PathChanged=/lib/modules/%v/modules.dep" in (root / "etc/systemd/system" / units.PATH_UNIT).read_text()
+    assert (
+        "PathChanged=/lib/modules/%v/modules.dep"
+        in (root / "etc/systemd/system" / units.PATH_UNIT).read_text()
+    )
     rule = (root / "etc/udev/rules.d" / units.UDEV_RULE).read_text()
     assert 'SUBSYSTEM=="module", KERNEL=="nvidia"' in rule and units.SERVICE in rule
     capsys.readouterr()
 
-    snapshot = {p: (p.read_bytes() if not p.is_symlink() else os.readlink(p)) for p in tmp_path.rglob("*")
-                if p.is_file() or p.is_symlink()}
+    snapshot = {
+        p: (p.read_bytes() if not p.is_symlink() else os.readlink(p))
+        for p in tmp_path.rglob("*")
+        if p.is_file() or p.is_symlink()
+    }
     assert main(argv) == 0  # second install: nothing changes
     out = capsys.readouterr().out
     assert "written" not in out and "updated" not in out and "installed" not in out
-    assert {p: (p.read_bytes() if not p.is_symlink() else os.readlink(p)) for p in tmp_path.rglob("*")
-            if p.is_file() or p.is_symlink()} == snapshot
+    assert {
+        p: (p.read_bytes() if not p.is_symlink() else os.readlink(p))
+        for p in tmp_path.rglob("*")
+        if p.is_file() or p.is_symlink()
+    } == snapshot
 
     assert main(_install(tmp_path, "--uninstall")) == 0
     assert not tk.exists()
@@ -132,7 +185,9 @@ def test_refuses_to_replace_foreign_file(tmp_path: Path, capsys: pytest.CaptureF
     assert (tk / "nvidia-container-runtime").read_text() == "#!/bin/sh\necho upstream\n"
 
 
-def test_malformed_engine_config_stops_before_any_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_engine_config_stops_before_any_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "root/etc/containerd/config.toml"
     cfg.parent.mkdir(parents=True)
     cfg.write_text("version = 2\n[plugins\n")
@@ -151,8 +206,20 @@ def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_install_generates_node_spec_from_simulated_node(tmp_path: Path) -> None:
     sim = pytest.importorskip("gpuctk.sim")
     node = sim.create_node("dgx-h100", str(tmp_path / "node"))
-    argv = ["install", "--toolkit-dir", str(tmp_path / "tk"), "--root", str(tmp_path / "root"), "--no-units",
-            "--driver-root", node.driver_root, "--dev-root", node.dev_root, "--inventory", node.inventory_path]
+    argv = [
+        "install",
+        "--toolkit-dir",
+        str(tmp_path / "tk"),
+        "--root",
+        str(tmp_path / "root"),
+        "--no-units",
+        "--driver-root",
+        node.driver_root,
+        "--dev-root",
+        node.dev_root,
+        "--inventory",
+        node.inventory_path,
+    ]
     assert main(argv) == 0
     import yaml
 
@@ -166,31 +233,57 @@ def test_install_generates_node_spec_from_simulated_node(tmp_path: Path) -> None
     first = spec_path.read_bytes()
     assert main(argv) == 0
     assert spec_path.read_bytes() == first  # regenerating gives the same bytes
-    assert main(["install", "--toolkit-dir", str(tmp_path / "tk"), "--root", str(tmp_path / "root"), "--uninstall"]) == 0
+    assert (
+        main(
+            [
+                "install",
+                "--toolkit-dir",
+                str(tmp_path / "tk"),
+                "--root",
+                str(tmp_path / "root"),
+                "--uninstall",
+            ]
+        )
+        == 0
+    )
     assert not spec_path.exists()
 
 
 def test_uninstall_dry_run_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(_install(tmp_path, "--runtime", "containerd", "--engine-version", "1.6.20")) == 0
-    files = {p: (p.read_bytes() if not p.is_symlink() else os.readlink(p)) for p in tmp_path.rglob("*")
-             if p.is_file() or p.is_symlink()}
+    files = {
+        p: (p.read_bytes() if not p.is_symlink() else os.readlink(p))
+        for p in tmp_path.rglob("*")
+        if p.is_file() or p.is_symlink()
+    }
     capsys.readouterr()
     assert main(_install(tmp_path, "--uninstall", "--dry-run")) == 0
     out = capsys.readouterr().out
     assert f"would remove {tmp_path / 'tk' / 'nvidia-ctk'}" in out
     assert "-BinaryName" in out  # the engine change is shown as a diff
-    assert {p: (p.read_bytes() if not p.is_symlink() else os.readlink(p)) for p in tmp_path.rglob("*")
-            if p.is_file() or p.is_symlink()} == files
+    assert {
+        p: (p.read_bytes() if not p.is_symlink() else os.readlink(p))
+        for p in tmp_path.rglob("*")
+        if p.is_file() or p.is_symlink()
+    } == files
 
 
-@pytest.mark.parametrize("manifest,msg", [
-    ('{"files": "abc"}', "field files: must be an array of absolute paths"),
-    ('{"files": ["relative"]}', "field files: must be an array of absolute paths"),
-    ('{"engine": [{"bogus": 1}]}', "field engine: not a recorded engine configuration"),
-    ("[]", "the top level must be a JSON object"),
-])
-def test_uninstall_refuses_bad_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch, manifest: str, msg: str) -> None:
+@pytest.mark.parametrize(
+    "manifest,msg",
+    [
+        ('{"files": "abc"}', "field files: must be an array of absolute paths"),
+        ('{"files": ["relative"]}', "field files: must be an array of absolute paths"),
+        ('{"engine": [{"bogus": 1}]}', "field engine: not a recorded engine configuration"),
+        ("[]", "the top level must be a JSON object"),
+    ],
+)
+def test_uninstall_refuses_bad_manifest(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    manifest: str,
+    msg: str,
+) -> None:
     tk = tmp_path / "tk"
     tk.mkdir()
     (tk / ".gpuctk-install.json").write_text(manifest)
@@ -204,16 +297,24 @@ def test_uninstall_refuses_bad_manifest(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_missing_inventory_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["install", "--toolkit-dir", str(tmp_path / "tk"), "--root", str(tmp_path / "root"),
-            "--inventory", str(tmp_path / "nope.json")]
+    argv = [
+        "install",
+        "--toolkit-dir",
+        str(tmp_path / "tk"),
+        "--root",
+        str(tmp_path / "root"),
+        "--inventory",
+        str(tmp_path / "nope.json"),
+    ]
     assert main(argv) == 1
     assert "--inventory" in capsys.readouterr().err
     assert not (tmp_path / "tk").exists()
 
 
 @pytest.mark.parametrize("what", ["binary", "directory"])
-def test_foreign_nvidia_ctk_is_never_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  what: str) -> None:
+def test_foreign_nvidia_ctk_is_never_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str
+) -> None:
     target = tmp_path / "tk" / "nvidia-ctk"
     target.parent.mkdir()
     if what == "binary":
@@ -229,22 +330,35 @@ def test_foreign_nvidia_ctk_is_never_overwritten(tmp_path: Path, capsys: pytest.
 def test_refresh_service_regenerates_the_same_spec(tmp_path: Path) -> None:
     """The refresh unit names the node paths (no --root prefix), the installed nvidia-cdi-hook
     (so gVisor still recognises the hooks after a refresh) and install's discovery roots."""
-    argv = _install(tmp_path, "--cdi-dir", str(tmp_path / "root/etc/cdi"), "--driver-root", "/run/nvidia/driver",
-                    "--dev-root", "/run/nvidia/dev")
+    argv = _install(
+        tmp_path,
+        "--cdi-dir",
+        str(tmp_path / "root/etc/cdi"),
+        "--driver-root",
+        "/run/nvidia/driver",
+        "--dev-root",
+        "/run/nvidia/dev",
+    )
     assert main(argv) == 0
     service = (tmp_path / "root/etc/systemd/system" / units.SERVICE).read_text()
     exec_start = next(ln for ln in service.splitlines() if ln.startswith("ExecStart="))
-    assert exec_start == (f"ExecStart={tmp_path}/tk/gpuctk cdi generate --output=/etc/cdi/nvidia.yaml "
-                          f"--hook-path={tmp_path}/tk/nvidia-cdi-hook --driver-root=/run/nvidia/driver "
-                          "--dev-root=/run/nvidia/dev")
+    assert exec_start == (
+        f"ExecStart={tmp_path}/tk/gpuctk cdi generate --output=/etc/cdi/nvidia.yaml "
+        f"--hook-path={tmp_path}/tk/nvidia-cdi-hook --driver-root=/run/nvidia/driver "
+        "--dev-root=/run/nvidia/dev"
+    )
 
 
 def test_uninstall_undoes_every_engine_installed_for(tmp_path: Path) -> None:
     daemon = tmp_path / "root/etc/docker/daemon.json"
-    assert main(_install(tmp_path, "--runtime", "containerd", "--engine-version", "1.6.20", "--no-units")) == 0
+    assert (
+        main(_install(tmp_path, "--runtime", "containerd", "--engine-version", "1.6.20", "--no-units")) == 0
+    )
     assert main(_install(tmp_path, "--runtime", "docker", "--no-units")) == 0
     assert sorted(json.loads(daemon.read_text())["runtimes"]) == ["nvidia", "nvidia-cdi", "nvidia-legacy"]
     assert main(_install(tmp_path, "--uninstall")) == 0
     root = tmp_path / "root"
-    left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".gpuctk-backup-" not in p.name)
+    left = sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".gpuctk-backup-" not in p.name
+    )
     assert left == []  # both engines' configs undone (gpuctk created them: removed); backups are kept

@@ -15,8 +15,10 @@ pytestmark = pytest.mark.integration
 
 KIND = "gpuctk-test.example.com/interop"
 MAJOR, MINOR = 195, 7  # NVIDIA's major; nothing on this host opens it, we only stat it
-CHECK = ("stat -c '%F %t:%T' /dev/gpuctk-cdi0; echo \"env=$GPUCTK_CDI_TEST\"; cat /etc/gpuctk-cdi.txt; "
-         "echo \"spec=$GPUCTK_CDI_SPEC\"")
+CHECK = (
+    "stat -c '%F %t:%T' /dev/gpuctk-cdi0; echo \"env=$GPUCTK_CDI_TEST\"; cat /etc/gpuctk-cdi.txt; "
+    'echo "spec=$GPUCTK_CDI_SPEC"'
+)
 
 
 @pytest.fixture
@@ -31,15 +33,24 @@ def cdi_setup(tmp_path):
         "cdiVersion": "1.1.0",  # write_spec lowers it to the minimum (0.5.0: hostPath), which podman 4.3 reads
         "kind": KIND,
         "containerEdits": {"env": ["GPUCTK_CDI_SPEC=global"]},
-        "devices": [{
-            "name": "dev0",
-            "containerEdits": {
-                "env": ["GPUCTK_CDI_TEST=hello-from-cdi"],
-                "deviceNodes": [{"path": "/dev/gpuctk-cdi0", "hostPath": host_dev}],  # type/major from the host
-                "mounts": [{"hostPath": str(host_file), "containerPath": "/etc/gpuctk-cdi.txt",
-                            "options": ["ro", "nosuid", "nodev", "bind"]}],
-            },
-        }],
+        "devices": [
+            {
+                "name": "dev0",
+                "containerEdits": {
+                    "env": ["GPUCTK_CDI_TEST=hello-from-cdi"],
+                    "deviceNodes": [
+                        {"path": "/dev/gpuctk-cdi0", "hostPath": host_dev}
+                    ],  # type/major from the host
+                    "mounts": [
+                        {
+                            "hostPath": str(host_file),
+                            "containerPath": "/etc/gpuctk-cdi.txt",
+                            "options": ["ro", "nosuid", "nodev", "bind"],
+                        }
+                    ],
+                },
+            }
+        ],
     }
     path = spec_dir / "gpuctk-interop.yaml"
     write_spec(spec, str(path))
@@ -61,7 +72,9 @@ def test_podman_consumes_gpuctk_spec(cdi_setup):
     with open(cdi_setup["spec_path"]) as f:
         text = f.read()
     assert "cdiVersion: 0.5.0" in text
-    r = podman_run(["--device", f"{KIND}=dev0", "--", "sh", "-c", CHECK], cdi_spec_dirs=[cdi_setup["spec_dir"]])
+    r = podman_run(
+        ["--device", f"{KIND}=dev0", "--", "sh", "-c", CHECK], cdi_spec_dirs=[cdi_setup["spec_dir"]]
+    )
     assert r.returncode == 0, r.stderr
     assert parse(r.stdout) == expected_output(cdi_setup["token"])
 
@@ -70,13 +83,35 @@ def test_runc_sees_device_injected_by_gpuctk(cdi_setup, tmp_path):
     require_tool("runc")
     bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", CHECK])
     config = os.path.join(bundle, "config.json")
-    p = subprocess.run([venv_script("gpuctk"), "cdi", "inject", "--spec-dir", cdi_setup["spec_dir"],
-                        "--device", f"{KIND}=dev0", "--in-place", config], capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            venv_script("gpuctk"),
+            "cdi",
+            "inject",
+            "--spec-dir",
+            cdi_setup["spec_dir"],
+            "--device",
+            f"{KIND}=dev0",
+            "--in-place",
+            config,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     with open(config) as f:
         oci = json.load(f)
-    assert {"path": "/dev/gpuctk-cdi0", "type": "c", "major": MAJOR, "minor": MINOR, "fileMode": 0o666} in oci["linux"]["devices"]
-    assert {"allow": True, "type": "c", "major": MAJOR, "minor": MINOR, "access": "rwm"} in oci["linux"]["resources"]["devices"]
+    assert {
+        "path": "/dev/gpuctk-cdi0",
+        "type": "c",
+        "major": MAJOR,
+        "minor": MINOR,
+        "fileMode": 0o666,
+    } in oci["linux"]["devices"]
+    assert {"allow": True, "type": "c", "major": MAJOR, "minor": MINOR, "access": "rwm"} in oci["linux"][
+        "resources"
+    ]["devices"]
     r = runc_run(bundle, container_id=f"gpuctk-cdi-interop-{os.getpid()}")
     assert r.returncode == 0, r.stderr
     assert parse(r.stdout) == expected_output(cdi_setup["token"])

@@ -41,8 +41,13 @@ def _gpuctk(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _dump(config: str) -> dict:
-    p = subprocess.run(["containerd", "--config", config, "config", "dump"], capture_output=True, text=True,
-                       check=True, timeout=60)
+    p = subprocess.run(
+        ["containerd", "--config", config, "config", "dump"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return tomllib.loads(p.stdout)
 
 
@@ -51,9 +56,15 @@ def _write_cdi_spec(spec_dir: str, node: str) -> None:
     spec = {
         "cdiVersion": "0.5.0",
         "kind": "nvidia.com/gpu",
-        "devices": [{"name": "0", "containerEdits": {
-            "deviceNodes": [{"path": "/dev/nvidia0", "hostPath": node}],
-            "env": ["GPUCTK_SIM_GPU=0"]}}],
+        "devices": [
+            {
+                "name": "0",
+                "containerEdits": {
+                    "deviceNodes": [{"path": "/dev/nvidia0", "hostPath": node}],
+                    "env": ["GPUCTK_SIM_GPU=0"],
+                },
+            }
+        ],
         "containerEdits": {"env": ["NVIDIA_VISIBLE_DEVICES=void"]},
     }
     with open(os.path.join(spec_dir, "sim-gpu.json"), "w") as f:
@@ -79,12 +90,38 @@ def test_containerd_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
         _write_cdi_spec(spec_dir, node)
 
         # (1) launchers + toolkit config (cdi mode, our spec dir), then the engine config
-        _gpuctk("install", "--toolkit-dir", tk, "--root", base, "--config-file", tk_config, "--runtime", "none",
-                "--runtime-mode", "cdi", "--cdi-spec-dir", spec_dir, "--no-cdi-spec", "--no-units")
+        _gpuctk(
+            "install",
+            "--toolkit-dir",
+            tk,
+            "--root",
+            base,
+            "--config-file",
+            tk_config,
+            "--runtime",
+            "none",
+            "--runtime-mode",
+            "cdi",
+            "--cdi-spec-dir",
+            spec_dir,
+            "--no-cdi-spec",
+            "--no-units",
+        )
         launcher = os.path.join(tk, "nvidia-container-runtime")
         assert os.path.islink(launcher)
-        configure = ["runtime", "configure", "--runtime", "containerd", "--config", config,
-                     "--drop-in-config", drop_in, "--runtime-path", launcher, "--set-as-default"]
+        configure = [
+            "runtime",
+            "configure",
+            "--runtime",
+            "containerd",
+            "--config",
+            config,
+            "--drop-in-config",
+            drop_in,
+            "--runtime-path",
+            launcher,
+            "--set-as-default",
+        ]
         _gpuctk(*configure)
         before_second = {p: Path(p).read_bytes() for p in (config, drop_in)}
         _gpuctk(*configure)
@@ -104,19 +141,49 @@ def test_containerd_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
         with private_containerd(os.path.join(base, "c1"), config_path=config) as cd:
             ref = cd.import_busybox()
             # (3) NVIDIA_VISIBLE_DEVICES through the configured BinaryName
-            r = cd.ctr("run", "--rm", "--runc-binary", binary, "--env", "NVIDIA_VISIBLE_DEVICES=0",
-                       ref, f"gpuctk-eng-env-{os.getpid()}", "sh", "-c", PROBE)
+            r = cd.ctr(
+                "run",
+                "--rm",
+                "--runc-binary",
+                binary,
+                "--env",
+                "NVIDIA_VISIBLE_DEVICES=0",
+                ref,
+                f"gpuctk-eng-env-{os.getpid()}",
+                "sh",
+                "-c",
+                PROBE,
+            )
             assert r.returncode == 0, r.stderr + cd.log()
             assert r.stdout.split() == ["has-gpu", "sim=0"], r.stdout + r.stderr
             # ... and a cdi.k8s.io/ annotation
-            r = cd.ctr("run", "--rm", "--runc-binary", binary,
-                       "--annotation", "cdi.k8s.io/gpuctk-test=nvidia.com/gpu=0",
-                       ref, f"gpuctk-eng-ann-{os.getpid()}", "sh", "-c", PROBE)
+            r = cd.ctr(
+                "run",
+                "--rm",
+                "--runc-binary",
+                binary,
+                "--annotation",
+                "cdi.k8s.io/gpuctk-test=nvidia.com/gpu=0",
+                ref,
+                f"gpuctk-eng-ann-{os.getpid()}",
+                "sh",
+                "-c",
+                PROBE,
+            )
             assert r.returncode == 0, r.stderr + cd.log()
             assert r.stdout.split() == ["has-gpu", "sim=0"], r.stdout + r.stderr
             # without a request the same runtime adds nothing
-            r = cd.ctr("run", "--rm", "--runc-binary", binary, ref, f"gpuctk-eng-none-{os.getpid()}",
-                       "sh", "-c", PROBE)
+            r = cd.ctr(
+                "run",
+                "--rm",
+                "--runc-binary",
+                binary,
+                ref,
+                f"gpuctk-eng-none-{os.getpid()}",
+                "sh",
+                "-c",
+                PROBE,
+            )
             assert r.stdout.split() == ["no-gpu", "sim=none"], r.stdout + r.stderr
 
         # (4) uninstall: containerd still starts and containers no longer get the device
@@ -128,8 +195,19 @@ def test_containerd_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
         binary = ctd["runtimes"]["runc"].get("options", {}).get("BinaryName") or "runc"
         with private_containerd(os.path.join(base, "c2"), config_path=config) as cd:
             ref = cd.import_busybox()
-            r = cd.ctr("run", "--rm", "--runc-binary", binary, "--env", "NVIDIA_VISIBLE_DEVICES=0", ref,
-                       f"gpuctk-eng-after-{os.getpid()}", "sh", "-c", PROBE)
+            r = cd.ctr(
+                "run",
+                "--rm",
+                "--runc-binary",
+                binary,
+                "--env",
+                "NVIDIA_VISIBLE_DEVICES=0",
+                ref,
+                f"gpuctk-eng-after-{os.getpid()}",
+                "sh",
+                "-c",
+                PROBE,
+            )
             assert r.returncode == 0, r.stderr + cd.log()
             assert r.stdout.split() == ["no-gpu", "sim=none"]
         _gpuctk("install", "--toolkit-dir", tk, "--root", base, "--uninstall")

@@ -15,8 +15,13 @@ pytestmark = pytest.mark.integration
 
 
 def _demo(**env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gpuctk.demo"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "gpuctk.demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
 
 
 def test_demo_runs_container_seeing_simulated_gpus():
@@ -57,8 +62,21 @@ def test_demo_without_root_prints_oci_diff(tmp_path):
             pytest.skip("no nobody user")
         env = dict(os.environ, HOME=str(tmp_path), TMPDIR=str(tmp_path))
         os.chmod(tmp_path, 0o777)
-        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
-                            "-m", "gpuctk.demo"], capture_output=True, text=True, timeout=120, env=env)
+        p = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "gpuctk.demo",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         if p.returncode != 0 and "gpuctk demo" not in p.stdout:
             pytest.skip(f"cannot run the venv as nobody here: {p.stderr.strip()[-200:]}")
     else:

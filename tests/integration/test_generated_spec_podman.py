@@ -40,12 +40,16 @@ def node(tmp_path_factory):
 def spec_kind(node, request, tmp_path):
     vendor = f"sim{os.getpid()}.nvidia.com"
     hooks = getattr(request, "param", "disabled")
-    opts = GenerateOptions(driver_root=node.root, inventory=node.inventory_path, vendor=vendor,
-                           feature_flags=["no-additional-gids-for-device-nodes"],
-                           # with hooks: only create-symlinks, the one this test checks
-                           disabled_hooks=["all"],
-                           enabled_hooks=[] if hooks == "disabled" else ["create-symlinks"],
-                           hook_path=venv_script("gpuctk-hook"))
+    opts = GenerateOptions(
+        driver_root=node.root,
+        inventory=node.inventory_path,
+        vendor=vendor,
+        feature_flags=["no-additional-gids-for-device-nodes"],
+        # with hooks: only create-symlinks, the one this test checks
+        disabled_hooks=["all"],
+        enabled_hooks=[] if hooks == "disabled" else ["create-symlinks"],
+        hook_path=venv_script("gpuctk-hook"),
+    )
     spec, _ = generate_spec(opts)
     assert spec["cdiVersion"] == "0.5.0"
     spec_dir = tmp_path / "cdi"
@@ -55,8 +59,10 @@ def spec_kind(node, request, tmp_path):
         yield f"{vendor}/gpu"
 
 
-SCRIPT = ("for n in /dev/nvidia*; do stat -c '%n %t:%T' $n; done; "
-          "ls /usr/lib/x86_64-linux-gnu/; nvidia-smi -L; echo env=$NVIDIA_VISIBLE_DEVICES")
+SCRIPT = (
+    "for n in /dev/nvidia*; do stat -c '%n %t:%T' $n; done; "
+    "ls /usr/lib/x86_64-linux-gnu/; nvidia-smi -L; echo env=$NVIDIA_VISIBLE_DEVICES"
+)
 
 
 def test_podman_single_gpu(node, spec_kind):
@@ -91,7 +97,15 @@ def test_podman_by_uuid(node, spec_kind):
 def test_podman_with_gpuctk_hooks(node, spec_kind):
     if not _hook_works(venv_script("gpuctk-hook")):
         pytest.skip("gpuctk-hook is not functional in this build yet (hooks area)")
-    r = podman_run(["--device", f"{spec_kind}=0", "--", "sh", "-c",
-                    "readlink /usr/lib/x86_64-linux-gnu/libcuda.so.1; readlink /dev/dri/by-path/pci-0000:53:00.0-card"])
+    r = podman_run(
+        [
+            "--device",
+            f"{spec_kind}=0",
+            "--",
+            "sh",
+            "-c",
+            "readlink /usr/lib/x86_64-linux-gnu/libcuda.so.1; readlink /dev/dri/by-path/pci-0000:53:00.0-card",
+        ]
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["libcuda.so.580.105.08", "../card1"]

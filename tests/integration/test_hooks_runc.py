@@ -39,9 +39,11 @@ def _cdi_hook(name: str, *args: str) -> dict:
 def test_cdi_hooks_in_runc(tmp_path):
     require_root()
     require_tool("runc")
-    script = ("ldconfig -p; echo ---; readlink /usr/lib/libnvidia-ml.so; readlink /usr/lib/libz-alias.so; "
-              "echo ---; cat /proc/driver/nvidia/params; echo ---; "
-              "(echo x >> /proc/driver/nvidia/params) 2>/dev/null && echo WRITABLE || echo READONLY")
+    script = (
+        "ldconfig -p; echo ---; readlink /usr/lib/libnvidia-ml.so; readlink /usr/lib/libz-alias.so; "
+        "echo ---; cat /proc/driver/nvidia/params; echo ---; "
+        "(echo x >> /proc/driver/nvidia/params) 2>/dev/null && echo WRITABLE || echo READONLY"
+    )
     bundle = make_bundle(str(tmp_path / "b"), ["sh", "-c", script])
     root = os.path.join(bundle, "rootfs")
     # glibc and ldconfig from the host, for the in-container `ldconfig -p` only (the hook runs the HOST's)
@@ -58,18 +60,36 @@ def test_cdi_hooks_in_runc(tmp_path):
     host_params.write_text("ModifyDeviceFiles: 1\nDeviceFileMode: 438\n")
     with open(os.path.join(bundle, "config.json")) as f:
         cfg = json.load(f)
-    cfg["mounts"].append({"destination": "/proc/driver", "type": "tmpfs", "source": "tmpfs",
-                          "options": ["nosuid", "nodev", "noexec", "size=64k"]})
-    seed = (f"mkdir -p {root}/proc/driver/nvidia && "
-            f"printf 'ModifyDeviceFiles: 1\\nDeviceFileMode: 438\\n' > {root}/proc/driver/nvidia/params")
-    cfg["hooks"] = {"createContainer": [
-        {"path": require_tool("sh"), "args": ["sh", "-c", seed]},  # stands in for the NVIDIA kernel module
-        _cdi_hook("create-symlinks", "--link", "libnvidia-ml.so.1::/usr/lib/libnvidia-ml.so",
-                  "--link", f"{LIBDIR}/libz.so.1::/usr/lib/libz-alias.so"),
-        _cdi_hook("update-ldcache", "--folder", LIBDIR),
-        _cdi_hook("disable-device-node-modification", "--host-params-file", str(host_params)),
-        _cdi_hook("some-future-hook", "--with", "flags"),  # must not break the container
-    ]}
+    cfg["mounts"].append(
+        {
+            "destination": "/proc/driver",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", "noexec", "size=64k"],
+        }
+    )
+    seed = (
+        f"mkdir -p {root}/proc/driver/nvidia && "
+        f"printf 'ModifyDeviceFiles: 1\\nDeviceFileMode: 438\\n' > {root}/proc/driver/nvidia/params"
+    )
+    cfg["hooks"] = {
+        "createContainer": [
+            {
+                "path": require_tool("sh"),
+                "args": ["sh", "-c", seed],
+            },  # stands in for the NVIDIA kernel module
+            _cdi_hook(
+                "create-symlinks",
+                "--link",
+                "libnvidia-ml.so.1::/usr/lib/libnvidia-ml.so",
+                "--link",
+                f"{LIBDIR}/libz.so.1::/usr/lib/libz-alias.so",
+            ),
+            _cdi_hook("update-ldcache", "--folder", LIBDIR),
+            _cdi_hook("disable-device-node-modification", "--host-params-file", str(host_params)),
+            _cdi_hook("some-future-hook", "--with", "flags"),  # must not break the container
+        ]
+    }
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(cfg, f)
     r = runc_run(bundle)

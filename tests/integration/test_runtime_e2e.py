@@ -53,26 +53,36 @@ class Node:
         spec = {
             "cdiVersion": "0.5.0",
             "kind": "nvidia.com/gpu",
-            "devices": [{"name": "0", "containerEdits": {"deviceNodes": [node]}},
-                        {"name": "all", "containerEdits": {"deviceNodes": [node]}}],
+            "devices": [
+                {"name": "0", "containerEdits": {"deviceNodes": [node]}},
+                {"name": "all", "containerEdits": {"deviceNodes": [node]}},
+            ],
             "containerEdits": {
                 "env": ["GPUCTK_FAKE_GPU=gpuctk-e2e"],
-                "mounts": [{"hostPath": str(lib), "containerPath": "/usr/lib/libfake-gpu.so.1",
-                            "options": ["ro", "nosuid", "nodev", "bind"]}],
+                "mounts": [
+                    {
+                        "hostPath": str(lib),
+                        "containerPath": "/usr/lib/libfake-gpu.so.1",
+                        "options": ["ro", "nosuid", "nodev", "bind"],
+                    }
+                ],
             },
         }
         (self.spec_dir / "gpuctk-e2e.json").write_text(json.dumps(spec))
         self.config = root / "config.toml"
-        text = f'[nvidia-container-runtime]\nmode = "{mode}"\nruntimes = ["runc"]\n' \
-               f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{self.spec_dir}"]\n'
+        text = (
+            f'[nvidia-container-runtime]\nmode = "{mode}"\nruntimes = ["runc"]\n'
+            f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{self.spec_dir}"]\n'
+        )
         if hook_path:
             text += f'[nvidia-container-runtime-hook]\npath = "{hook_path}"\n'
         self.config.write_text(text)
         self.runtime = venv_script("gpuctk-runtime")
         self.wrapper = root / "bin" / "gpuctk-runtime-e2e"
         self.wrapper.parent.mkdir()
-        self.wrapper.write_text(f'#!/bin/sh\nexport NVIDIA_CTK_CONFIG_FILE_PATH="{self.config}"\n'
-                                f'exec "{self.runtime}" "$@"\n')
+        self.wrapper.write_text(
+            f'#!/bin/sh\nexport NVIDIA_CTK_CONFIG_FILE_PATH="{self.config}"\nexec "{self.runtime}" "$@"\n'
+        )
         self.wrapper.chmod(0o755)
 
     def env(self) -> dict[str, str]:
@@ -84,11 +94,16 @@ def lines(out: str) -> list[str]:
 
 
 # ------------------------------------------------------------------ runc
-@pytest.mark.parametrize(("mode", "request_value"), [("cdi", "0"), ("auto", "nvidia.com/gpu=0"), ("cdi", "all")])
+@pytest.mark.parametrize(
+    ("mode", "request_value"), [("cdi", "0"), ("auto", "nvidia.com/gpu=0"), ("cdi", "all")]
+)
 def test_runc_cdi_and_auto(tmp_path, mode, request_value):
     node = Node(tmp_path, mode)
-    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", CHECK],
-                         env=["PATH=/bin", f"NVIDIA_VISIBLE_DEVICES={request_value}"])
+    bundle = make_bundle(
+        str(tmp_path / "bundle"),
+        ["sh", "-c", CHECK],
+        env=["PATH=/bin", f"NVIDIA_VISIBLE_DEVICES={request_value}"],
+    )
     r = runc_run(bundle, runtime=node.runtime, env=node.env())
     assert r.returncode == 0, r.stderr
     assert lines(r.stdout) == EXPECTED
@@ -103,20 +118,27 @@ def test_runc_legacy_inserts_prestart_hook_that_runc_runs(tmp_path):
     hook.write_text(f'#!/bin/sh\necho "$@" > "{marker}"\ncat > "{marker}.state"\n')
     hook.chmod(0o755)
     node = Node(tmp_path, "legacy", hook_path=str(hook))
-    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo legacy-ok"],
-                         env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=0"])
+    bundle = make_bundle(
+        str(tmp_path / "bundle"),
+        ["sh", "-c", "echo legacy-ok"],
+        env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=0"],
+    )
     r = runc_run(bundle, runtime=node.runtime, env=node.env())
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "legacy-ok"
     spec = json.loads(Path(bundle, "config.json").read_text())
-    assert spec["hooks"]["prestart"] == [{"path": str(hook), "args": ["nvidia-container-runtime-hook", "prestart"]}]
+    assert spec["hooks"]["prestart"] == [
+        {"path": str(hook), "args": ["nvidia-container-runtime-hook", "prestart"]}
+    ]
     assert marker.read_text().strip() == "prestart"
     assert json.loads(Path(f"{marker}.state").read_text())["bundle"] == bundle
 
 
 def test_runc_non_gpu_container_config_unchanged_to_the_byte(tmp_path):
     node = Node(tmp_path, "auto")
-    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo plain"], env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=void"])
+    bundle = make_bundle(
+        str(tmp_path / "bundle"), ["sh", "-c", "echo plain"], env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=void"]
+    )
     before = Path(bundle, "config.json").read_bytes()
     r = runc_run(bundle, runtime=node.runtime, env=node.env())
     assert r.returncode == 0, r.stderr
@@ -126,8 +148,11 @@ def test_runc_non_gpu_container_config_unchanged_to_the_byte(tmp_path):
 
 def test_runc_unresolvable_device_fails_before_runc_starts(tmp_path):
     node = Node(tmp_path, "cdi")
-    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo should-not-run"],
-                         env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=7"])
+    bundle = make_bundle(
+        str(tmp_path / "bundle"),
+        ["sh", "-c", "echo should-not-run"],
+        env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=7"],
+    )
     before = Path(bundle, "config.json").read_bytes()
     r = runc_run(bundle, runtime=node.runtime, env=node.env())
     assert r.returncode == 1
@@ -151,7 +176,9 @@ def test_podman(tmp_path, how):
 
 def test_podman_without_gpu_request_runs_plainly(tmp_path):
     node = Node(tmp_path, "auto")
-    r = podman_run(["--", "sh", "-c", "test -e /dev/nvidia0 && echo has-gpu || echo no-gpu"], runtime=str(node.wrapper))
+    r = podman_run(
+        ["--", "sh", "-c", "test -e /dev/nvidia0 && echo has-gpu || echo no-gpu"], runtime=str(node.wrapper)
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "no-gpu"
 
@@ -165,16 +192,49 @@ def test_containerd_ctr_env_and_annotation(tmp_path):
     config = containerd_base_config(base) + f'            BinaryName = "{node.wrapper}"\n'
     with private_containerd(base, config_text=config) as cd:
         ref = cd.import_busybox()
-        r = cd.ctr("run", "--rm", "--runc-binary", str(node.wrapper), "--env", "NVIDIA_VISIBLE_DEVICES=0",
-                   ref, "gpuctk-e2e-env", "sh", "-c", CHECK)
+        r = cd.ctr(
+            "run",
+            "--rm",
+            "--runc-binary",
+            str(node.wrapper),
+            "--env",
+            "NVIDIA_VISIBLE_DEVICES=0",
+            ref,
+            "gpuctk-e2e-env",
+            "sh",
+            "-c",
+            CHECK,
+        )
         assert r.returncode == 0, r.stderr + cd.log()
         assert lines(r.stdout) == EXPECTED
-        r = cd.ctr("run", "--rm", "--runc-binary", str(node.wrapper), "--annotation",
-                   "cdi.k8s.io/gpuctk-e2e=nvidia.com/gpu=0", ref, "gpuctk-e2e-ann", "sh", "-c", CHECK)
+        r = cd.ctr(
+            "run",
+            "--rm",
+            "--runc-binary",
+            str(node.wrapper),
+            "--annotation",
+            "cdi.k8s.io/gpuctk-e2e=nvidia.com/gpu=0",
+            ref,
+            "gpuctk-e2e-ann",
+            "sh",
+            "-c",
+            CHECK,
+        )
         assert r.returncode == 0, r.stderr + cd.log()
         assert lines(r.stdout) == EXPECTED
-        r = cd.ctr("run", "--rm", "--runc-binary", str(node.wrapper), "--env", "NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=9",
-                   ref, "gpuctk-e2e-bad", "sh", "-c", "echo should-not-run")
+        r = cd.ctr(
+            "run",
+            "--rm",
+            "--runc-binary",
+            str(node.wrapper),
+            "--env",
+            "NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=9",
+            ref,
+            "gpuctk-e2e-bad",
+            "sh",
+            "-c",
+            "echo should-not-run",
+        )
         assert r.returncode != 0
         # the shim's error reaches ctr through runc's --log file (log-format json)
         assert "unresolvable CDI devices nvidia.com/gpu=9" in r.stderr
@@ -190,8 +250,11 @@ def test_runc_legacy_with_gpuctk_hook_runs_stub_nvidia_container_cli(tmp_path):
     cli.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{record}"\n')
     cli.chmod(0o755)
     node = Node(tmp_path, "legacy", hook_path="/nonexistent/nvidia-container-runtime-hook")
-    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo legacy-ok"],
-                         env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"])
+    bundle = make_bundle(
+        str(tmp_path / "bundle"),
+        ["sh", "-c", "echo legacy-ok"],
+        env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"],
+    )
     env = {**node.env(), "PATH": f"{stub_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     r = runc_run(bundle, runtime=node.runtime, env=env)
     assert r.returncode == 0, r.stderr

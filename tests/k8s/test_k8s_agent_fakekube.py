@@ -13,7 +13,12 @@ from gpuctk.k8s.agent import AgentOptions, build_job, build_namespace
 from gpuctk.k8s.client import KubeAPIError, LightkubeAPI
 from support.fakekube import FakeKube
 
-RC = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}
+RC = {
+    "apiVersion": "node.k8s.io/v1",
+    "kind": "RuntimeClass",
+    "metadata": {"name": "nvidia"},
+    "handler": "nvidia",
+}
 
 
 def run_cli(args, capsys):
@@ -23,8 +28,19 @@ def run_cli(args, capsys):
 
 
 def agent_args(kc, *extra):
-    return ["snapshot", "--agent", "--kubeconfig", kc, "--image", "gpuctk:test", "--timeout", "60",
-            "--format", "json", *extra]
+    return [
+        "snapshot",
+        "--agent",
+        "--kubeconfig",
+        kc,
+        "--image",
+        "gpuctk:test",
+        "--timeout",
+        "60",
+        "--format",
+        "json",
+        *extra,
+    ]
 
 
 def writes(fake: FakeKube):
@@ -103,7 +119,9 @@ def test_require_gpu_requests_a_gpu(kube, capsys):
 
 def test_no_cleanup_leaves_everything_and_plain_agent_sees_no_gpu(kube, capsys):
     fake, kc = kube
-    rc, out, err = run_cli(agent_args(kc, "--no-cleanup", "--node-selector", "nvidia.com/gpu.present=true"), capsys)
+    rc, out, err = run_cli(
+        agent_args(kc, "--no-cleanup", "--node-selector", "nvidia.com/gpu.present=true"), capsys
+    )
     assert rc == 0, err
     snap = json.loads(out)
     # CDI cluster, neither flag: the pod gets no driver (like aicr's test plan)
@@ -115,7 +133,8 @@ def test_no_cleanup_leaves_everything_and_plain_agent_sees_no_gpu(kube, capsys):
     assert cm["metadata"]["labels"]["app.kubernetes.io/name"] == "gpuctk"
     assert {o["kind"] for o in fake.objects("ClusterRole")} == {"ClusterRole"}
     assert fake.get_obj("Job", "gpuctk-snapshot", "gpuctk")["spec"]["template"]["spec"]["nodeSelector"] == {
-        "nvidia.com/gpu.present": "true"}
+        "nvidia.com/gpu.present": "true"
+    }
     # a second run replaces the old Job instead of reading its stale result
     rc, _, err = run_cli(agent_args(kc), capsys)
     assert rc == 0, err
@@ -153,8 +172,12 @@ def test_fake_admission_rejects_missing_runtime_class(kube):
     _fake, kc = kube
     api = LightkubeAPI(kc)
     api.create(build_namespace(AgentOptions()))
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "gpuctk"},
-           "spec": {"runtimeClassName": "nvidia", "containers": [{"name": "c", "image": "i"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "gpuctk"},
+        "spec": {"runtimeClassName": "nvidia", "containers": [{"name": "c", "image": "i"}]},
+    }
     with pytest.raises(KubeAPIError) as exc:
         api.create(pod)
     assert exc.value.code == 403 and 'pod rejected: RuntimeClass "nvidia" not found' in str(exc.value)

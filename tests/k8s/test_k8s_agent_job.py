@@ -90,7 +90,8 @@ def test_custom_tolerations_replace_tolerate_all():
     tol = [parse_toleration("dedicated=gpu:NoSchedule"), parse_toleration("nvidia.com/gpu:NoSchedule")]
     assert pod_spec(tolerations=tol)["tolerations"] == [
         {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    ]
     assert parse_toleration("*") == {"operator": "Exists"}
     with pytest.raises(UsageError, match="effect"):
         parse_toleration("a=b:Sometimes")
@@ -98,9 +99,19 @@ def test_custom_tolerations_replace_tolerate_all():
 
 def test_rbac_objects():
     objs = build_rbac(AgentOptions(namespace="ns1"))
-    assert [o["kind"] for o in objs] == ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
+    assert [o["kind"] for o in objs] == [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    ]
     role = objs[1]
-    assert {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "update", "patch"]} in role["rules"]
+    assert {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["create", "get", "update", "patch"],
+    } in role["rules"]
     cr = objs[3]
     assert cr["metadata"]["name"] == "gpuctk-node-reader-ns1"
     assert objs[4]["roleRef"]["name"] == "gpuctk-node-reader-ns1"

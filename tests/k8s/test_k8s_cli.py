@@ -25,14 +25,20 @@ def test_plan_table_and_machine_output(capsys):
     p = json.loads(capsys.readouterr().out)
     assert p["groups"][0]["row"] == 8
     assert main(["k8s", "plan", "--from", fx("row5-containerd16"), "-o", "yaml"]) == 0
-    assert yaml.safe_load(capsys.readouterr().out)["groups"][0]["gpu_workload"]["runtimeClassName"] == "nvidia"
+    assert (
+        yaml.safe_load(capsys.readouterr().out)["groups"][0]["gpu_workload"]["runtimeClassName"] == "nvidia"
+    )
 
 
 def test_plan_for_a_hypothetical_runtime(capsys):
-    assert main(["k8s", "plan", "--runtime-version", "containerd://1.7.12-0ubuntu2~22.04.1", "-o", "json"]) == 0
+    assert (
+        main(["k8s", "plan", "--runtime-version", "containerd://1.7.12-0ubuntu2~22.04.1", "-o", "json"]) == 0
+    )
     g = json.loads(capsys.readouterr().out)["groups"][0]
     assert g["row"] == 3 and g["management"]["method"] == "runtime-class"
-    assert main(["k8s", "plan", "--runtime-version", "containerd://1.7.12", "--cdi-enabled", "-o", "json"]) == 0
+    assert (
+        main(["k8s", "plan", "--runtime-version", "containerd://1.7.12", "--cdi-enabled", "-o", "json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["groups"][0]["row"] == 2
 
 
@@ -47,14 +53,15 @@ def test_plan_input_errors_are_one_line(tmp_path, capsys):
     assert main(["k8s", "plan", "--from", fx("row6-crio"), "--runtime-version", "cri-o://1.29.1"]) == 2
 
 
-
 @pytest.mark.parametrize("content", ["apiVersion: v1\nclusters: 5\n", "hello\n", "[1, 2]\n", ": : :\n"])
 def test_garbage_kubeconfig_is_one_line(tmp_path, capsys, content):
     kc = tmp_path / "kc"
     kc.write_text(content)
     assert main(["k8s", "plan", "--kubeconfig", str(kc)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"gpuctk: error: no usable Kubernetes configuration ({kc})") and err.count("\n") == 1
+    assert (
+        err.startswith(f"gpuctk: error: no usable Kubernetes configuration ({kc})") and err.count("\n") == 1
+    )
 
 
 def test_manifests_out_dir_that_cannot_be_created(tmp_path, capsys):
@@ -76,12 +83,30 @@ def test_manifests_stdout_and_out_dir(tmp_path, capsys):
     assert capsys.readouterr().out.count(str(out)) == 3
     env = yaml.safe_load((out / "toolkit-env.yaml").read_text())["toolkit"]["env"]
     assert {"name": "CRIO_CONFIG_MODE", "value": "config"} in env
-    assert main(["k8s", "manifests", "--from", fx("row9-docker"), "--only", "runtimeclasses", "-o", "json"]) == 0
+    assert (
+        main(["k8s", "manifests", "--from", fx("row9-docker"), "--only", "runtimeclasses", "-o", "json"]) == 0
+    )
     assert list(json.loads(capsys.readouterr().out)) == ["runtimeclass-nvidia"]
 
 
 def test_pod_spec_cli(capsys):
-    assert main(["k8s", "pod-spec", "--from", fx("row1-containerd2"), "--gpus", "2", "--image", "img", "--name", "s"]) == 0
+    assert (
+        main(
+            [
+                "k8s",
+                "pod-spec",
+                "--from",
+                fx("row1-containerd2"),
+                "--gpus",
+                "2",
+                "--image",
+                "img",
+                "--name",
+                "s",
+            ]
+        )
+        == 0
+    )
     pod = yaml.safe_load(capsys.readouterr().out)
     assert pod["metadata"]["name"] == "s" and "runtimeClassName" not in pod["spec"]
     assert main(["k8s", "pod-spec", "--from", fx("row5-containerd16"), "--management", "-o", "json"]) == 0
@@ -101,8 +126,14 @@ def test_check_gpu_cli(capsys):
 
 def test_live_cluster_through_the_fake_api_server(kube, capsys):
     fake, kc = kube
-    fake.add({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"},
-              "handler": "nvidia"})
+    fake.add(
+        {
+            "apiVersion": "node.k8s.io/v1",
+            "kind": "RuntimeClass",
+            "metadata": {"name": "nvidia"},
+            "handler": "nvidia",
+        }
+    )
     with open(fx("row1-containerd2")) as f:
         ds = yaml.safe_load(f)["daemonSets"][0]
     fake.add(ds)
@@ -116,12 +147,25 @@ def test_live_cluster_through_the_fake_api_server(kube, capsys):
     assert "gpu-node-1" in capsys.readouterr().out
 
 
-def test_local_snapshot_with_cluster_data_feeds_the_planner(kube, tmp_path, capsys, monkeypatch, fake_smi_dir):
+def test_local_snapshot_with_cluster_data_feeds_the_planner(
+    kube, tmp_path, capsys, monkeypatch, fake_smi_dir
+):
     _fake, kc = kube
     monkeypatch.setenv("NODE_NAME", "gpu-node-1")
     snap_file = tmp_path / "snap.yaml"
-    rc = main(["snapshot", "--kubeconfig", kc, "--nvidia-smi", os.path.join(fake_smi_dir, "nvidia-smi"),
-               "--host-root", str(tmp_path), "-o", str(snap_file)])
+    rc = main(
+        [
+            "snapshot",
+            "--kubeconfig",
+            kc,
+            "--nvidia-smi",
+            os.path.join(fake_smi_dir, "nvidia-smi"),
+            "--host-root",
+            str(tmp_path),
+            "-o",
+            str(snap_file),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     snap = yaml.safe_load(snap_file.read_text())
     assert snap["kubernetes"]["node"]["name"] == "gpu-node-1"

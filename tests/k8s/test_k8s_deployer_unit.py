@@ -22,7 +22,9 @@ class MemAPI:
         return o["kind"] == kind and (ns is None or o["metadata"].get("namespace") in (ns, None))
 
     def get(self, kind, name, namespace=None):
-        return next((o for o in self.objs if self._match(o, kind, namespace) and o["metadata"]["name"] == name), None)
+        return next(
+            (o for o in self.objs if self._match(o, kind, namespace) and o["metadata"]["name"] == name), None
+        )
 
     def list(self, kind, namespace=None, labels=None):
         out = [o for o in self.objs if self._match(o, kind, namespace)]
@@ -48,31 +50,60 @@ class MemAPI:
 
 
 def job(status=None):
-    return {"kind": "Job", "metadata": {"name": "gpuctk-snapshot", "namespace": "gpuctk"}, "status": status or {}}
+    return {
+        "kind": "Job",
+        "metadata": {"name": "gpuctk-snapshot", "namespace": "gpuctk"},
+        "status": status or {},
+    }
 
 
 def pod(state):
-    return {"kind": "Pod", "metadata": {"name": "gpuctk-snapshot-abcde", "namespace": "gpuctk",
-                                        "labels": {"job-name": "gpuctk-snapshot"}},
-            "status": {"phase": "Pending", "containerStatuses": [{"state": state}]}}
+    return {
+        "kind": "Pod",
+        "metadata": {
+            "name": "gpuctk-snapshot-abcde",
+            "namespace": "gpuctk",
+            "labels": {"job-name": "gpuctk-snapshot"},
+        },
+        "status": {"phase": "Pending", "containerStatuses": [{"state": state}]},
+    }
 
 
 def test_timeout_shows_waiting_reason_and_events():
-    api = MemAPI([job({"active": 1}), pod({"waiting": {"reason": "ImagePullBackOff", "message": "pull denied"}}),
-                  {"kind": "Event", "metadata": {"name": "e", "namespace": "gpuctk"}, "reason": "FailedCreate",
-                   "message": "boom", "involvedObject": {"name": "gpuctk-snapshot"}}])
+    api = MemAPI(
+        [
+            job({"active": 1}),
+            pod({"waiting": {"reason": "ImagePullBackOff", "message": "pull denied"}}),
+            {
+                "kind": "Event",
+                "metadata": {"name": "e", "namespace": "gpuctk"},
+                "reason": "FailedCreate",
+                "message": "boom",
+                "involvedObject": {"name": "gpuctk-snapshot"},
+            },
+        ]
+    )
     seen: list[str] = []
     ticks = iter(range(100))
     with pytest.raises(GpuctkError) as exc:
         wait_for_job(api, AgentOptions(timeout=2), seen.append, poll=0, clock=lambda: float(next(ticks)))
     msg = str(exc.value)
-    assert "timed out after 2s" in msg and "ImagePullBackOff: pull denied" in msg and "FailedCreate: boom" in msg
-    assert seen == ["waiting for Job gpuctk-snapshot: gpuctk-snapshot-abcde Pending (ImagePullBackOff: pull denied)"]
+    assert (
+        "timed out after 2s" in msg and "ImagePullBackOff: pull denied" in msg and "FailedCreate: boom" in msg
+    )
+    assert seen == [
+        "waiting for Job gpuctk-snapshot: gpuctk-snapshot-abcde Pending (ImagePullBackOff: pull denied)"
+    ]
 
 
 def test_failed_condition_includes_logs():
-    api = MemAPI([job({"conditions": [{"type": "Failed", "status": "True", "message": "DeadlineExceeded"}]}),
-                  pod({"terminated": {"exitCode": 1}})], logs="Traceback: agent died\n")
+    api = MemAPI(
+        [
+            job({"conditions": [{"type": "Failed", "status": "True", "message": "DeadlineExceeded"}]}),
+            pod({"terminated": {"exitCode": 1}}),
+        ],
+        logs="Traceback: agent died\n",
+    )
     with pytest.raises(GpuctkError, match=r"(?s)failed: DeadlineExceeded.*agent died"):
         wait_for_job(api, AgentOptions(), poll=0)
 

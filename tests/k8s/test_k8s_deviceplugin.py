@@ -24,30 +24,102 @@ def upstream_qn(cls: str, device_id: str) -> str:  # the upstream test's Qualifi
 CDI_CASES = [
     # (description, ids, strategies, prefix, gds, mofed, imex, expected annotations)
     ("empty device list has empty response", [], ["cdi-annotations"], "cdi.k8s.io/", False, False, [], {}),
-    ("single device is added to annotations", ["gpu0"], ["cdi-annotations"], "cdi.k8s.io/", False, False, [],
-     {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0"}),
-    ("single device with custom prefix", ["gpu0"], ["cdi-annotations"], "custom.cdi.k8s.io/", False, False, [],
-     {"custom.cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0"}),
-    ("multiple devices", ["gpu0", "gpu1"], ["cdi-annotations"], "cdi.k8s.io/", False, False, [],
-     {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0,nvidia.com/gpu=gpu1"}),
-    ("multiple devices with custom prefix", ["gpu0", "gpu1"], ["cdi-annotations"], "custom.cdi.k8s.io/", False,
-     False, [], {"custom.cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0,nvidia.com/gpu=gpu1"}),
-    ("mofed devices are selected if configured", [], ["cdi-annotations"], "cdi.k8s.io/", False, True, [],
-     {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/mofed=all"}),
-    ("gds devices are selected if configured", [], ["cdi-annotations"], "cdi.k8s.io/", True, False, [],
-     {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gds=all"}),
-    ("gds and mofed devices are included with device ids", ["gpu0"], ["cdi-annotations"], "cdi.k8s.io/", True,
-     True, [], {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0,nvidia.com/gds=all,nvidia.com/mofed=all"}),
-    ("imex channel is included with devices", [], ["cdi-annotations"], "cdi.k8s.io/", False, False, ["0"],
-     {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/imex-channel=0"}),
+    (
+        "single device is added to annotations",
+        ["gpu0"],
+        ["cdi-annotations"],
+        "cdi.k8s.io/",
+        False,
+        False,
+        [],
+        {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0"},
+    ),
+    (
+        "single device with custom prefix",
+        ["gpu0"],
+        ["cdi-annotations"],
+        "custom.cdi.k8s.io/",
+        False,
+        False,
+        [],
+        {"custom.cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0"},
+    ),
+    (
+        "multiple devices",
+        ["gpu0", "gpu1"],
+        ["cdi-annotations"],
+        "cdi.k8s.io/",
+        False,
+        False,
+        [],
+        {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0,nvidia.com/gpu=gpu1"},
+    ),
+    (
+        "multiple devices with custom prefix",
+        ["gpu0", "gpu1"],
+        ["cdi-annotations"],
+        "custom.cdi.k8s.io/",
+        False,
+        False,
+        [],
+        {"custom.cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0,nvidia.com/gpu=gpu1"},
+    ),
+    (
+        "mofed devices are selected if configured",
+        [],
+        ["cdi-annotations"],
+        "cdi.k8s.io/",
+        False,
+        True,
+        [],
+        {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/mofed=all"},
+    ),
+    (
+        "gds devices are selected if configured",
+        [],
+        ["cdi-annotations"],
+        "cdi.k8s.io/",
+        True,
+        False,
+        [],
+        {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gds=all"},
+    ),
+    (
+        "gds and mofed devices are included with device ids",
+        ["gpu0"],
+        ["cdi-annotations"],
+        "cdi.k8s.io/",
+        True,
+        True,
+        [],
+        {
+            "cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/gpu=gpu0,nvidia.com/gds=all,nvidia.com/mofed=all"
+        },
+    ),
+    (
+        "imex channel is included with devices",
+        [],
+        ["cdi-annotations"],
+        "cdi.k8s.io/",
+        False,
+        False,
+        ["0"],
+        {"cdi.k8s.io/nvidia-device-plugin_uuid": "nvidia.com/imex-channel=0"},
+    ),
 ]
 
 
-@pytest.mark.parametrize("desc,ids,strategies,prefix,gds,mofed,imex,expected", CDI_CASES,
-                         ids=[c[0] for c in CDI_CASES])
+@pytest.mark.parametrize(
+    "desc,ids,strategies,prefix,gds,mofed,imex,expected", CDI_CASES, ids=[c[0] for c in CDI_CASES]
+)
 def test_upstream_cdi_annotation_cases(desc, ids, strategies, prefix, gds, mofed, imex, expected):
-    cfg = PluginConfig(device_list_strategy=strategies, cdi_annotation_prefix=prefix, gds_enabled=gds,
-                       mofed_enabled=mofed, imex_channels=imex)
+    cfg = PluginConfig(
+        device_list_strategy=strategies,
+        cdi_annotation_prefix=prefix,
+        gds_enabled=gds,
+        mofed_enabled=mofed,
+        imex_channels=imex,
+    )
     resp = allocate_response(cfg, ids, response_id="uuid", qualified_name=upstream_qn)
     assert resp.get("annotations", {}) == expected
     # all-CDI: no env var for the device list, no mounts, no CRI field
@@ -85,8 +157,12 @@ def test_volume_mounts():
 
 def test_cdi_cri_uses_the_cri_field_and_plugin_vendor():
     resp = allocate_response(PluginConfig(device_list_strategy="cdi-cri"), ["GPU-a", "GPU-b"])
-    assert resp == {"cdiDevices": [{"name": "k8s.device-plugin.nvidia.com/gpu=GPU-a"},
-                                   {"name": "k8s.device-plugin.nvidia.com/gpu=GPU-b"}]}
+    assert resp == {
+        "cdiDevices": [
+            {"name": "k8s.device-plugin.nvidia.com/gpu=GPU-a"},
+            {"name": "k8s.device-plugin.nvidia.com/gpu=GPU-b"},
+        ]
+    }
 
 
 def test_cdi_cri_with_index_names_devices_by_index():
@@ -98,7 +174,9 @@ def test_cdi_cri_with_index_names_devices_by_index():
 def test_operator_combination_annotations_and_cri():
     cfg = PluginConfig(device_list_strategy="cdi-annotations,cdi-cri")
     resp = allocate_response(cfg, ["GPU-a"], response_id="r1")
-    assert resp["annotations"] == {"cdi.k8s.io/nvidia-device-plugin_r1": "k8s.device-plugin.nvidia.com/gpu=GPU-a"}
+    assert resp["annotations"] == {
+        "cdi.k8s.io/nvidia-device-plugin_r1": "k8s.device-plugin.nvidia.com/gpu=GPU-a"
+    }
     assert resp["cdiDevices"] == [{"name": "k8s.device-plugin.nvidia.com/gpu=GPU-a"}]
     assert "envs" not in resp
 
@@ -111,10 +189,14 @@ def test_fresh_uuid_key_per_response():
 
 
 def test_pre_2510_operator_mix_envvar_and_annotations():
-    cfg = PluginConfig(device_list_strategy="envvar,cdi-annotations", cdi_annotation_prefix="nvidia.cdi.k8s.io/")
+    cfg = PluginConfig(
+        device_list_strategy="envvar,cdi-annotations", cdi_annotation_prefix="nvidia.cdi.k8s.io/"
+    )
     resp = allocate_response(cfg, ["GPU-a"], response_id="x")
     assert resp["envs"] == {"NVIDIA_VISIBLE_DEVICES": "GPU-a"}
-    assert resp["annotations"] == {"nvidia.cdi.k8s.io/nvidia-device-plugin_x": "k8s.device-plugin.nvidia.com/gpu=GPU-a"}
+    assert resp["annotations"] == {
+        "nvidia.cdi.k8s.io/nvidia-device-plugin_x": "k8s.device-plugin.nvidia.com/gpu=GPU-a"
+    }
 
 
 def test_optional_modes_env_in_all_modes_and_device_specs():
@@ -122,21 +204,35 @@ def test_optional_modes_env_in_all_modes_and_device_specs():
     resp = allocate_response(cfg, ["GPU-a"])
     assert resp["envs"] == {"NVIDIA_GDRCOPY": "enabled", "NVIDIA_MOFED": "enabled"}
     assert [d["name"] for d in resp["cdiDevices"]] == [
-        "k8s.device-plugin.nvidia.com/gpu=GPU-a", "k8s.device-plugin.nvidia.com/gdrcopy=all",
-        "k8s.device-plugin.nvidia.com/mofed=all"]
+        "k8s.device-plugin.nvidia.com/gpu=GPU-a",
+        "k8s.device-plugin.nvidia.com/gdrcopy=all",
+        "k8s.device-plugin.nvidia.com/mofed=all",
+    ]
     # passDeviceSpecs only outside all-CDI mode
     assert "devices" not in allocate_response(
-        PluginConfig(device_list_strategy="cdi-cri", pass_device_specs=True), ["a"], device_nodes=["/dev/nvidia0"])
-    resp = allocate_response(PluginConfig(pass_device_specs=True, dev_root="/run/nvidia/driver"), ["a"],
-                             device_nodes=["/dev/nvidia0", "/dev/nvidiactl"])
-    assert resp["devices"][0] == {"containerPath": "/dev/nvidia0", "hostPath": "/run/nvidia/driver/dev/nvidia0",
-                                  "permissions": "rw"}
+        PluginConfig(device_list_strategy="cdi-cri", pass_device_specs=True),
+        ["a"],
+        device_nodes=["/dev/nvidia0"],
+    )
+    resp = allocate_response(
+        PluginConfig(pass_device_specs=True, dev_root="/run/nvidia/driver"),
+        ["a"],
+        device_nodes=["/dev/nvidia0", "/dev/nvidiactl"],
+    )
+    assert resp["devices"][0] == {
+        "containerPath": "/dev/nvidia0",
+        "hostPath": "/run/nvidia/driver/dev/nvidia0",
+        "permissions": "rw",
+    }
 
 
 def test_mps_adds_pipe_env_and_mounts():
     resp = allocate_response(PluginConfig(mps_root="/run/nvidia/mps"), ["GPU-a::2"])
     assert resp["envs"]["CUDA_MPS_PIPE_DIRECTORY"] == "/mps/nvidia.com/gpu/pipe"
-    assert {m["hostPath"] for m in resp["mounts"]} == {"/run/nvidia/mps/nvidia.com/gpu/pipe", "/run/nvidia/mps/shm"}
+    assert {m["hostPath"] for m in resp["mounts"]} == {
+        "/run/nvidia/mps/nvidia.com/gpu/pipe",
+        "/run/nvidia/mps/shm",
+    }
 
 
 def test_strategy_set_parsing():
@@ -159,16 +255,22 @@ def test_mig_resource_names():
 
 
 def _gpu(uuid, mig=None, profiles=()):
-    return {"uuid": uuid, "mig_mode": "Enabled" if mig else "Disabled",
-            "mig_devices": [{"uuid": f"MIG-{uuid}-{i}", "profile": p} for i, p in enumerate(profiles)]}
+    return {
+        "uuid": uuid,
+        "mig_mode": "Enabled" if mig else "Disabled",
+        "mig_devices": [{"uuid": f"MIG-{uuid}-{i}", "profile": p} for i, p in enumerate(profiles)],
+    }
 
 
 def test_advertised_resources_per_mig_strategy():
     gpus = [_gpu("G0"), _gpu("G1", mig=True, profiles=("1g.10gb", "2g.20gb"))]
     assert advertised_resources(gpus, "none") == {"nvidia.com/gpu": ["G0", "G1"]}
     mixed = advertised_resources(gpus, "mixed")
-    assert mixed == {"nvidia.com/gpu": ["G0"], "nvidia.com/mig-1g.10gb": ["MIG-G1-0"],
-                     "nvidia.com/mig-2g.20gb": ["MIG-G1-1"]}
+    assert mixed == {
+        "nvidia.com/gpu": ["G0"],
+        "nvidia.com/mig-1g.10gb": ["MIG-G1-0"],
+        "nvidia.com/mig-2g.20gb": ["MIG-G1-1"],
+    }
     with pytest.raises(GpuctkError, match="same MIG mode"):
         advertised_resources(gpus, "single")
     same = [_gpu("G0", True, ("1g.10gb",)), _gpu("G1", True, ("1g.10gb", "1g.10gb"))]

@@ -41,14 +41,22 @@ def test_every_emitted_manifest_validates(name):
     assert validate_all(pods) == []
     values = {d["name"]: d["content"] for d in docs if d["type"] == "helm-values"}
     assert values["device-plugin-values"]["deviceListStrategy"] == ",".join(
-        p["groups"][0]["device_plugin"]["recommended_strategy"])
+        p["groups"][0]["device_plugin"]["recommended_strategy"]
+    )
 
 
 def test_agent_objects_validate():
-    for opts in (AgentOptions(), AgentOptions(runtime_class="nvidia", node_selector={"nvidia.com/gpu.present": "true"}),
-                 AgentOptions(require_gpu=True, privileged=False, image_pull_secrets=["regcred"])):
-        objs = [build_namespace(opts), *build_rbac(opts), build_job(opts),
-                result_configmap(opts.namespace, opts.configmap, "a: 1\n", "yaml", "2026-01-01T00:00:00Z")]
+    for opts in (
+        AgentOptions(),
+        AgentOptions(runtime_class="nvidia", node_selector={"nvidia.com/gpu.present": "true"}),
+        AgentOptions(require_gpu=True, privileged=False, image_pull_secrets=["regcred"]),
+    ):
+        objs = [
+            build_namespace(opts),
+            *build_rbac(opts),
+            build_job(opts),
+            result_configmap(opts.namespace, opts.configmap, "a: 1\n", "yaml", "2026-01-01T00:00:00Z"),
+        ]
         assert validate_all(objs) == []
 
 
@@ -56,20 +64,31 @@ def test_validation_catches_a_bad_manifest():
     bad = runtime_class("nvidia")
     del bad["handler"]
     assert validate_object(bad) == ["RuntimeClass/nvidia: (top): 'handler' is a required property"]
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-           "spec": {"containers": [{"image": "i", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"image": "i", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
+    }
     assert validate_object(pod) == ["Pod/p: spec.containers.0: 'name' is a required property"]
 
 
 def test_native_cdi_values_match_the_openshell_shape():
     values = device_plugin_values(plan(facts_of("row1-containerd2"))["groups"][0], device_id_strategy="index")
-    assert values == {"deviceListStrategy": "cdi-cri", "deviceIDStrategy": "index", "migStrategy": "none",
-                      "nvidiaDriverRoot": "/", "cdi": {"nvidiaHookPath": "/usr/bin/nvidia-cdi-hook"},
-                      "runtimeClassName": "nvidia"}
+    assert values == {
+        "deviceListStrategy": "cdi-cri",
+        "deviceIDStrategy": "index",
+        "migStrategy": "none",
+        "nvidiaDriverRoot": "/",
+        "cdi": {"nvidiaHookPath": "/usr/bin/nvidia-cdi-hook"},
+        "runtimeClassName": "nvidia",
+    }
 
 
 def test_runtime_classes_per_mode():
-    names = lambda n: [d["content"]["metadata"]["name"] for d in build(plan(facts_of(n)), only=("runtimeclasses",))]  # noqa: E731
+    names = lambda n: [
+        d["content"]["metadata"]["name"] for d in build(plan(facts_of(n)), only=("runtimeclasses",))
+    ]  # noqa: E731
     assert names("row1-containerd2") == ["nvidia", "nvidia-cdi", "nvidia-legacy"]
     assert names("row5-containerd16") == ["nvidia"]
     assert names("row8-nri") == []  # the operator deletes them in NRI mode
@@ -116,7 +135,9 @@ def test_management_pods_per_mode():
     assert pod["spec"]["runtimeClassName"] == "nvidia" and "resources" not in ctr
     assert {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"} in ctr["env"]
     pod = build_pod(plan(facts_of("row8-nri")), management=True)
-    assert pod["metadata"]["annotations"] == {"nvidia.cdi.k8s.io/container.main": "management.nvidia.com/gpu=all"}
+    assert pod["metadata"]["annotations"] == {
+        "nvidia.cdi.k8s.io/container.main": "management.nvidia.com/gpu=all"
+    }
     assert "runtimeClassName" not in pod["spec"]
     pod = build_pod(plan(facts_of("row7-crio-hook")), management=True)
     assert "runtimeClassName" not in pod["spec"] and pod["spec"]["containers"][0]["env"][0]["value"] == "all"

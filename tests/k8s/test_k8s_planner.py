@@ -82,8 +82,12 @@ def test_hook_mode_crio_toolkit_settings():
 
 def test_native_toolkit_settings():
     g = load_plan("row6-crio")["groups"][0]
-    assert g["toolkit"] == {"CDI_ENABLED": "true", "NVIDIA_RUNTIME_SET_AS_DEFAULT": "false",
-                            "NVIDIA_CONTAINER_RUNTIME_MODE": "cdi", "CRIO_CONFIG_MODE": "config"}
+    assert g["toolkit"] == {
+        "CDI_ENABLED": "true",
+        "NVIDIA_RUNTIME_SET_AS_DEFAULT": "false",
+        "NVIDIA_CONTAINER_RUNTIME_MODE": "cdi",
+        "CRIO_CONFIG_MODE": "config",
+    }
 
 
 def test_row3_warns_that_cdi_devices_are_dropped():
@@ -106,7 +110,9 @@ def test_mixed_runtimes_are_reported_per_group_with_a_warning():
     assert p["mixed_runtimes"] is True
     assert p["gpu_nodes"] == 3 and p["other_nodes"] == 1
     assert [(g["runtime"], g["row"], g["nodes"]) for g in p["groups"]] == [
-        ("containerd", 1, ["gpu-c1", "gpu-c2"]), ("crio", 6, ["gpu-o1"])]
+        ("containerd", 1, ["gpu-c1", "gpu-c2"]),
+        ("crio", 6, ["gpu-o1"]),
+    ]
     assert any("mixed container runtimes" in w for w in p["warnings"])
     assert all(g["warnings"] and "mixed runtimes" in g["warnings"][0] for g in p["groups"])
 
@@ -128,9 +134,16 @@ def test_pre_2510_operator_prefix_needs_the_nvidia_runtime():
 
 
 def test_missing_runtime_class_falls_back_to_a_gpu_request_for_management():
-    facts = facts_from_document({"nodes": [
-        {"metadata": {"name": "n", "labels": {"nvidia.com/gpu.present": "true"}},
-         "status": {"nodeInfo": {"containerRuntimeVersion": "containerd://2.0.0"}}}]})
+    facts = facts_from_document(
+        {
+            "nodes": [
+                {
+                    "metadata": {"name": "n", "labels": {"nvidia.com/gpu.present": "true"}},
+                    "status": {"nodeInfo": {"containerRuntimeVersion": "containerd://2.0.0"}},
+                }
+            ]
+        }
+    )
     g = plan(facts)["groups"][0]
     assert g["management"]["method"] == "gpu-request" and g["management"]["consumes_gpu"] is True
     assert any("pends when all GPUs are allocated" in w for w in g["warnings"])
@@ -166,9 +179,14 @@ def test_plan_from_a_snapshot_document():
 
 def test_cdi_turned_off_on_a_native_runtime_is_legacy():
     def one(runtime, cdi):
-        node = {"metadata": {"name": "n", "labels": {"nvidia.com/gpu.present": "true"},
-                             "annotations": {"gpuctk.nvidia.com/cdi-enabled": cdi}},
-                "status": {"nodeInfo": {"containerRuntimeVersion": runtime}}}
+        node = {
+            "metadata": {
+                "name": "n",
+                "labels": {"nvidia.com/gpu.present": "true"},
+                "annotations": {"gpuctk.nvidia.com/cdi-enabled": cdi},
+            },
+            "status": {"nodeInfo": {"containerRuntimeVersion": runtime}},
+        }
         return plan(facts_from_document({"nodes": [node]}))["groups"][0]
 
     assert (one("containerd://2.0.5", "false")["row"], one("containerd://2.0.5", "true")["row"]) == (3, 1)
@@ -178,11 +196,27 @@ def test_cdi_turned_off_on_a_native_runtime_is_legacy():
 
 def test_nri_mode_with_an_envvar_plugin_injects_nothing():
     # no RuntimeClass exists in NRI mode, so the nvidia runtime cannot read NVIDIA_VISIBLE_DEVICES
-    doc = {"nodes": [nvidia_node("n1", "containerd://2.0.5", gpus=1)],
-           "daemonSets": [{"metadata": {"name": "nvidia-device-plugin"}, "spec": {"template": {"spec": {
-               "containers": [{"image": "k8s-device-plugin", "env": [
-                   {"name": "DEVICE_LIST_STRATEGY", "value": "envvar"}]}]}}}}],
-           "clusterPolicies": [{"spec": {"cdi": {"nriPluginEnabled": True}}}]}
+    doc = {
+        "nodes": [nvidia_node("n1", "containerd://2.0.5", gpus=1)],
+        "daemonSets": [
+            {
+                "metadata": {"name": "nvidia-device-plugin"},
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {
+                                    "image": "k8s-device-plugin",
+                                    "env": [{"name": "DEVICE_LIST_STRATEGY", "value": "envvar"}],
+                                }
+                            ]
+                        }
+                    }
+                },
+            }
+        ],
+        "clusterPolicies": [{"spec": {"cdi": {"nriPluginEnabled": True}}}],
+    }
     g = plan(facts_from_document(doc))["groups"][0]
     assert g["row"] == 8 and g["gpu_workload"]["injected_by"] == "none"
     assert g["gpu_workload"]["runtimeClassName"] is None

@@ -45,7 +45,9 @@ BUNDLE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "bundle", "create"), BUNDLE_CASES, ids=[" ".join(c[0]) or "<empty>" for c in BUNDLE_CASES])
+@pytest.mark.parametrize(
+    ("argv", "bundle", "create"), BUNDLE_CASES, ids=[" ".join(c[0]) or "<empty>" for c in BUNDLE_CASES]
+)
 def test_bundle_and_create(argv, bundle, create):
     if bundle is None:
         with pytest.raises(ArgsError, match="bundle option requires an argument"):
@@ -55,14 +57,29 @@ def test_bundle_and_create(argv, bundle, create):
     assert has_create(argv) is create
 
 
-@pytest.mark.parametrize(("bundle", "path"), [("", "config.json"), ("/not/empty/", "/not/empty/config.json"),
-                                              ("not/absolute", "not/absolute/config.json")])
+@pytest.mark.parametrize(
+    ("bundle", "path"),
+    [
+        ("", "config.json"),
+        ("/not/empty/", "/not/empty/config.json"),
+        ("not/absolute", "not/absolute/config.json"),
+    ],
+)
 def test_spec_path(bundle, path):
     assert spec_path(bundle) == path
 
 
-@pytest.mark.parametrize(("argv", "version"), [(["--version"], True), (["-version"], True), (["-v"], False),
-                                               (["--version=1"], True), (["create", "x"], False), (["version"], False)])
+@pytest.mark.parametrize(
+    ("argv", "version"),
+    [
+        (["--version"], True),
+        (["-version"], True),
+        (["-v"], False),
+        (["--version=1"], True),
+        (["create", "x"], False),
+        (["version"], False),
+    ],
+)
 def test_version_flag(argv, version):
     assert has_version_flag(argv) is version
 
@@ -81,8 +98,12 @@ def test_logging_flags(argv, expected):
     assert logging_flags(argv) == expected
 
 
-@given(st.lists(st.sampled_from(["create", "-b", "--bundle", "--bundle=x", "-b=create", "x", "--", "run", "--log"]),
-                max_size=6))
+@given(
+    st.lists(
+        st.sampled_from(["create", "-b", "--bundle", "--bundle=x", "-b=create", "x", "--", "run", "--log"]),
+        max_size=6,
+    )
+)
 def test_parsers_never_crash(argv):
     try:
         bundle_dir(argv)

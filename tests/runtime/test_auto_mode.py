@@ -25,16 +25,62 @@ CASES = [
     ("nvgpu -> csv", StaticProbes(igpu=True), ["NVIDIA_VISIBLE_DEVICES=all"], [], "csv"),
     ("nvgpu with nvml -> csv", StaticProbes(nvml=True, igpu=True), ["NVIDIA_VISIBLE_DEVICES=all"], [], "csv"),
     ("tegra without nvml -> csv", StaticProbes(tegra=True), ["NVIDIA_VISIBLE_DEVICES=all"], [], "csv"),
-    ("tegra with nvml, no nvgpu -> jit-cdi", StaticProbes(tegra=True, nvml=True), ["NVIDIA_VISIBLE_DEVICES=all"], [], "jit-cdi"),
-    ("cdi device name -> cdi", StaticProbes(nvml=True), ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=all"], [], "cdi"),
-    ("cdi names on tegra -> cdi", StaticProbes(tegra=True), ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"], [], "cdi"),
-    ("runtime.nvidia.com names -> cdi", StaticProbes(), ["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0"], [], "cdi"),
-    ("mixed cdi and non-cdi -> jit-cdi", StaticProbes(nvml=True), ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0,0"], [], "jit-cdi"),
-    ("mixed cdi and non-cdi on tegra -> csv", StaticProbes(tegra=True), ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0,0"], [], "csv"),
-    ("cdi mount requests -> cdi", StaticProbes(nvml=True), [],
-     [{"source": "/dev/null", "destination": f"{ROOT}/cdi/nvidia.com/gpu/0"}], "cdi"),
-    ("non-cdi mount requests -> jit-cdi", StaticProbes(nvml=True), [],
-     [{"source": "/dev/null", "destination": f"{ROOT}/GPU0"}], "jit-cdi"),
+    (
+        "tegra with nvml, no nvgpu -> jit-cdi",
+        StaticProbes(tegra=True, nvml=True),
+        ["NVIDIA_VISIBLE_DEVICES=all"],
+        [],
+        "jit-cdi",
+    ),
+    (
+        "cdi device name -> cdi",
+        StaticProbes(nvml=True),
+        ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=all"],
+        [],
+        "cdi",
+    ),
+    (
+        "cdi names on tegra -> cdi",
+        StaticProbes(tegra=True),
+        ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"],
+        [],
+        "cdi",
+    ),
+    (
+        "runtime.nvidia.com names -> cdi",
+        StaticProbes(),
+        ["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0"],
+        [],
+        "cdi",
+    ),
+    (
+        "mixed cdi and non-cdi -> jit-cdi",
+        StaticProbes(nvml=True),
+        ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0,0"],
+        [],
+        "jit-cdi",
+    ),
+    (
+        "mixed cdi and non-cdi on tegra -> csv",
+        StaticProbes(tegra=True),
+        ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0,0"],
+        [],
+        "csv",
+    ),
+    (
+        "cdi mount requests -> cdi",
+        StaticProbes(nvml=True),
+        [],
+        [{"source": "/dev/null", "destination": f"{ROOT}/cdi/nvidia.com/gpu/0"}],
+        "cdi",
+    ),
+    (
+        "non-cdi mount requests -> jit-cdi",
+        StaticProbes(nvml=True),
+        [],
+        [{"source": "/dev/null", "destination": f"{ROOT}/GPU0"}],
+        "jit-cdi",
+    ),
     ("nothing requested -> platform", StaticProbes(tegra=True), [], [], "csv"),
 ]
 
@@ -46,14 +92,23 @@ def test_auto_resolution(desc, probes, env, mounts, expected):
 
 @pytest.mark.parametrize("mode", ["legacy", "cdi", "jit-cdi", "csv"])
 def test_explicit_modes_are_kept(mode):
-    assert resolve_mode(mode, image(["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"]), StaticProbes(tegra=True)) == mode
+    assert (
+        resolve_mode(mode, image(["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"]), StaticProbes(tegra=True))
+        == mode
+    )
 
 
 @pytest.mark.parametrize(
     ("probes", "platform"),
-    [(StaticProbes(), "unknown"), (StaticProbes(nvml=True), "nvml"), (StaticProbes(dxcore=True), "wsl"),
-     (StaticProbes(tegra=True), "tegra"), (StaticProbes(tegra=True, nvml=True), "nvml"),
-     (StaticProbes(nvml=True, igpu=True), "tegra"), (StaticProbes(dxcore=True, tegra=True), "wsl")],
+    [
+        (StaticProbes(), "unknown"),
+        (StaticProbes(nvml=True), "nvml"),
+        (StaticProbes(dxcore=True), "wsl"),
+        (StaticProbes(tegra=True), "tegra"),
+        (StaticProbes(tegra=True, nvml=True), "nvml"),
+        (StaticProbes(nvml=True, igpu=True), "tegra"),
+        (StaticProbes(dxcore=True, tegra=True), "wsl"),
+    ],
 )
 def test_platform(probes, platform):
     assert platform_of(probes) == platform

@@ -20,21 +20,42 @@ def node(tmp_path_factory):
 
 def run_shim(tmp_path, node, mode: str, request: str) -> tuple[subprocess.CompletedProcess, dict]:
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[nvidia-container-cli]\nroot = "{node.driver_root}"\n'
-                   f'[nvidia-container-runtime]\nmode = "{mode}"\nruntimes = ["/bin/true"]\n')
+    cfg.write_text(
+        f'[nvidia-container-cli]\nroot = "{node.driver_root}"\n'
+        f'[nvidia-container-runtime]\nmode = "{mode}"\nruntimes = ["/bin/true"]\n'
+    )
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    (bundle / "config.json").write_text(json.dumps({
-        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
-        "process": {"args": ["sh"], "env": ["PATH=/bin", f"NVIDIA_VISIBLE_DEVICES={request}"]}}))
-    env = {**os.environ, "NVIDIA_CTK_CONFIG_FILE_PATH": str(cfg), "GPUCTK_JIT_CACHE_DIR": str(tmp_path / "jit-cache"),
-           "GPUCTK_INVENTORY": node.inventory_path, "GPUCTK_CONFIG_CACHE_DIR": ""}
-    r = subprocess.run([venv_script("gpuctk-runtime"), "create", "--bundle", str(bundle), "cid"], env=env,
-                       capture_output=True, text=True, timeout=120)
+    (bundle / "config.json").write_text(
+        json.dumps(
+            {
+                "ociVersion": "1.0.2",
+                "root": {"path": "rootfs"},
+                "process": {"args": ["sh"], "env": ["PATH=/bin", f"NVIDIA_VISIBLE_DEVICES={request}"]},
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "NVIDIA_CTK_CONFIG_FILE_PATH": str(cfg),
+        "GPUCTK_JIT_CACHE_DIR": str(tmp_path / "jit-cache"),
+        "GPUCTK_INVENTORY": node.inventory_path,
+        "GPUCTK_CONFIG_CACHE_DIR": "",
+    }
+    r = subprocess.run(
+        [venv_script("gpuctk-runtime"), "create", "--bundle", str(bundle), "cid"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return r, json.loads((bundle / "config.json").read_text())
 
 
-@pytest.mark.parametrize(("mode", "request_value"), [("jit-cdi", "0,1"), ("auto", "runtime.nvidia.com/gpu=0,runtime.nvidia.com/gpu=1")])
+@pytest.mark.parametrize(
+    ("mode", "request_value"),
+    [("jit-cdi", "0,1"), ("auto", "runtime.nvidia.com/gpu=0,runtime.nvidia.com/gpu=1")],
+)
 def test_jit_injects_only_the_requested_gpus(tmp_path, node, mode, request_value):
     r, spec = run_shim(tmp_path, node, mode, request_value)
     assert r.returncode == 0, r.stderr
@@ -58,19 +79,37 @@ def test_auto_on_a_simulated_jetson_resolves_to_csv(tmp_path):
     jetson = create_node("jetson-orin", str(tmp_path / "jetson"))
     csv_dir = os.path.join(jetson.driver_root, "etc/nvidia-container-runtime/host-files-for-container.d")
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[nvidia-container-cli]\nroot = "{jetson.driver_root}"\n'
-                   f'[nvidia-container-runtime]\nruntimes = ["/bin/true"]\n'
-                   f'[nvidia-container-runtime.modes.csv]\nmount-spec-path = "{csv_dir}"\n')
+    cfg.write_text(
+        f'[nvidia-container-cli]\nroot = "{jetson.driver_root}"\n'
+        f'[nvidia-container-runtime]\nruntimes = ["/bin/true"]\n'
+        f'[nvidia-container-runtime.modes.csv]\nmount-spec-path = "{csv_dir}"\n'
+    )
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    (bundle / "config.json").write_text(json.dumps({
-        "ociVersion": "1.0.2", "root": {"path": "rootfs"},
-        "process": {"args": ["sh"], "env": ["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=all"]}}))
+    (bundle / "config.json").write_text(
+        json.dumps(
+            {
+                "ociVersion": "1.0.2",
+                "root": {"path": "rootfs"},
+                "process": {"args": ["sh"], "env": ["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=all"]},
+            }
+        )
+    )
     log = tmp_path / "runc.log"
-    env = {**os.environ, "NVIDIA_CTK_CONFIG_FILE_PATH": str(cfg), "GPUCTK_JIT_CACHE_DIR": str(tmp_path / "jit"),
-           "GPUCTK_INVENTORY": jetson.inventory_path, "GPUCTK_CONFIG_CACHE_DIR": ""}
-    r = subprocess.run([venv_script("gpuctk-runtime"), "--log", str(log), "create", "--bundle", str(bundle), "cid"],
-                       env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "NVIDIA_CTK_CONFIG_FILE_PATH": str(cfg),
+        "GPUCTK_JIT_CACHE_DIR": str(tmp_path / "jit"),
+        "GPUCTK_INVENTORY": jetson.inventory_path,
+        "GPUCTK_CONFIG_CACHE_DIR": "",
+    }
+    r = subprocess.run(
+        [venv_script("gpuctk-runtime"), "--log", str(log), "create", "--bundle", str(bundle), "cid"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "Auto-detected mode as 'csv'" in log.read_text()
     spec = json.loads((bundle / "config.json").read_text())

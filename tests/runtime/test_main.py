@@ -25,7 +25,9 @@ def env(tmp_path):
     stub.write_text(STUB)
     stub.chmod(0o755)
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[nvidia-container-runtime]\nruntimes = ["not-there-runtime", "{stub}"]\nmode = "legacy"\n')
+    cfg.write_text(
+        f'[nvidia-container-runtime]\nruntimes = ["not-there-runtime", "{stub}"]\nmode = "legacy"\n'
+    )
     e = {k: v for k, v in os.environ.items() if not k.startswith(("NVIDIA_", "XDG_CONFIG"))}
     e.update({"NVIDIA_CTK_CONFIG_FILE_PATH": str(cfg), "STUB_OUT": str(tmp_path / "stub.out")})
     return {"env": e, "stub": str(stub), "out": tmp_path / "stub.out", "cfg": cfg, "tmp": tmp_path}
@@ -34,8 +36,12 @@ def env(tmp_path):
 def bundle(tmp_path: Path, env_vars: list[str], hooks: dict | None = None) -> Path:
     b = tmp_path / "bundle"
     b.mkdir(exist_ok=True)
-    s = {"ociVersion": "1.0.2", "process": {"args": ["sh"], "env": ["PATH=/bin", *env_vars]},
-         "root": {"path": "rootfs"}, "x-vendor-field": {"a": 1}}
+    s = {
+        "ociVersion": "1.0.2",
+        "process": {"args": ["sh"], "env": ["PATH=/bin", *env_vars]},
+        "root": {"path": "rootfs"},
+        "x-vendor-field": {"a": 1},
+    }
     if hooks:
         s["hooks"] = hooks
     # unusual but valid formatting: a pass-through must keep it to the byte
@@ -101,7 +107,8 @@ def test_configured_hook_path_is_used_when_it_exists(env):
     b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
     assert shim(env, "create", "--bundle", str(b), "cid").returncode == 0
     assert json.loads((b / "config.json").read_text())["hooks"]["prestart"] == [
-        {"path": str(hook), "args": ["nvidia-container-runtime-hook", "prestart"]}]
+        {"path": str(hook), "args": ["nvidia-container-runtime-hook", "prestart"]}
+    ]
 
 
 @pytest.mark.parametrize("name", ["gpuctk-runtime.cdi", "nvidia-container-runtime.cdi", "gpuctk-runtime-cdi"])
@@ -114,8 +121,10 @@ def test_program_name_forces_cdi_mode(env, name):
     b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=missing"])
     before = (b / "config.json").read_bytes()
     env["env"]["GPUCTK_TEST_SPEC_DIR"] = str(env["tmp"] / "empty-cdi")
-    env["cfg"].write_text(env["cfg"].read_text() +
-                          f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{env["tmp"] / "empty-cdi"}"]\n')
+    env["cfg"].write_text(
+        env["cfg"].read_text()
+        + f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{env["tmp"] / "empty-cdi"}"]\n'
+    )
     r = shim(env, "create", "--bundle", str(b), "cid", prog=str(prog))
     # cdi mode (not the configured legacy): the device cannot be resolved from an empty spec dir
     assert r.returncode == 1
@@ -134,8 +143,10 @@ def test_legacy_program_name_forces_legacy_mode(env):
 
 
 def test_failure_reports_to_stderr_and_runc_log_and_never_starts_runtime(env):
-    env["cfg"].write_text(env["cfg"].read_text().replace('mode = "legacy"', 'mode = "jit-cdi"') +
-                          '[nvidia-container-runtime-hook]\npath = "/nonexistent/hook"\n')
+    env["cfg"].write_text(
+        env["cfg"].read_text().replace('mode = "legacy"', 'mode = "jit-cdi"')
+        + '[nvidia-container-runtime-hook]\npath = "/nonexistent/hook"\n'
+    )
     b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0,nvidia.com/gpu=1"])
     before = (b / "config.json").read_bytes()
     log = env["tmp"] / "logs" / "runc.log"
@@ -210,20 +221,40 @@ sys.exit(m.run(['gpuctk-runtime', 'create', '--bundle', sys.argv[1], 'cid']))
 """
 
 
-@pytest.mark.parametrize(("mode", "request_env"), [("legacy", []), ("legacy", ["NVIDIA_VISIBLE_DEVICES=all"]),
-                                                  ("cdi", ["NVIDIA_VISIBLE_DEVICES=0"]), ("auto", ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"])])
+@pytest.mark.parametrize(
+    ("mode", "request_env"),
+    [
+        ("legacy", []),
+        ("legacy", ["NVIDIA_VISIBLE_DEVICES=all"]),
+        ("cdi", ["NVIDIA_VISIBLE_DEVICES=0"]),
+        ("auto", ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"]),
+    ],
+)
 def test_create_path_imports_only_stdlib(env, mode, request_env):
     spec_dir = env["tmp"] / "cdi"
     spec_dir.mkdir()
-    (spec_dir / "x.json").write_text(json.dumps({
-        "cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
-        "devices": [{"name": "0", "containerEdits": {"env": ["GPU0=yes"]}}],
-        "containerEdits": {"env": ["FROM_SPEC=1"]}}))
-    env["cfg"].write_text(env["cfg"].read_text().replace('mode = "legacy"', f'mode = "{mode}"') +
-                          f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{spec_dir}"]\n')
+    (spec_dir / "x.json").write_text(
+        json.dumps(
+            {
+                "cdiVersion": "0.5.0",
+                "kind": "nvidia.com/gpu",
+                "devices": [{"name": "0", "containerEdits": {"env": ["GPU0=yes"]}}],
+                "containerEdits": {"env": ["FROM_SPEC=1"]},
+            }
+        )
+    )
+    env["cfg"].write_text(
+        env["cfg"].read_text().replace('mode = "legacy"', f'mode = "{mode}"')
+        + f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{spec_dir}"]\n'
+    )
     b = bundle(env["tmp"], request_env)
-    r = subprocess.run([sys.executable, "-c", CHECK_MODULES, str(b)], env=env["env"], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", CHECK_MODULES, str(b)],
+        env=env["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1]) == []
     spec = json.loads((b / "config.json").read_text())
@@ -243,7 +274,12 @@ def test_create_path_imports_only_stdlib(env, mode, request_env):
         (b'{"annotations":{"cdi.k8s.io/x":"a/b=c"}}', ["other/"], "", False),
         (b'{"mounts":[{"destination":"/var/run/nvidia-container-devices/0"}]}', [], "", True),
         (b'{"process":{"env":["DOCKER_RESOURCE_GPU=1"]}}', [], "DOCKER_RESOURCE_GPU", True),
-        (b'{"process":{"env":["\\u004eVIDIA_VISIBLE_DEVICES=0"]}}', [], "", True),  # escaped: parse to be sure
+        (
+            b'{"process":{"env":["\\u004eVIDIA_VISIBLE_DEVICES=0"]}}',
+            [],
+            "",
+            True,
+        ),  # escaped: parse to be sure
         # JSON may escape "/": the annotation prefix "cdi.k8s.io/" is then not found as bytes
         (b'{"annotations":{"cdi.k8s.io\\/x":"vendor.com\\/gpu=0"}}', ["cdi.k8s.io/"], "", True),
     ],
@@ -268,20 +304,31 @@ def test_create_path_does_not_import_json_or_re(env):
     The create path parses and writes config.json through gpuctk.fastjson instead."""
     spec_dir = env["tmp"] / "cdi"
     spec_dir.mkdir()
-    (spec_dir / "x.json").write_text(json.dumps({
-        "cdiVersion": "0.6.0", "kind": "nvidia.com/gpu",
-        "devices": [{"name": "0", "containerEdits": {"env": ["GPU0=yes"]}}],
-        "annotations": {"example.com/key": "v"}}))
-    env["cfg"].write_text(env["cfg"].read_text().replace('mode = "legacy"', 'mode = "cdi"') +
-                          f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{spec_dir}"]\n')
+    (spec_dir / "x.json").write_text(
+        json.dumps(
+            {
+                "cdiVersion": "0.6.0",
+                "kind": "nvidia.com/gpu",
+                "devices": [{"name": "0", "containerEdits": {"env": ["GPU0=yes"]}}],
+                "annotations": {"example.com/key": "v"},
+            }
+        )
+    )
+    env["cfg"].write_text(
+        env["cfg"].read_text().replace('mode = "legacy"', 'mode = "cdi"')
+        + f'[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["{spec_dir}"]\n'
+    )
     b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"])
     code = CHECK_MODULES.replace(
         "if n.split('.')[0] not in sys.stdlib_module_names and n.split('.')[0] != 'gpuctk')",
-        "if n.split('.')[0] in ('json', 're', 'enum', 'tomllib'))")
+        "if n.split('.')[0] in ('json', 're', 'enum', 'tomllib'))",
+    )
     e = {**env["env"], "GPUCTK_CONFIG_CACHE_DIR": str(env["tmp"] / "cache")}
     for _ in range(2):  # a cold cache (config and specs parsed) and a warm one
         (b / "config.json").write_text(json.dumps(json.loads((b / "config.json").read_text())))
-        r = subprocess.run([sys.executable, "-c", code, str(b)], env=e, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-c", code, str(b)], env=e, capture_output=True, text=True, timeout=60
+        )
         assert r.returncode == 0, r.stderr
         imported = json.loads(r.stdout.strip().splitlines()[-1])
         assert [m for m in imported if m != "tomllib" and not m.startswith("tomllib.")] == []

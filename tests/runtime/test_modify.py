@@ -12,7 +12,10 @@ from gpuctk.runtime.log import Logger
 from gpuctk.runtime.modify import MIXED_VENDOR_ERROR, cdi_device_names, modify_spec, parse_jit_requests
 from gpuctk.runtime.platform import StaticProbes
 
-NV_HOOK = {"path": "/usr/bin/nvidia-container-runtime-hook", "args": ["nvidia-container-runtime-hook", "prestart"]}
+NV_HOOK = {
+    "path": "/usr/bin/nvidia-container-runtime-hook",
+    "args": ["nvidia-container-runtime-hook", "prestart"],
+}
 
 
 class FakeHost(Host):
@@ -64,9 +67,15 @@ class FakeHost(Host):
 
 
 def spec(env=(), annotations=None, hooks=None, privileged=False):
-    s = {"ociVersion": "1.0.2", "process": {"env": ["PATH=/bin", *env],
-                                            "capabilities": {"bounding": ["CAP_SYS_ADMIN"] if privileged else []}},
-         "root": {"path": "rootfs"}, "x-unknown": {"keep": [1, 2]}}
+    s = {
+        "ociVersion": "1.0.2",
+        "process": {
+            "env": ["PATH=/bin", *env],
+            "capabilities": {"bounding": ["CAP_SYS_ADMIN"] if privileged else []},
+        },
+        "root": {"path": "rootfs"},
+        "x-unknown": {"keep": [1, 2]},
+    }
     if annotations:
         s["annotations"] = annotations
     if hooks is not None:
@@ -109,11 +118,19 @@ def test_annotations_are_ignored_outside_cdi_mode():
 
 # ------------------------------------------------------------------ cdi
 def test_cdi_mode_qualifies_with_default_kind_and_removes_nvidia_hooks():
-    s = spec(["NVIDIA_VISIBLE_DEVICES=0,GPU-abc,0,example.com/net=eth0"], hooks={"prestart": [NV_HOOK, {"path": "/x"}]})
+    s = spec(
+        ["NVIDIA_VISIBLE_DEVICES=0,GPU-abc,0,example.com/net=eth0"],
+        hooks={"prestart": [NV_HOOK, {"path": "/x"}]},
+    )
     result, host = run(s, "cdi")
     assert result == "cdi"
-    assert host.calls == [("registry", ["nvidia.com/gpu=0", "nvidia.com/gpu=GPU-abc", "example.com/net=eth0"],
-                           ["/etc/cdi", "/var/run/cdi"])]
+    assert host.calls == [
+        (
+            "registry",
+            ["nvidia.com/gpu=0", "nvidia.com/gpu=GPU-abc", "example.com/net=eth0"],
+            ["/etc/cdi", "/var/run/cdi"],
+        )
+    ]
     assert s["hooks"]["prestart"] == [{"path": "/x"}]
     assert s["x-unknown"] == {"keep": [1, 2]}
 
@@ -146,8 +163,13 @@ def test_mixing_runtime_nvidia_com_with_other_names_is_an_error():
 
 
 def test_runtime_nvidia_com_names_are_generated_in_cdi_mode():
-    s = spec(["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0,runtime.nvidia.com/gpu=GPU-1", "NVIDIA_GDS=enabled",
-              "NVIDIA_IMEX_CHANNELS=3"])
+    s = spec(
+        [
+            "NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0,runtime.nvidia.com/gpu=GPU-1",
+            "NVIDIA_GDS=enabled",
+            "NVIDIA_IMEX_CHANNELS=3",
+        ]
+    )
     result, host = run(s, "auto")
     assert result == "cdi"
     jit = [c for c in host.calls if c[0] == "jit"]
@@ -167,10 +189,20 @@ def test_jit_none_and_all():
 
 
 def test_cdi_names_helpers():
-    assert cdi_device_names(["0", "", "0", "a.com/b=c"], "nvidia.com/gpu") == ["nvidia.com/gpu=0", "nvidia.com/gpu=none",
-                                                                           "a.com/b=c"]
-    assert parse_jit_requests(["runtime.nvidia.com/gpu=0", "mode=gds", "mode=imex,id=1", "runtime.nvidia.com/gpu=1",
-                               "mode=imex,id=2"]) == [("auto", ["0", "1"]), ("gds", []), ("imex", ["1", "2"])]
+    assert cdi_device_names(["0", "", "0", "a.com/b=c"], "nvidia.com/gpu") == [
+        "nvidia.com/gpu=0",
+        "nvidia.com/gpu=none",
+        "a.com/b=c",
+    ]
+    assert parse_jit_requests(
+        [
+            "runtime.nvidia.com/gpu=0",
+            "mode=gds",
+            "mode=imex,id=1",
+            "runtime.nvidia.com/gpu=1",
+            "mode=imex,id=2",
+        ]
+    ) == [("auto", ["0", "1"]), ("gds", []), ("imex", ["1", "2"])]
 
 
 # ------------------------------------------------------------------ legacy
@@ -178,8 +210,10 @@ def test_legacy_adds_prestart_hook_once():
     s = spec(["NVIDIA_VISIBLE_DEVICES=all"], hooks={"prestart": [{"path": "/other"}]})
     result, _ = run(s, "legacy")
     assert result == "legacy"
-    assert s["hooks"]["prestart"] == [{"path": "/other"}, {"path": "/opt/gpuctk/bin/gpuctk-runtime-hook",
-                                                         "args": ["gpuctk-runtime-hook", "prestart"]}]
+    assert s["hooks"]["prestart"] == [
+        {"path": "/other"},
+        {"path": "/opt/gpuctk/bin/gpuctk-runtime-hook", "args": ["gpuctk-runtime-hook", "prestart"]},
+    ]
     run(s, "legacy")
     assert len(s["hooks"]["prestart"]) == 2
 
@@ -193,22 +227,32 @@ def test_legacy_keeps_existing_nvidia_hook():
 def test_legacy_creates_hooks_section():
     s = spec(["NVIDIA_VISIBLE_DEVICES=0"])
     run(s, "legacy")
-    assert s["hooks"] == {"prestart": [{"path": "/opt/gpuctk/bin/gpuctk-runtime-hook", "args": ["gpuctk-runtime-hook", "prestart"]}]}
+    assert s["hooks"] == {
+        "prestart": [
+            {"path": "/opt/gpuctk/bin/gpuctk-runtime-hook", "args": ["gpuctk-runtime-hook", "prestart"]}
+        ]
+    }
 
 
 def test_legacy_graphics_adds_drm_nodes_of_selected_gpus():
     cfg = default_config()
     cfg["nvidia-container-runtime"]["mode"] = "legacy"
     host = FakeHost(cfg)
-    host.gpus = [{"uuid": "GPU-a", "bus_id": "0000:3B:00.0", "minor": "0"},
-                 {"uuid": "GPU-b", "bus_id": "0000:86:00.0", "minor": "1"}]
+    host.gpus = [
+        {"uuid": "GPU-a", "bus_id": "0000:3B:00.0", "minor": "0"},
+        {"uuid": "GPU-b", "bus_id": "0000:86:00.0", "minor": "1"},
+    ]
     s = spec(["NVIDIA_VISIBLE_DEVICES=GPU-a", "NVIDIA_DRIVER_CAPABILITIES=graphics,compute"])
     modify_spec(s, cfg, host, Logger())
     edits = [c[1] for c in host.calls if c[0] == "edits"]
     assert edits[0]["deviceNodes"] == [{"path": "/dev/dri/card1"}, {"path": "/dev/dri/renderD128"}]
-    assert edits[0]["hooks"][0]["args"] == ["nvidia-ctk", "hook", "create-symlinks",
-                                            "--link=../card1::/dev/dri/by-path/pci-0000:3b:00.0-card",
-                                            "--link=../renderD128::/dev/dri/by-path/pci-0000:3b:00.0-render"]
+    assert edits[0]["hooks"][0]["args"] == [
+        "nvidia-ctk",
+        "hook",
+        "create-symlinks",
+        "--link=../card1::/dev/dri/by-path/pci-0000:3b:00.0-card",
+        "--link=../renderD128::/dev/dri/by-path/pci-0000:3b:00.0-render",
+    ]
     s2 = spec(["NVIDIA_VISIBLE_DEVICES=GPU-a"])  # no graphics capability
     host.calls.clear()
     modify_spec(s2, cfg, host, Logger())
@@ -239,8 +283,12 @@ def test_csv_requests_and_requirements():
     assert ("jit", "csv", ["0"]) in host.calls
     with pytest.raises(ModifyError, match="unsatisfied condition"):
         run(spec(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>=13.0"]), "csv")
-    result, host = run(spec(["NVIDIA_VISIBLE_DEVICES=none", "NVIDIA_REQUIRE_CUDA=cuda>=13.0", "NVIDIA_DISABLE_REQUIRE=true"]),
-                       "csv")
+    result, host = run(
+        spec(
+            ["NVIDIA_VISIBLE_DEVICES=none", "NVIDIA_REQUIRE_CUDA=cuda>=13.0", "NVIDIA_DISABLE_REQUIRE=true"]
+        ),
+        "csv",
+    )
     assert ("jit", "csv", ["all"]) in host.calls
 
 

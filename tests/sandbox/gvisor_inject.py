@@ -25,16 +25,26 @@ def _apply(oci: dict, edits: dict, append_env: bool) -> None:
             env.append(entry)
     linux = oci.setdefault("linux", {})
     for node in edits.get("deviceNodes", []):
-        dev = {"path": node["path"], "type": node.get("type", "c"), "major": node.get("major", 0),
-               "minor": node.get("minor", 0)}
+        dev = {
+            "path": node["path"],
+            "type": node.get("type", "c"),
+            "major": node.get("major", 0),
+            "minor": node.get("minor", 0),
+        }
         for k in ("fileMode", "uid", "gid"):
             if k in node:
                 dev[k] = node[k]
         devices = linux.setdefault("devices", [])
         devices[:] = [d for d in devices if d["path"] != dev["path"]] + [dev]
     for m in edits.get("mounts", []):
-        oci.setdefault("mounts", []).append({"destination": m["containerPath"], "type": m.get("type", "bind"),
-                                             "source": m["hostPath"], "options": m.get("options", [])})
+        oci.setdefault("mounts", []).append(
+            {
+                "destination": m["containerPath"],
+                "type": m.get("type", "bind"),
+                "source": m["hostPath"],
+                "options": m.get("options", []),
+            }
+        )
     for h in edits.get("hooks", []):
         hook = {k: v for k, v in h.items() if k != "hookName"}
         oci.setdefault("hooks", {}).setdefault(h["hookName"], []).append(hook)

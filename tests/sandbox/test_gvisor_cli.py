@@ -25,8 +25,16 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_d2_leak_is_reported_as_a_failure_with_the_fix(capsys):
-    rc, out, _ = run(capsys, "oci", "check", "--sandbox", "gvisor", os.path.join(RULES, "D2-fail-isolation-leak.json"),
-                     "--driver-version", fx.DRIVER)
+    rc, out, _ = run(
+        capsys,
+        "oci",
+        "check",
+        "--sandbox",
+        "gvisor",
+        os.path.join(RULES, "D2-fail-isolation-leak.json"),
+        "--driver-version",
+        fx.DRIVER,
+    )
     assert rc == 1
     line = next(ln for ln in out.splitlines() if ln.startswith("FAIL D2"))
     assert "isolation leak" in line and "--device=all" in line
@@ -36,8 +44,15 @@ def test_d2_leak_is_reported_as_a_failure_with_the_fix(capsys):
 
 
 def test_json_report(capsys):
-    rc, out, _ = run(capsys, "oci", "check", "--sandbox", "gvisor", os.path.join(RULES, "D2-fail-isolation-leak.json"),
-                     "--json")
+    rc, out, _ = run(
+        capsys,
+        "oci",
+        "check",
+        "--sandbox",
+        "gvisor",
+        os.path.join(RULES, "D2-fail-isolation-leak.json"),
+        "--json",
+    )
     doc = json.loads(out)
     assert rc == 1 and doc["ok"] is False and doc["flow"] == "cdi" and doc["sandbox"] == "gvisor"
     assert doc["runs_nvidia_container_cli"] is True and doc["effective_visible_devices"] == "all"
@@ -48,15 +63,25 @@ def test_json_report(capsys):
 
 @pytest.mark.parametrize("flow", ["cdi", "legacy"])
 def test_good_flows_exit_zero_with_warnings(capsys, flow):
-    rc, out, _ = run(capsys, "oci", "check", "--sandbox", "gvisor", os.path.join(FLOWS, f"{flow}.json"),
-                     "--driver-version", fx.DRIVER)
+    rc, out, _ = run(
+        capsys,
+        "oci",
+        "check",
+        "--sandbox",
+        "gvisor",
+        os.path.join(FLOWS, f"{flow}.json"),
+        "--driver-version",
+        fx.DRIVER,
+    )
     assert rc == 0
     assert f"flow {flow}" in out and out.splitlines()[-1].startswith("result: 0 fail")
 
 
 def test_bundle_directory_and_stdin(capsys, tmp_path, monkeypatch):
     shutil.copy(os.path.join(FLOWS, "cdi.json"), tmp_path / "config.json")
-    rc, out, _ = run(capsys, "oci", "check", "--sandbox", "gvisor", str(tmp_path), "--driver-version", fx.DRIVER)
+    rc, out, _ = run(
+        capsys, "oci", "check", "--sandbox", "gvisor", str(tmp_path), "--driver-version", fx.DRIVER
+    )
     assert rc == 0 and "config.json: flow cdi" in out
     import io
 
@@ -65,12 +90,15 @@ def test_bundle_directory_and_stdin(capsys, tmp_path, monkeypatch):
     assert rc == 0 and out.startswith("<stdin>: flow cdi")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "invalid JSON: line 1 column 2"),
-    ("[1, 2]", "an OCI spec must be a JSON object"),
-    ('{"process": {"env": "A=B"}}', "process.env: must be a JSON array"),
-    ('{"hooks": []}', "hooks: must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "invalid JSON: line 1 column 2"),
+        ("[1, 2]", "an OCI spec must be a JSON object"),
+        ('{"process": {"env": "A=B"}}', "process.env: must be a JSON array"),
+        ('{"hooks": []}', "hooks: must be a JSON object"),
+    ],
+)
 def test_bad_input_is_one_line(capsys, tmp_path, content, message):
     path = tmp_path / "config.json"
     path.write_text(content)
@@ -84,8 +112,16 @@ def test_missing_file_and_bad_runsc_toml(capsys, tmp_path):
     assert rc == 1 and "cannot read" in err and err.count("\n") == 1
     toml = tmp_path / "runsc.toml"
     toml.write_text("[runsc_config\n")
-    rc, _, err = run(capsys, "oci", "check", "--sandbox", "gvisor", os.path.join(FLOWS, "cdi.json"),
-                     "--runsc-config", str(toml))
+    rc, _, err = run(
+        capsys,
+        "oci",
+        "check",
+        "--sandbox",
+        "gvisor",
+        os.path.join(FLOWS, "cdi.json"),
+        "--runsc-config",
+        str(toml),
+    )
     assert rc == 1 and f"{toml}: not valid TOML" in err and err.count("\n") == 1
 
 
@@ -101,8 +137,18 @@ def test_usage_errors_exit_two(capsys):
 
 def test_runsc_config_feeds_the_rules(capsys):
     case = os.path.join(RULES, "D7-fail-pod-without-nvproxy")
-    rc, out, _ = run(capsys, "oci", "check", "--sandbox", "gvisor", case + ".json", "--runsc-config",
-                     case + ".runsc.toml", "--driver-version", fx.DRIVER)
+    rc, out, _ = run(
+        capsys,
+        "oci",
+        "check",
+        "--sandbox",
+        "gvisor",
+        case + ".json",
+        "--runsc-config",
+        case + ".runsc.toml",
+        "--driver-version",
+        fx.DRIVER,
+    )
     assert rc == 1 and any(ln.startswith("FAIL D7") for ln in out.splitlines())
 
 
@@ -112,11 +158,14 @@ def test_socket_mount_found_by_stat(capsys, tmp_path):
     try:
         srv.bind(sock_path)
         spec = fx.cdi_flow()
-        spec["mounts"].append({"destination": "/run/agent.ipc", "source": sock_path, "type": "bind",
-                               "options": ["rbind"]})
+        spec["mounts"].append(
+            {"destination": "/run/agent.ipc", "source": sock_path, "type": "bind", "options": ["rbind"]}
+        )
         path = tmp_path / "config.json"
         path.write_text(json.dumps(spec))
-        rc, out, _ = run(capsys, "oci", "check", "--sandbox", "gvisor", str(path), "--driver-version", fx.DRIVER)
+        rc, out, _ = run(
+            capsys, "oci", "check", "--sandbox", "gvisor", str(path), "--driver-version", fx.DRIVER
+        )
     finally:
         srv.close()
         os.unlink(sock_path)
@@ -128,7 +177,9 @@ def test_fix_then_check_passes(capsys, tmp_path):
     out_path = tmp_path / "fixed.json"
     rc, out, err = run(capsys, "oci", "fix", "--sandbox", "gvisor", src, "-o", str(out_path))
     assert rc == 0 and out == "" and "replaced by a single NVIDIA_VISIBLE_DEVICES=void" in err
-    rc, out, _ = run(capsys, "oci", "check", "--sandbox", "gvisor", str(out_path), "--driver-version", fx.DRIVER)
+    rc, out, _ = run(
+        capsys, "oci", "check", "--sandbox", "gvisor", str(out_path), "--driver-version", fx.DRIVER
+    )
     assert rc == 0, out
 
 
@@ -137,7 +188,10 @@ def test_fix_in_place_and_stdout(capsys, tmp_path):
     shutil.copy(os.path.join(RULES, "L1-fail-toolkit-alias.json"), path)
     os.chmod(path, 0o600)
     rc, out, _ = run(capsys, "oci", "fix", "--sandbox", "gvisor", str(path))
-    assert rc == 0 and json.loads(out)["hooks"]["prestart"][0]["path"] == "/usr/bin/nvidia-container-runtime-hook"
+    assert (
+        rc == 0
+        and json.loads(out)["hooks"]["prestart"][0]["path"] == "/usr/bin/nvidia-container-runtime-hook"
+    )
     assert "nvidia-container-toolkit" in path.read_text(), "stdout mode leaves the file alone"
     rc, _, _ = run(capsys, "oci", "fix", "--sandbox", "gvisor", str(path), "--in-place")
     assert rc == 0 and "nvidia-container-runtime-hook" in path.read_text()
@@ -147,15 +201,23 @@ def test_fix_in_place_and_stdout(capsys, tmp_path):
 def test_console_entry_point_has_no_traceback(tmp_path):
     bad = tmp_path / "c.json"
     bad.write_text("{")
-    proc = subprocess.run([sys.executable, "-m", "gpuctk.cli.main", "oci", "check", "--sandbox", "gvisor", str(bad)],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stderr.startswith("gpuctk: error:")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gpuctk.cli.main", "oci", "check", "--sandbox", "gvisor", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        proc.returncode == 1 and "Traceback" not in proc.stderr and proc.stderr.startswith("gpuctk: error:")
+    )
 
 
 def test_gvisor_module_is_stdlib_only():
-    code = ("import sys; before = set(sys.modules); import gpuctk.sandbox.gvisor; "
-            "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
-            "print(sorted(m for m in new if m not in sys.stdlib_module_names and m != 'gpuctk'))")
+    code = (
+        "import sys; before = set(sys.modules); import gpuctk.sandbox.gvisor; "
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
+        "print(sorted(m for m in new if m not in sys.stdlib_module_names and m != 'gpuctk'))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 

@@ -38,8 +38,13 @@ def orin(tmp_path_factory):
 
 
 def generate(node, mode: str, ids: list[str] | None = None) -> dict:
-    opts = GenerateOptions(mode=mode, driver_root=node.driver_root, dev_root=node.dev_root,
-                           inventory=node.inventory_path, device_ids=ids or ["all"])
+    opts = GenerateOptions(
+        mode=mode,
+        driver_root=node.driver_root,
+        dev_root=node.dev_root,
+        inventory=node.inventory_path,
+        device_ids=ids or ["all"],
+    )
     spec, _ = generate_spec(opts)
     return spec
 
@@ -139,10 +144,13 @@ def run_shim(node, mode: str, env: list[str], sandbox: str, profile_mode: str = 
     return spec
 
 
-@pytest.mark.parametrize("mode, env", [
-    ("cdi", ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"]),
-    ("jit-cdi", ["NVIDIA_VISIBLE_DEVICES=0"]),
-])
+@pytest.mark.parametrize(
+    "mode, env",
+    [
+        ("cdi", ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"]),
+        ("jit-cdi", ["NVIDIA_VISIBLE_DEVICES=0"]),
+    ],
+)
 def test_shim_modes_pass_with_the_sandbox_setting(h100, mode, env):
     spec = run_shim(h100, mode, env, "gvisor")
     report = analyze(spec, h100.driver_version)
@@ -153,10 +161,13 @@ def test_shim_modes_pass_with_the_sandbox_setting(h100, mode, env):
     assert all(h["path"].endswith("/nvidia-cdi-hook") for h in spec["hooks"]["createContainer"])
 
 
-@pytest.mark.parametrize("mode, env", [
-    ("cdi", ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"]),
-    ("jit-cdi", ["NVIDIA_VISIBLE_DEVICES=0"]),
-])
+@pytest.mark.parametrize(
+    "mode, env",
+    [
+        ("cdi", ["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=0"]),
+        ("jit-cdi", ["NVIDIA_VISIBLE_DEVICES=0"]),
+    ],
+)
 def test_shim_modes_without_the_sandbox_setting_fail_specifically(h100, mode, env):
     report = analyze(run_shim(h100, mode, env, ""), h100.driver_version)
     assert _fails(report) == ["C5", "D4"]
@@ -168,13 +179,22 @@ def test_shim_csv_mode_with_the_sandbox_setting(orin):
     spec = run_shim(orin, "csv", ["NVIDIA_VISIBLE_DEVICES=0"], "gvisor", profile_mode="csv")
     report = analyze(spec, orin.driver_version)
     assert report.flow == "csv" and not report.runs_nvidia_container_cli
-    assert _fails(report) == ["C1", "C3", "D1", "S2"]  # nvgpu Orin: see test_generated_orin_spec_after_runsc_ready
+    assert _fails(report) == [
+        "C1",
+        "C3",
+        "D1",
+        "S2",
+    ]  # nvgpu Orin: see test_generated_orin_spec_after_runsc_ready
 
 
 def test_shim_legacy_mode_produces_the_l1_hook(h100):
     spec = run_shim(h100, "legacy", ["NVIDIA_VISIBLE_DEVICES=0"], "gvisor")
-    assert spec["hooks"]["prestart"] == [{"path": "/usr/local/bin/nvidia-container-runtime-hook",
-                                          "args": ["nvidia-container-runtime-hook", "prestart"]}]
+    assert spec["hooks"]["prestart"] == [
+        {
+            "path": "/usr/local/bin/nvidia-container-runtime-hook",
+            "args": ["nvidia-container-runtime-hook", "prestart"],
+        }
+    ]
     report = analyze(spec, h100.driver_version)
     assert report.flow == "legacy" and report.gpu_detected and _fails(report) == []
 
@@ -192,8 +212,13 @@ def test_real_cdi_registry_injection_of_the_ready_spec_passes(h100):
     ready, _ = runsc_ready_cdi_spec(generate(h100, "nvml"))
     oci = fx._base(["NVIDIA_VISIBLE_DEVICES=all"])
     Registry(spec_dirs=[], specs=[Spec.from_dict(ready)]).inject_devices(oci, ["nvidia.com/gpu=0"])
-    assert [e for e in oci["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES=")] == \
-        ["NVIDIA_VISIBLE_DEVICES=void"]
+    assert [e for e in oci["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES=")] == [
+        "NVIDIA_VISIBLE_DEVICES=void"
+    ]
     report = analyze(oci, h100.driver_version)
     assert report.flow == "cdi" and report.gpu_detected and _fails(report) == []
-    assert sorted(d["path"] for d in oci["linux"]["devices"]) == ["/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidiactl"]
+    assert sorted(d["path"] for d in oci["linux"]["devices"]) == [
+        "/dev/nvidia-uvm",
+        "/dev/nvidia0",
+        "/dev/nvidiactl",
+    ]

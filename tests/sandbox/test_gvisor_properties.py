@@ -11,22 +11,53 @@ from hypothesis import strategies as st
 
 from gpuctk.sandbox.gvisor import analyze, runsc_ready_oci_spec
 
-NVD_VALUES = st.sampled_from(["all", "void", "none", "", "0", "0,1", "GPU-abc", "MIG-xyz", "1:0", "nvidia.com/gpu=0"])
+NVD_VALUES = st.sampled_from(
+    ["all", "void", "none", "", "0", "0,1", "GPU-abc", "MIG-xyz", "1:0", "nvidia.com/gpu=0"]
+)
 ENV_ENTRY = st.one_of(
     NVD_VALUES.map(lambda v: "NVIDIA_VISIBLE_DEVICES=" + v),
-    st.sampled_from(["NVIDIA_DRIVER_CAPABILITIES=all", "NVIDIA_DRIVER_CAPABILITIES=graphics", "CUDA_VERSION=12.0",
-                     "MALFORMED", "=x", "PATH=/bin"]),
+    st.sampled_from(
+        [
+            "NVIDIA_DRIVER_CAPABILITIES=all",
+            "NVIDIA_DRIVER_CAPABILITIES=graphics",
+            "CUDA_VERSION=12.0",
+            "MALFORMED",
+            "=x",
+            "PATH=/bin",
+        ]
+    ),
     st.text(max_size=12),
 )
-DEV_PATH = st.sampled_from(["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidia300",
-                            "/dev/nvidia-modeset", "/dev/nvidia-caps/nvidia-cap3", "/dev/dri/card1",
-                            "/dev/nvhost-gpu", "/dev/fuse"])
-HOOK_PATH = st.sampled_from(["/usr/bin/nvidia-cdi-hook", "/usr/bin/nvidia-ctk", "/usr/local/bin/gpuctk-hook",
-                             "/usr/bin/nvidia-container-runtime-hook", "/usr/bin/nvidia-container-toolkit",
-                             "relative-hook", "/bin/true"])
-HOOK_NAME = st.sampled_from(["create-symlinks", "update-ldcache", "disable-device-node-modification", "chmod"])
-MOUNT = st.sampled_from(["/run/nvidia-persistenced/socket", "/usr/lib/libcuda.so.1", "/var/run/app.sock",
-                         "/etc/nv_tegra_release"])
+DEV_PATH = st.sampled_from(
+    [
+        "/dev/nvidiactl",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia0",
+        "/dev/nvidia300",
+        "/dev/nvidia-modeset",
+        "/dev/nvidia-caps/nvidia-cap3",
+        "/dev/dri/card1",
+        "/dev/nvhost-gpu",
+        "/dev/fuse",
+    ]
+)
+HOOK_PATH = st.sampled_from(
+    [
+        "/usr/bin/nvidia-cdi-hook",
+        "/usr/bin/nvidia-ctk",
+        "/usr/local/bin/gpuctk-hook",
+        "/usr/bin/nvidia-container-runtime-hook",
+        "/usr/bin/nvidia-container-toolkit",
+        "relative-hook",
+        "/bin/true",
+    ]
+)
+HOOK_NAME = st.sampled_from(
+    ["create-symlinks", "update-ldcache", "disable-device-node-modification", "chmod"]
+)
+MOUNT = st.sampled_from(
+    ["/run/nvidia-persistenced/socket", "/usr/lib/libcuda.so.1", "/var/run/app.sock", "/etc/nv_tegra_release"]
+)
 
 
 @st.composite
@@ -73,5 +104,6 @@ def test_oci_ready_is_idempotent_and_removes_what_it_promises(spec):
         assert status.get("C6") == "pass"
         assert status.get("D2") == "pass"
         assert status.get("D4") == "pass"
-        assert [e for e in spec["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES=")] == \
-            ["NVIDIA_VISIBLE_DEVICES=void"]
+        assert [e for e in spec["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES=")] == [
+            "NVIDIA_VISIBLE_DEVICES=void"
+        ]

@@ -28,38 +28,77 @@ def _m(path, opts=("ro", "nosuid", "nodev", "rbind", "rprivate")):
 
 
 def _h(name, *args, path="/usr/bin/nvidia-ctk"):
-    return {"hookName": "createContainer", "path": path, "args": ["nvidia-ctk", "hook", name, *args],
-            "env": ["NVIDIA_CTK_DEBUG=false"]}
+    return {
+        "hookName": "createContainer",
+        "path": path,
+        "args": ["nvidia-ctk", "hook", name, *args],
+        "env": ["NVIDIA_CTK_DEBUG=false"],
+    }
 
 
 def toolkit_cdi_spec() -> dict:
     """The shape `nvidia-ctk cdi generate` emits (nvidia-container-toolkit.md §4.3–4.7), one GPU + all."""
-    gpu0 = {"deviceNodes": [_node("/dev/nvidia0", 195, 0), _node("/dev/dri/card1", 226, 1, gid=44, mode=432),
-                            _node("/dev/dri/renderD128", 226, 128, gid=105, mode=432)],
-            "additionalGids": [44, 105],
-            "hooks": [_h("create-symlinks", "--link", "../card1::/dev/dri/by-path/pci-0000:53:00.0-card",
-                         "--link", "../renderD128::/dev/dri/by-path/pci-0000:53:00.0-render")]}
-    mig = {"deviceNodes": [_node("/dev/nvidia1", 195, 1), _node("/dev/nvidia-caps/nvidia-cap21", 508, 21),
-                           _node("/dev/nvidia-caps/nvidia-cap22", 508, 22)]}
+    gpu0 = {
+        "deviceNodes": [
+            _node("/dev/nvidia0", 195, 0),
+            _node("/dev/dri/card1", 226, 1, gid=44, mode=432),
+            _node("/dev/dri/renderD128", 226, 128, gid=105, mode=432),
+        ],
+        "additionalGids": [44, 105],
+        "hooks": [
+            _h(
+                "create-symlinks",
+                "--link",
+                "../card1::/dev/dri/by-path/pci-0000:53:00.0-card",
+                "--link",
+                "../renderD128::/dev/dri/by-path/pci-0000:53:00.0-render",
+            )
+        ],
+    }
+    mig = {
+        "deviceNodes": [
+            _node("/dev/nvidia1", 195, 1),
+            _node("/dev/nvidia-caps/nvidia-cap21", 508, 21),
+            _node("/dev/nvidia-caps/nvidia-cap22", 508, 22),
+        ]
+    }
     return {
-        "cdiVersion": "0.7.0", "kind": "nvidia.com/gpu",
-        "devices": [{"name": "0", "containerEdits": gpu0}, {"name": "1:0", "containerEdits": mig},
-                    {"name": "all", "containerEdits": {
-                        "deviceNodes": gpu0["deviceNodes"] + mig["deviceNodes"], "additionalGids": [44, 105],
-                        "hooks": copy.deepcopy(gpu0["hooks"])}}],
+        "cdiVersion": "0.7.0",
+        "kind": "nvidia.com/gpu",
+        "devices": [
+            {"name": "0", "containerEdits": gpu0},
+            {"name": "1:0", "containerEdits": mig},
+            {
+                "name": "all",
+                "containerEdits": {
+                    "deviceNodes": gpu0["deviceNodes"] + mig["deviceNodes"],
+                    "additionalGids": [44, 105],
+                    "hooks": copy.deepcopy(gpu0["hooks"]),
+                },
+            },
+        ],
         "containerEdits": {
             "env": [f"NVIDIA_CTK_LIBCUDA_DIR={LIB}", "NVIDIA_VISIBLE_DEVICES=void"],
-            "deviceNodes": [_node("/dev/nvidia-modeset", 195, 254), _node("/dev/nvidia-uvm", 510, 0),
-                            _node("/dev/nvidia-uvm-tools", 510, 1), _node("/dev/nvidiactl", 195, 255)],
-            "mounts": [_m(f"{LIB}/libcuda.so.{DRV}"), _m(f"{LIB}/libnvidia-ml.so.{DRV}"),
-                       _m("/run/nvidia-persistenced/socket", ("nosuid", "nodev", "rbind", "rprivate", "noexec")),
-                       _m("/run/nvidia-fabricmanager/socket", ("nosuid", "nodev", "rbind", "rprivate", "noexec")),
-                       _m("/usr/bin/nvidia-smi")],
-            "hooks": [_h("create-symlinks", "--link", f"libcuda.so.1::{LIB}/libcuda.so"),
-                      _h("enable-cuda-compat", f"--host-driver-version={DRV}"),
-                      _h("update-ldcache", "--folder", LIB),
-                      _h("disable-device-node-modification"),
-                      _h("update-application-profile")],
+            "deviceNodes": [
+                _node("/dev/nvidia-modeset", 195, 254),
+                _node("/dev/nvidia-uvm", 510, 0),
+                _node("/dev/nvidia-uvm-tools", 510, 1),
+                _node("/dev/nvidiactl", 195, 255),
+            ],
+            "mounts": [
+                _m(f"{LIB}/libcuda.so.{DRV}"),
+                _m(f"{LIB}/libnvidia-ml.so.{DRV}"),
+                _m("/run/nvidia-persistenced/socket", ("nosuid", "nodev", "rbind", "rprivate", "noexec")),
+                _m("/run/nvidia-fabricmanager/socket", ("nosuid", "nodev", "rbind", "rprivate", "noexec")),
+                _m("/usr/bin/nvidia-smi"),
+            ],
+            "hooks": [
+                _h("create-symlinks", "--link", f"libcuda.so.1::{LIB}/libcuda.so"),
+                _h("enable-cuda-compat", f"--host-driver-version={DRV}"),
+                _h("update-ldcache", "--folder", LIB),
+                _h("disable-device-node-modification"),
+                _h("update-application-profile"),
+            ],
         },
     }
 
@@ -90,7 +129,9 @@ def test_ready_cdi_spec_meets_the_contract():
     mounts = [m["containerPath"] for e in _all_edits(spec) for m in e.get("mounts", [])]
     assert not [m for m in mounts if m.endswith("socket")]
     hooks = [h for e in _all_edits(spec) for h in e.get("hooks", [])]
-    assert hooks and all(h["path"] == "/usr/bin/nvidia-cdi-hook" and h["args"][0] == "nvidia-cdi-hook" for h in hooks)
+    assert hooks and all(
+        h["path"] == "/usr/bin/nvidia-cdi-hook" and h["args"][0] == "nvidia-cdi-hook" for h in hooks
+    )
     assert all(h["args"][1] != "hook" for h in hooks)
     names = [h["args"][1] for h in hooks]
     assert "disable-device-node-modification" not in names
@@ -99,9 +140,17 @@ def test_ready_cdi_spec_meets_the_contract():
     assert [d["name"] for d in spec["devices"]] == ["0", "all"]
     assert "additionalGids" not in spec["devices"][0]["containerEdits"]
     text = "\n".join(warnings)
-    for dropped in ("/dev/dri/card1", "/dev/dri/renderD128", "/dev/nvidia-modeset", "/dev/nvidia-uvm-tools",
-                    "/run/nvidia-persistenced/socket", "/run/nvidia-fabricmanager/socket", "1:0",
-                    "disable-device-node-modification", "/usr/bin/nvidia-cdi-hook"):
+    for dropped in (
+        "/dev/dri/card1",
+        "/dev/dri/renderD128",
+        "/dev/nvidia-modeset",
+        "/dev/nvidia-uvm-tools",
+        "/run/nvidia-persistenced/socket",
+        "/run/nvidia-fabricmanager/socket",
+        "1:0",
+        "disable-device-node-modification",
+        "/usr/bin/nvidia-cdi-hook",
+    ):
         assert dropped in text, dropped
 
 
@@ -115,7 +164,9 @@ def test_container_with_ready_spec_passes_the_check():
     spec, _ = runsc_ready_cdi_spec(toolkit_cdi_spec())
     oci = inject(container("nvidia.com/gpu=0"), spec, ["0"])
     assert oci["process"]["env"].count("NVIDIA_VISIBLE_DEVICES=void") == 1
-    assert not [e for e in oci["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES=") and e.endswith("=0")]
+    assert not [
+        e for e in oci["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES=") and e.endswith("=0")
+    ]
     report = analyze(oci, DRV)
     assert report.flow == "cdi" and report.gpu_detected and not report.runs_nvidia_container_cli
     assert not report.failed, [f for f in report.findings if f.status == "fail"]
@@ -126,22 +177,26 @@ def test_container_with_ready_spec_passes_the_check():
 def test_container_with_the_plain_toolkit_spec_reports_the_specific_failures():
     oci = inject(container("nvidia.com/gpu=0"), toolkit_cdi_spec(), ["0"])
     st = _statuses(check_spec(oci, DRV))
-    assert st["C5"] == "fail"          # persistenced / fabricmanager sockets
-    assert st["D4"] == "fail"          # disable-device-node-modification through nvidia-ctk
-    assert st["C4"] == "warn"          # modeset, uvm-tools, DRM nodes
-    assert st["D2"] == "pass"          # nvidia-ctk is not recognised as the CDI hook: no leak, but D4 bites
+    assert st["C5"] == "fail"  # persistenced / fabricmanager sockets
+    assert st["D4"] == "fail"  # disable-device-node-modification through nvidia-ctk
+    assert st["C4"] == "warn"  # modeset, uvm-tools, DRM nodes
+    assert st["D2"] == "pass"  # nvidia-ctk is not recognised as the CDI hook: no leak, but D4 bites
 
 
 def test_appending_engine_leaks_and_the_shim_fix_closes_it():
     ready, _ = runsc_ready_cdi_spec(toolkit_cdi_spec())
     oci = inject(container("all"), ready, ["0"], append_env=True)
-    assert [e for e in oci["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES")] == \
-        ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_VISIBLE_DEVICES=void"]
+    assert [e for e in oci["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES")] == [
+        "NVIDIA_VISIBLE_DEVICES=all",
+        "NVIDIA_VISIBLE_DEVICES=void",
+    ]
     d2 = next(f for f in check_spec(oci, DRV) if f.rule == "D2")
     assert d2.status == "fail" and "--device=all" in d2.reason
     warnings = runsc_ready_oci_spec(oci)
     assert any("replaced by a single NVIDIA_VISIBLE_DEVICES=void" in w for w in warnings)
-    assert [e for e in oci["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES")] == ["NVIDIA_VISIBLE_DEVICES=void"]
+    assert [e for e in oci["process"]["env"] if e.startswith("NVIDIA_VISIBLE_DEVICES")] == [
+        "NVIDIA_VISIBLE_DEVICES=void"
+    ]
     assert not analyze(oci, DRV).failed
 
 
@@ -154,7 +209,9 @@ def test_only_mig_devices_left_is_an_error():
 
 def test_hook_path_override():
     spec, _ = runsc_ready_cdi_spec(toolkit_cdi_spec(), cdi_hook_path="/opt/gpuctk/bin/nvidia-cdi-hook")
-    assert {h["path"] for e in _all_edits(spec) for h in e.get("hooks", [])} == {"/opt/gpuctk/bin/nvidia-cdi-hook"}
+    assert {h["path"] for e in _all_edits(spec) for h in e.get("hooks", [])} == {
+        "/opt/gpuctk/bin/nvidia-cdi-hook"
+    }
 
 
 def test_gpuctk_hook_shape_is_rewritten_too():
@@ -173,13 +230,16 @@ def test_gpuctk_hook_shape_is_rewritten_too():
 
 def test_oci_legacy_alias_becomes_the_l1_hook():
     spec = fx.legacy_flow()
-    spec["hooks"]["prestart"] = [{"path": "/usr/local/bin/gpuctk-runtime-hook",
-                                  "args": ["gpuctk-runtime-hook", "prestart"]},
-                                 {"path": "/usr/bin/other", "args": ["other"]}]
+    spec["hooks"]["prestart"] = [
+        {"path": "/usr/local/bin/gpuctk-runtime-hook", "args": ["gpuctk-runtime-hook", "prestart"]},
+        {"path": "/usr/bin/other", "args": ["other"]},
+    ]
     assert _statuses(check_spec(spec, DRV))["L1"] == "fail"
     warnings = runsc_ready_oci_spec(spec)
-    assert spec["hooks"]["prestart"][0] == {"path": "/usr/local/bin/nvidia-container-runtime-hook",
-                                            "args": ["nvidia-container-runtime-hook", "prestart"]}
+    assert spec["hooks"]["prestart"][0] == {
+        "path": "/usr/local/bin/nvidia-container-runtime-hook",
+        "args": ["nvidia-container-runtime-hook", "prestart"],
+    }
     assert spec["hooks"]["prestart"][1]["path"] == "/usr/bin/other"
     assert any("renamed" in w for w in warnings)
     report = analyze(spec, DRV)
@@ -219,8 +279,14 @@ def test_oci_spec_without_gpu_is_untouched():
 
 def test_oci_user_socket_mount_is_kept_with_a_warning():
     spec = fx.cdi_flow()
-    spec["mounts"].append({"destination": "/var/run/docker.sock", "source": "/var/run/docker.sock",
-                           "type": "bind", "options": ["rbind"]})
+    spec["mounts"].append(
+        {
+            "destination": "/var/run/docker.sock",
+            "source": "/var/run/docker.sock",
+            "type": "bind",
+            "options": ["rbind"],
+        }
+    )
     warnings = runsc_ready_oci_spec(spec)
     assert any("/var/run/docker.sock" in w and "--host-uds" in w for w in warnings)
     assert spec["mounts"][-1]["destination"] == "/var/run/docker.sock"

@@ -13,8 +13,12 @@ from gpuctk.sandbox.gvisor import analyze, check_spec, load_driver_table
 
 RULES_DIR = os.path.join(fx.DATA, "rules")
 FLOWS_DIR = os.path.join(fx.DATA, "flows")
-ALL_RULES = [f"C{i}" for i in range(1, 9)] + [f"L{i}" for i in range(1, 9)] + \
-    [f"D{i}" for i in range(1, 8)] + [f"S{i}" for i in range(1, 6)]
+ALL_RULES = (
+    [f"C{i}" for i in range(1, 9)]
+    + [f"L{i}" for i in range(1, 9)]
+    + [f"D{i}" for i in range(1, 8)]
+    + [f"S{i}" for i in range(1, 6)]
+)
 # Rules whose worst outcome is not "fail": host-side facts the spec cannot show (L5), informational
 # notes (L7, S5), and caveats that do not stop the container (L6, L8, D5, D6). Their non-passing
 # case is a warn; L7 has only a passing one and L5/S5 only a warning.
@@ -153,20 +157,29 @@ def test_single_void_replacing_the_value_is_not_a_leak():
 
 def test_legacy_hook_plus_cdi_edits_leaks_too():
     spec = fx._env(fx.cdi_flow(), "NVIDIA_VISIBLE_DEVICES=all", drop="NVIDIA_VISIBLE_DEVICES")
-    spec["hooks"]["prestart"] = [{"path": "/usr/bin/nvidia-container-runtime-hook",
-                                  "args": ["nvidia-container-runtime-hook", "prestart"]}]
-    spec["hooks"]["createContainer"] = [fx._hook("update-ldcache", "--folder", fx.LIB, path="/usr/bin/nvidia-ctk")]
+    spec["hooks"]["prestart"] = [
+        {
+            "path": "/usr/bin/nvidia-container-runtime-hook",
+            "args": ["nvidia-container-runtime-hook", "prestart"],
+        }
+    ]
+    spec["hooks"]["createContainer"] = [
+        fx._hook("update-ldcache", "--folder", fx.LIB, path="/usr/bin/nvidia-ctk")
+    ]
     assert _finding(check_spec(spec, fx.DRIVER), "D2").status == "fail"
 
 
-@pytest.mark.parametrize("env, expected", [
-    (["NVIDIA_VISIBLE_DEVICES=all"], "all"),
-    (["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_VISIBLE_DEVICES=void"], "all"),
-    (["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_VISIBLE_DEVICES=1"], "1"),
-    (["NVIDIA_VISIBLE_DEVICES=void"], "void"),
-    (["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_VISIBLE_DEVICES=void"], "void"),
-    ([], None),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        (["NVIDIA_VISIBLE_DEVICES=all"], "all"),
+        (["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_VISIBLE_DEVICES=void"], "all"),
+        (["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_VISIBLE_DEVICES=1"], "1"),
+        (["NVIDIA_VISIBLE_DEVICES=void"], "void"),
+        (["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_VISIBLE_DEVICES=void"], "void"),
+        ([], None),
+    ],
+)
 def test_cdi_kind_effective_visible_devices(env, expected):
     from gpuctk.sandbox.contract import cdi_effective_visible_devices
 
@@ -187,11 +200,21 @@ def test_nvidia_container_toolkit_alias_is_not_a_gpu_signal():
     assert _finding(report.findings, "C1").status == "fail"
 
 
-@pytest.mark.parametrize("path, backed", [
-    ("/dev/nvidiactl", True), ("/dev/nvidia-uvm", True), ("/dev/nvidia0", True), ("/dev/nvidia247", True),
-    ("/dev/nvidia248", False), ("/dev/nvidia-uvm-tools", False), ("/dev/nvidia-modeset", False),
-    ("/dev/nvidia-caps/nvidia-cap1", False), ("/dev/dri/renderD128", False), ("/dev/nvhost-gpu", False),
-])
+@pytest.mark.parametrize(
+    "path, backed",
+    [
+        ("/dev/nvidiactl", True),
+        ("/dev/nvidia-uvm", True),
+        ("/dev/nvidia0", True),
+        ("/dev/nvidia247", True),
+        ("/dev/nvidia248", False),
+        ("/dev/nvidia-uvm-tools", False),
+        ("/dev/nvidia-modeset", False),
+        ("/dev/nvidia-caps/nvidia-cap1", False),
+        ("/dev/dri/renderD128", False),
+        ("/dev/nvhost-gpu", False),
+    ],
+)
 def test_nodes_nvproxy_backs(path, backed):
     from gpuctk.sandbox.contract import is_backed_by_nvproxy
 
@@ -208,8 +231,9 @@ def test_shipped_driver_list_is_dated_and_sourced():
 
 def test_driver_list_can_be_replaced_without_code(tmp_path):
     path = tmp_path / "drivers.json"
-    path.write_text(json.dumps({"date": "2027-01-01", "source": "test", "supported": ["999.1.2"],
-                                "unsupported": []}))
+    path.write_text(
+        json.dumps({"date": "2027-01-01", "source": "test", "supported": ["999.1.2"], "unsupported": []})
+    )
     table = load_driver_table(str(path))
     assert _finding(check_spec(fx.cdi_flow(), "999.1.2", driver_table=table), "C3").status == "pass"
     assert _finding(check_spec(fx.cdi_flow(), fx.DRIVER, driver_table=table), "C3").status == "fail"
@@ -243,6 +267,8 @@ def test_docs_rule_table_maps_every_rule_to_existing_tests():
     for rule, row in rows.items():
         cases = re.findall(r"`([CLDS]\d-[a-z0-9-]+)`", row)
         assert cases and all(c in fx.CASES for c in cases), row
-        assert {c for c in fx.CASES if c.split("-")[0] == rule} == set(cases), f"{rule}: table lists other cases"
+        assert {c for c in fx.CASES if c.split("-")[0] == rule} == set(cases), (
+            f"{rule}: table lists other cases"
+        )
         for test in re.findall(r"`(test_[a-z0-9_]+)`", row):
             assert f"def {test}(" in sources, test

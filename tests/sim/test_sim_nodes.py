@@ -34,7 +34,12 @@ def test_dgx_h100_layout(sim_nodes):
     node = sim_nodes.get("dgx-h100")
     assert len(node.gpus) == 8 and node.driver_version.startswith("580.")
     r = node.root
-    for p in ("dev/nvidiactl", "dev/nvidia7", "dev/nvidia-nvswitch3", "dev/nvidia-caps-imex-channels/channel0"):
+    for p in (
+        "dev/nvidiactl",
+        "dev/nvidia7",
+        "dev/nvidia-nvswitch3",
+        "dev/nvidia-caps-imex-channels/channel0",
+    ):
         assert os.path.lexists(os.path.join(r, p)), p
     if os.geteuid() == 0:
         st = os.stat(os.path.join(r, "dev/nvidia3"))
@@ -55,8 +60,12 @@ def test_ldcache_built_by_real_ldconfig(sim_nodes):
     if os.geteuid() != 0 or not os.path.exists("/usr/sbin/ldconfig"):
         pytest.skip("ldconfig -r needs root")
     assert node.ldcache == "ldconfig"
-    out = subprocess.run(["/usr/sbin/ldconfig", "-p", "-C", os.path.join(node.root, "etc/ld.so.cache")],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["/usr/sbin/ldconfig", "-p", "-C", os.path.join(node.root, "etc/ld.so.cache")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "libnvidia-ml.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1" in out
 
 

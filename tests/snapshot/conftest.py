@@ -7,7 +7,10 @@ from snapfixtures import DRIVER, fake_nvidia_smi, make_host
 @pytest.fixture
 def host(tmp_path):
     root = str(tmp_path / "host")
-    libs = [f"/usr/lib/x86_64-linux-gnu/libcuda.so.{DRIVER}", f"/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.{DRIVER}"]
+    libs = [
+        f"/usr/lib/x86_64-linux-gnu/libcuda.so.{DRIVER}",
+        f"/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.{DRIVER}",
+    ]
     make_host(root, libs)
     return root, libs
 

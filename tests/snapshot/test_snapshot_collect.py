@@ -48,7 +48,9 @@ def test_specs_current_stale_and_invalid(host):
     write_spec(root, "gone.json", [*libs, "/usr/bin/nvidia-smi-gone"])
     with open(os.path.join(root, "etc", "cdi", "broken.yaml"), "w") as f:
         f.write("cdiVersion: [unclosed\n")
-    by_name = {os.path.basename(s["path"]): s for s in check_specs(root, ["/etc/cdi", "/var/run/cdi"], DRIVER)}
+    by_name = {
+        os.path.basename(s["path"]): s for s in check_specs(root, ["/etc/cdi", "/var/run/cdi"], DRIVER)
+    }
     assert set(by_name) == {"good.json", "old-driver.json", "gone.json", "broken.yaml"}
     assert by_name["good.json"]["stale"] is False and by_name["good.json"]["devices"] == ["0"]
     old = by_name["old-driver.json"]
@@ -59,8 +61,12 @@ def test_specs_current_stale_and_invalid(host):
 
 
 def test_spec_helpers():
-    spec = {"containerEdits": {"mounts": [{"hostPath": "/lib/libcuda.so.535.104.05"}, {"hostPath": "/x/libfoo.so.1"}]},
-            "devices": [{"name": "a", "containerEdits": {"deviceNodes": [{"path": "/dev/nope-xyz"}]}}]}
+    spec = {
+        "containerEdits": {
+            "mounts": [{"hostPath": "/lib/libcuda.so.535.104.05"}, {"hostPath": "/x/libfoo.so.1"}]
+        },
+        "devices": [{"name": "a", "containerEdits": {"deviceNodes": [{"path": "/dev/nope-xyz"}]}}],
+    }
     assert spec_driver_versions(spec) == ["535.104.05"]
     assert "/dev/nope-xyz" in missing_host_paths(spec, "/")
 
@@ -82,8 +88,14 @@ def test_full_snapshot_with_engine_fixture(host, smi):
     os.makedirs(os.path.join(root, "etc", "containerd"))
     with open(os.path.join(root, "etc", "containerd", "config.toml"), "w") as f:
         f.write('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  enable_cdi = true\n')
-    opts = SnapshotOptions(host_root=root, nvidia_smi=smi, runtime="containerd", engine_version="containerd://1.7.12",
-                           kubernetes=False, node_name="n1")
+    opts = SnapshotOptions(
+        host_root=root,
+        nvidia_smi=smi,
+        runtime="containerd",
+        engine_version="containerd://1.7.12",
+        kubernetes=False,
+        node_name="n1",
+    )
     snap = collect_snapshot(opts)
     assert snap["kind"] == "GpuctkSnapshot" and snap["node"] == "n1" and snap["gpu"]["count"] == 8
     eng = snap["engines"][0]
@@ -99,7 +111,9 @@ def test_snapshot_cli_local(host, smi, tmp_path, capsys):
     rc = main(["snapshot", "--host-root", root, "--nvidia-smi", smi, "--no-kubernetes", "-o", str(out)])
     assert rc == 0
     snap = yaml.safe_load(out.read_text())
-    assert snap["gpu"]["driver_version"] == DRIVER and snap["cdi"]["specs"][0]["path"] == "/etc/cdi/nvidia.json"
+    assert (
+        snap["gpu"]["driver_version"] == DRIVER and snap["cdi"]["specs"][0]["path"] == "/etc/cdi/nvidia.json"
+    )
     rc = main(["snapshot", "--host-root", root, "--nvidia-smi", smi, "--no-kubernetes", "--format", "json"])
     assert rc == 0 and json.loads(capsys.readouterr().out)["gpu"]["count"] == 8
 
@@ -120,7 +134,9 @@ def test_spec_with_fields_of_the_wrong_type_is_invalid_not_a_crash(host):
     root, _ = host
     os.makedirs(os.path.join(root, "etc", "cdi"))
     with open(os.path.join(root, "etc", "cdi", "odd.yaml"), "w") as f:
-        f.write("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices: 5\ncontainerEdits: {mounts: 3, deviceNodes: [1]}\n")
+        f.write(
+            "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices: 5\ncontainerEdits: {mounts: 3, deviceNodes: [1]}\n"
+        )
     (entry,) = check_specs(root, ["/etc/cdi"], DRIVER)
     assert entry["valid"] is False and any("devices" in e for e in entry["errors"])
     assert entry["devices"] == [] and entry["stale"] is False

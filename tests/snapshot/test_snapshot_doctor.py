@@ -13,14 +13,38 @@ from gpuctk.snapshot.doctor import exit_code, render, run_checks
 
 HEALTHY = {
     "kind": "GpuctkSnapshot",
-    "gpu": {"available": True, "driver_version": DRIVER, "cuda_version": "13.0", "count": 1,
-            "gpus": [{"index": 0, "persistence_mode": "Enabled"}]},
-    "cdi": {"spec_dirs": ["/etc/cdi", "/var/run/cdi"],
-            "specs": [{"path": "/etc/cdi/nvidia.yaml", "kind": "nvidia.com/gpu", "devices": ["0", "all"],
-                       "valid": True, "errors": [], "stale": False, "stale_reasons": []}]},
-    "engines": [{"engine": "containerd", "version": "2.0.5", "cdi_supported": True, "cdi_enabled": True,
-                 "gpu_runtime_configured": True, "gpu_runtimes": ["nvidia"],
-                 "recommendation": {"command": "gpuctk runtime configure --runtime containerd"}}],
+    "gpu": {
+        "available": True,
+        "driver_version": DRIVER,
+        "cuda_version": "13.0",
+        "count": 1,
+        "gpus": [{"index": 0, "persistence_mode": "Enabled"}],
+    },
+    "cdi": {
+        "spec_dirs": ["/etc/cdi", "/var/run/cdi"],
+        "specs": [
+            {
+                "path": "/etc/cdi/nvidia.yaml",
+                "kind": "nvidia.com/gpu",
+                "devices": ["0", "all"],
+                "valid": True,
+                "errors": [],
+                "stale": False,
+                "stale_reasons": [],
+            }
+        ],
+    },
+    "engines": [
+        {
+            "engine": "containerd",
+            "version": "2.0.5",
+            "cdi_supported": True,
+            "cdi_enabled": True,
+            "gpu_runtime_configured": True,
+            "gpu_runtimes": ["nvidia"],
+            "recommendation": {"command": "gpuctk runtime configure --runtime containerd"},
+        }
+    ],
     "dev_char": {"checked": 3, "missing": []},
 }
 
@@ -52,9 +76,15 @@ def test_persistence_mode_off():
 
 def test_stale_and_invalid_specs():
     snap = copy.deepcopy(HEALTHY)
-    snap["cdi"]["specs"][0].update(stale=True, stale_reasons=["spec names driver 550.54.15 but the loaded driver is X"])
+    snap["cdi"]["specs"][0].update(
+        stale=True, stale_reasons=["spec names driver 550.54.15 but the loaded driver is X"]
+    )
     c = checks_of(snap)["cdi-spec"]
-    assert c.status == "fail" and "stale" in c.message and "gpuctk cdi generate --output /etc/cdi/nvidia.yaml" in c.fix
+    assert (
+        c.status == "fail"
+        and "stale" in c.message
+        and "gpuctk cdi generate --output /etc/cdi/nvidia.yaml" in c.fix
+    )
     snap["cdi"]["specs"][0].update(stale=False, valid=False, errors=["cdiVersion: unsupported"])
     assert checks_of(snap)["cdi-spec"].message.endswith("is invalid: cdiVersion: unsupported")
     snap["cdi"]["specs"] = []
@@ -64,16 +94,25 @@ def test_stale_and_invalid_specs():
 
 def test_cdi_disabled_in_engine():
     snap = copy.deepcopy(HEALTHY)
-    snap["engines"][0].update(version="1.7.12", cdi_enabled=False,
-                              recommendation={"command": "gpuctk runtime configure --runtime containerd --enable-cdi"})
+    snap["engines"][0].update(
+        version="1.7.12",
+        cdi_enabled=False,
+        recommendation={"command": "gpuctk runtime configure --runtime containerd --enable-cdi"},
+    )
     c = checks_of(snap)["cdi-containerd"]
     assert c.status == "fail" and "disabled" in c.message and c.fix.endswith("--enable-cdi")
 
 
 def test_gpu_runtime_not_configured():
     snap = copy.deepcopy(HEALTHY)
-    snap["engines"][0].update(version="1.6.20", cdi_supported=False, cdi_enabled=False, gpu_runtime_configured=False,
-                              gpu_runtimes=[], recommendation={})
+    snap["engines"][0].update(
+        version="1.6.20",
+        cdi_supported=False,
+        cdi_enabled=False,
+        gpu_runtime_configured=False,
+        gpu_runtimes=[],
+        recommendation={},
+    )
     c = checks_of(snap)["gpu-runtime-containerd"]
     assert c.status == "fail" and "no GPU runtime configured" in c.message and "--set-as-default" in c.fix
     snap = copy.deepcopy(HEALTHY)

@@ -22,7 +22,24 @@ from dataclasses import dataclass
 
 from .tools import require_root, require_tool
 
-BUSYBOX_APPLETS = ["sh", "ls", "cat", "stat", "env", "test", "readlink", "echo", "grep", "sleep", "true", "id", "find", "head", "wc", "mount"]
+BUSYBOX_APPLETS = [
+    "sh",
+    "ls",
+    "cat",
+    "stat",
+    "env",
+    "test",
+    "readlink",
+    "echo",
+    "grep",
+    "sleep",
+    "true",
+    "id",
+    "find",
+    "head",
+    "wc",
+    "mount",
+]
 PODMAN_IMAGE = "localhost/gpuctk-busybox:latest"
 CTR_IMAGE = "localhost/gpuctk-busybox:latest"
 
@@ -61,7 +78,10 @@ def oci_config(args: list[str], env: list[str] | None = None, rootfs: str = "roo
             "args": args,
             "env": env if env is not None else ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"],
             "cwd": "/",
-            "capabilities": {k: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"] for k in ("bounding", "effective", "permitted", "ambient")},
+            "capabilities": {
+                k: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+                for k in ("bounding", "effective", "permitted", "ambient")
+            },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },
@@ -69,10 +89,30 @@ def oci_config(args: list[str], env: list[str] | None = None, rootfs: str = "roo
         "hostname": "gpuctk",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            },
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
@@ -99,9 +139,14 @@ class RunResult:
     stderr: str
 
 
-def runc_run(bundle: str, runtime: str | None = None, container_id: str | None = None,
-             extra_global: list[str] | None = None, env: dict[str, str] | None = None,
-             timeout: float = 60) -> RunResult:
+def runc_run(
+    bundle: str,
+    runtime: str | None = None,
+    container_id: str | None = None,
+    extra_global: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> RunResult:
     """`<runtime> run` a bundle (runtime defaults to runc) with a private --root; always cleans up."""
     require_root()
     runtime = runtime or require_tool("runc")
@@ -109,15 +154,27 @@ def runc_run(bundle: str, runtime: str | None = None, container_id: str | None =
     state_root = tempfile.mkdtemp(prefix="gpuctk-runc-root-")
     cmd = [runtime, "--root", state_root, *(extra_global or []), "run", "--bundle", bundle, cid]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        p = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
         return RunResult(p.returncode, p.stdout, p.stderr)
     finally:
-        subprocess.run([require_tool("runc"), "--root", state_root, "delete", "--force", cid], capture_output=True)
+        subprocess.run(
+            [require_tool("runc"), "--root", state_root, "delete", "--force", cid], capture_output=True
+        )
         shutil.rmtree(state_root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- podman
-PODMAN_RUN_FLAGS = ["--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+PODMAN_RUN_FLAGS = [
+    "--rm",
+    "--network",
+    "none",
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+]
 
 
 def podman_global_flags(runtime: str | None = None) -> list[str]:
@@ -135,7 +192,11 @@ def ensure_podman_image() -> str:
         tarball = os.path.join(tmp, "rootfs.tar")
         with tarfile.open(tarball, "w") as tf:
             tf.add(os.path.join(tmp, "rootfs"), arcname=".")
-        subprocess.run([podman, "import", "--change", "CMD=/bin/sh", tarball, PODMAN_IMAGE], check=True, capture_output=True)
+        subprocess.run(
+            [podman, "import", "--change", "CMD=/bin/sh", tarball, PODMAN_IMAGE],
+            check=True,
+            capture_output=True,
+        )
     return PODMAN_IMAGE
 
 
@@ -169,8 +230,13 @@ def specs_visible_to_podman(spec_dirs: list[str]) -> Iterator[list[str]]:
                 os.unlink(p)
 
 
-def podman_run(args: list[str], runtime: str | None = None, cdi_spec_dirs: list[str] | None = None,
-               env: dict[str, str] | None = None, timeout: float = 120) -> RunResult:
+def podman_run(
+    args: list[str],
+    runtime: str | None = None,
+    cdi_spec_dirs: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> RunResult:
     """`podman run` the local busybox image. ``args`` go between the run flags and the image
     (e.g. ``["--device", "vendor.com/class=dev"]``) and may end with ``"--", cmd...``.
     ``cdi_spec_dirs``: specs made visible to podman for this run (see specs_visible_to_podman)."""
@@ -178,12 +244,14 @@ def podman_run(args: list[str], runtime: str | None = None, cdi_spec_dirs: list[
     image = ensure_podman_image()
     if "--" in args:
         i = args.index("--")
-        opts, cmd = args[:i], args[i + 1:]
+        opts, cmd = args[:i], args[i + 1 :]
     else:
         opts, cmd = args, []
     full = [podman, *podman_global_flags(runtime), "run", *PODMAN_RUN_FLAGS, *opts, image, *cmd]
     with specs_visible_to_podman(cdi_spec_dirs or []):
-        p = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        p = subprocess.run(
+            full, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
     return RunResult(p.returncode, p.stdout, p.stderr)
 
 
@@ -210,26 +278,50 @@ def build_oci_archive(path: str, ref: str = CTR_IMAGE, extra_files: dict[str, by
             lt.add(rootfs, arcname=".")
         layer = layer_buf.getvalue()
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "architecture": "amd64" if os.uname().machine == "x86_64" else "arm64",
-        "os": "linux",
-        "config": {"Env": ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"], "Cmd": ["/bin/sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64" if os.uname().machine == "x86_64" else "arm64",
+            "os": "linux",
+            "config": {"Env": ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"], "Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        }
+    ).encode()
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": len(layer)}],
-    }).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest,
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-    index = json.dumps({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-                       "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": ref,
-                                                              "io.containerd.image.name": ref}}],
-    }).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest_digest,
+                    "size": len(manifest),
+                    "annotations": {
+                        "org.opencontainers.image.ref.name": ref,
+                        "io.containerd.image.name": ref,
+                    },
+                }
+            ],
+        }
+    ).encode()
     with tarfile.open(path, "w") as tf:
         _add_bytes(tf, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         _add_bytes(tf, "index.json", index)
@@ -247,11 +339,15 @@ class Containerd:
     proc: subprocess.Popen
     log_path: str
 
-    def ctr(self, *args: str, namespace: str = "default", timeout: float = 120, check: bool = False) -> RunResult:
+    def ctr(
+        self, *args: str, namespace: str = "default", timeout: float = 120, check: bool = False
+    ) -> RunResult:
         cmd = [require_tool("ctr"), "--address", self.socket, "--namespace", namespace, *args]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         if check and p.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr}\n--- containerd log:\n{self.log()}")
+            raise AssertionError(
+                f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr}\n--- containerd log:\n{self.log()}"
+            )
         return RunResult(p.returncode, p.stdout, p.stderr)
 
     def log(self) -> str:
@@ -261,8 +357,9 @@ class Containerd:
         except OSError:
             return ""
 
-    def import_busybox(self, namespace: str = "default", ref: str = CTR_IMAGE,
-                       extra_files: dict[str, bytes] | None = None) -> str:
+    def import_busybox(
+        self, namespace: str = "default", ref: str = CTR_IMAGE, extra_files: dict[str, bytes] | None = None
+    ) -> str:
         archive = build_oci_archive(os.path.join(self.base, "busybox-oci.tar"), ref, extra_files)
         self.ctr("images", "import", archive, namespace=namespace, check=True)
         return ref
@@ -298,7 +395,9 @@ state = "{base}/state"
 
 
 @contextlib.contextmanager
-def private_containerd(base: str, config_text: str | None = None, config_path: str | None = None) -> Iterator[Containerd]:
+def private_containerd(
+    base: str, config_text: str | None = None, config_path: str | None = None
+) -> Iterator[Containerd]:
     """Start containerd with its own root, state and socket under ``base``; stop it afterwards.
 
     Pass ``config_text`` (written to base/config.toml) or an existing ``config_path``.
@@ -314,9 +413,23 @@ def private_containerd(base: str, config_text: str | None = None, config_path: s
     socket = os.path.join(base, "containerd.sock")
     log_path = os.path.join(base, "containerd.log")
     logf = open(log_path, "w")  # noqa: SIM115 - lives as long as the daemon
-    proc = subprocess.Popen([containerd, "--config", config_path, "--address", socket,
-                             "--root", os.path.join(base, "root"), "--state", os.path.join(base, "state")],
-                            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            containerd,
+            "--config",
+            config_path,
+            "--address",
+            socket,
+            "--root",
+            os.path.join(base, "root"),
+            "--state",
+            os.path.join(base, "state"),
+        ],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     cd = Containerd(base, socket, config_path, proc, log_path)
     try:
         deadline = time.time() + 30
@@ -344,8 +457,10 @@ def private_containerd(base: str, config_text: str | None = None, config_path: s
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         logf.close()
-        subprocess.run(["sh", "-c", f"grep -h '{base}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"],
-                       capture_output=True)
+        subprocess.run(
+            ["sh", "-c", f"grep -h '{base}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"],
+            capture_output=True,
+        )
         subprocess.run(["pkill", "-f", f"containerd-shim.*{base}"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 

@@ -65,8 +65,15 @@ _PATH = re.compile(
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 def _matches(labels: dict[str, str], selector: str) -> bool:
@@ -204,10 +211,14 @@ class FakeKube:
 
     def write_kubeconfig(self, path: str, namespace: str = "default") -> str:
         cfg = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
             "users": [{"name": "fake", "user": {"token": "fake-token"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}],
+            "contexts": [
+                {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}
+            ],
         }
         with open(path, "w") as f:
             json.dump(cfg, f)
@@ -237,8 +248,11 @@ class FakeKube:
     def objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         plural = KIND_TO_PLURAL[kind]
         with self.lock:
-            return [copy.deepcopy(o) for (p, ns, _), o in sorted(self.store.items())
-                    if p == plural and (namespace is None or ns == namespace)]
+            return [
+                copy.deepcopy(o)
+                for (p, ns, _), o in sorted(self.store.items())
+                if p == plural and (namespace is None or ns == namespace)
+            ]
 
     def get_obj(self, kind: str, name: str, namespace: str = "") -> dict[str, Any] | None:
         with self.lock:
@@ -247,9 +261,21 @@ class FakeKube:
 
     def _event(self, ns: str, involved: dict[str, Any], reason: str, message: str) -> None:
         name = f"{involved['metadata']['name']}.{uuid.uuid4().hex[:10]}"
-        self._put("events", ns, {"metadata": {"name": name}, "reason": reason, "message": message, "type": "Warning",
-                                 "involvedObject": {"kind": involved["kind"], "name": involved["metadata"]["name"],
-                                                    "namespace": ns}})
+        self._put(
+            "events",
+            ns,
+            {
+                "metadata": {"name": name},
+                "reason": reason,
+                "message": message,
+                "type": "Warning",
+                "involvedObject": {
+                    "kind": involved["kind"],
+                    "name": involved["metadata"]["name"],
+                    "namespace": ns,
+                },
+            },
+        )
 
     # -- REST ----------------------------------------------------------------------------
     def handle(self, method: str, raw_path: str, body: Any) -> tuple[int, Any, bool]:
@@ -258,21 +284,41 @@ class FakeKube:
         self.requests.append((method, url.path))
         m = _PATH.match(url.path)
         if not m:
-            return 404, _status(404, "NotFound", f"the server could not find the requested resource {url.path}"), False
+            return (
+                404,
+                _status(404, "NotFound", f"the server could not find the requested resource {url.path}"),
+                False,
+            )
         plural, name, sub = m["plural"], m["name"], m["sub"]
         ns = m["ns"] or ""
         if plural not in RESOURCES:
-            return 404, _status(404, "NotFound", f"the server could not find the requested resource ({plural})"), False
+            return (
+                404,
+                _status(404, "NotFound", f"the server could not find the requested resource ({plural})"),
+                False,
+            )
         gv, kind, namespaced = RESOURCES[plural]
         if (m["cv"] or f"{m['g']}/{m['v']}") != gv:
             return 404, _status(404, "NotFound", f"no {plural} in this API group/version"), False
         with self.lock:
             if method == "GET" and name is None:
-                items = [copy.deepcopy(o) for (p, ons, _), o in sorted(self.store.items())
-                         if p == plural and (not ns or ons == ns)
-                         and _matches(o.get("metadata", {}).get("labels") or {}, query.get("labelSelector", ""))]
-                return 200, {"kind": f"{kind}List", "apiVersion": gv, "metadata": {"resourceVersion": "1"},
-                             "items": items}, False
+                items = [
+                    copy.deepcopy(o)
+                    for (p, ons, _), o in sorted(self.store.items())
+                    if p == plural
+                    and (not ns or ons == ns)
+                    and _matches(o.get("metadata", {}).get("labels") or {}, query.get("labelSelector", ""))
+                ]
+                return (
+                    200,
+                    {
+                        "kind": f"{kind}List",
+                        "apiVersion": gv,
+                        "metadata": {"resourceVersion": "1"},
+                        "items": items,
+                    },
+                    False,
+                )
             key = (plural, ns if namespaced else "", name or "")
             if method == "GET" and sub == "log":
                 pod = self.store.get(key)
@@ -281,7 +327,7 @@ class FakeKube:
                 log = pod.get("_log", "")
                 tail = query.get("tailLines")
                 if tail:
-                    log = "".join(log.splitlines(True)[-int(tail):])
+                    log = "".join(log.splitlines(True)[-int(tail) :])
                 return 200, log, True
             if method == "GET":
                 obj = self.store.get(key)
@@ -303,8 +349,13 @@ class FakeKube:
                 if obj is None:
                     return 404, _status(404, "NotFound", f'{plural} "{name}" not found'), False
                 if plural == "jobs":  # cascade: the Job's pods go too
-                    for k in [k for k, o in self.store.items() if k[0] == "pods" and k[1] == ns
-                              and (o["metadata"].get("labels") or {}).get("job-name") == name]:
+                    for k in [
+                        k
+                        for k, o in self.store.items()
+                        if k[0] == "pods"
+                        and k[1] == ns
+                        and (o["metadata"].get("labels") or {}).get("job-name") == name
+                    ]:
                         del self.store[k]
                 return 200, _status(200, "", "") | {"status": "Success"}, False
         return 405, _status(405, "MethodNotAllowed", method), False
@@ -341,11 +392,18 @@ class FakeKube:
     def _start_job(self, job: dict[str, Any]) -> None:
         ns, jname = job["metadata"]["namespace"], job["metadata"]["name"]
         template = copy.deepcopy(job["spec"]["template"])
-        pod = {"metadata": {**(template.get("metadata") or {}), "name": f"{jname}-{uuid.uuid4().hex[:5]}"},
-               "spec": template["spec"]}
+        pod = {
+            "metadata": {**(template.get("metadata") or {}), "name": f"{jname}-{uuid.uuid4().hex[:5]}"},
+            "spec": template["spec"],
+        }
         labels = pod["metadata"].setdefault("labels", {})
-        labels.update({"job-name": jname, "batch.kubernetes.io/job-name": jname,
-                       "controller-uid": job["metadata"]["uid"]})
+        labels.update(
+            {
+                "job-name": jname,
+                "batch.kubernetes.io/job-name": jname,
+                "controller-uid": job["metadata"]["uid"],
+            }
+        )
         err = self._admit_pod(pod)
         if err:
             self._event(ns, job, "FailedCreate", f"Error creating: {err}")
@@ -370,22 +428,29 @@ class FakeKube:
                 env[e["name"]] = spec.get("nodeName", "")
             elif ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") == "metadata.namespace":
                 env[e["name"]] = pod["metadata"]["namespace"]
-        limits = ((ctr.get("resources") or {}).get("limits") or {})
+        limits = (ctr.get("resources") or {}).get("limits") or {}
         rc = spec.get("runtimeClassName")
         handler = ""
         if rc:
             rco = self.store.get(("runtimeclasses", "", rc))
             handler = (rco or {}).get("handler", "")
         gpu = str(limits.get("nvidia.com/gpu", "0")) not in ("0", "") or (
-            handler in self.gpu_handlers and bool(env.get("NVIDIA_VISIBLE_DEVICES")))
+            handler in self.gpu_handlers and bool(env.get("NVIDIA_VISIBLE_DEVICES"))
+        )
         if gpu and self.gpu_path:
             env["PATH"] = self.gpu_path + os.pathsep + env["PATH"]
         return env, gpu
 
     @staticmethod
     def _ctr_status(ctr: dict[str, Any], ready: bool, state: dict[str, Any]) -> dict[str, Any]:
-        return {"name": ctr["name"], "image": ctr.get("image", ""), "imageID": "", "ready": ready,
-                "restartCount": 0, "state": state}
+        return {
+            "name": ctr["name"],
+            "image": ctr.get("image", ""),
+            "imageID": "",
+            "ready": ready,
+            "restartCount": 0,
+            "state": state,
+        }
 
     def _run_pod(self, ns: str, jname: str, pname: str) -> None:
         with self.lock:
@@ -396,12 +461,18 @@ class FakeKube:
             ctr = pod["spec"]["containers"][0]
             argv = self.command_map(list(ctr.get("command") or []) + list(ctr.get("args") or []))
             # the pod's hostPath mount of / at /host: an empty stand-in "host" keeps runs hermetic
-            argv = [self.host_root if a == "/host" and i and argv[i - 1] == "--host-root" else a
-                    for i, a in enumerate(argv)]
-            pod["status"] = {"phase": "Running", "containerStatuses": [self._ctr_status(ctr, True, {"running": {}})]}
+            argv = [
+                self.host_root if a == "/host" and i and argv[i - 1] == "--host-root" else a
+                for i, a in enumerate(argv)
+            ]
+            pod["status"] = {
+                "phase": "Running",
+                "containerStatuses": [self._ctr_status(ctr, True, {"running": {}})],
+            }
         try:
-            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=self.process_timeout,
-                                  check=False)
+            proc = subprocess.run(
+                argv, env=env, capture_output=True, text=True, timeout=self.process_timeout, check=False
+            )
             rc, out = proc.returncode, proc.stdout + proc.stderr
         except (OSError, subprocess.TimeoutExpired) as exc:
             rc, out = 1, f"kubelet: {exc}\n"
@@ -409,18 +480,31 @@ class FakeKube:
             pod = self.store.get(("pods", ns, pname))
             if pod is not None:
                 pod["_log"] = out
-                pod["status"] = {"phase": "Succeeded" if rc == 0 else "Failed", "containerStatuses": [
-                    self._ctr_status(ctr, False, {"terminated": {"exitCode": rc}})]}
+                pod["status"] = {
+                    "phase": "Succeeded" if rc == 0 else "Failed",
+                    "containerStatuses": [self._ctr_status(ctr, False, {"terminated": {"exitCode": rc}})],
+                }
             job = self.store.get(("jobs", ns, jname))
             if job is not None:
                 now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 if rc == 0:
-                    job["status"] = {"succeeded": 1, "conditions": [
-                        {"type": "Complete", "status": "True", "lastTransitionTime": now}]}
+                    job["status"] = {
+                        "succeeded": 1,
+                        "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": now}],
+                    }
                 else:
-                    job["status"] = {"failed": 1, "conditions": [
-                        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                         "message": "Job has reached the specified backoff limit", "lastTransitionTime": now}]}
+                    job["status"] = {
+                        "failed": 1,
+                        "conditions": [
+                            {
+                                "type": "Failed",
+                                "status": "True",
+                                "reason": "BackoffLimitExceeded",
+                                "message": "Job has reached the specified backoff limit",
+                                "lastTransitionTime": now,
+                            }
+                        ],
+                    }
                 job["metadata"]["resourceVersion"] = str(next(self._rv))
 
 
@@ -431,8 +515,15 @@ def default_command_map(argv: list[str]) -> list[str]:
     return argv
 
 
-def nvidia_node(name: str, runtime: str, *, gpus: int = 0, present: bool = True,
-                labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def nvidia_node(
+    name: str,
+    runtime: str,
+    *,
+    gpus: int = 0,
+    present: bool = True,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A Node object as the kubelet reports it."""
     lab = {"kubernetes.io/hostname": name, **(labels or {})}
     if present:
@@ -440,11 +531,24 @@ def nvidia_node(name: str, runtime: str, *, gpus: int = 0, present: bool = True,
     meta: dict[str, Any] = {"name": name, "labels": lab}
     if annotations:
         meta["annotations"] = annotations
-    return {"apiVersion": "v1", "kind": "Node", "metadata": meta,
-            "status": {"nodeInfo": {"containerRuntimeVersion": runtime, "kubeletVersion": "v1.31.0",
-                                    "kubeProxyVersion": "v1.31.0", "osImage": "Ubuntu 22.04.4 LTS",
-                                    "kernelVersion": "5.15.0-105-generic", "operatingSystem": "linux",
-                                    "architecture": "amd64", "machineID": name, "systemUUID": name,
-                                    "bootID": name},
-                       "allocatable": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": str(gpus)},
-                       "capacity": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": str(gpus)}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": meta,
+        "status": {
+            "nodeInfo": {
+                "containerRuntimeVersion": runtime,
+                "kubeletVersion": "v1.31.0",
+                "kubeProxyVersion": "v1.31.0",
+                "osImage": "Ubuntu 22.04.4 LTS",
+                "kernelVersion": "5.15.0-105-generic",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "machineID": name,
+                "systemUUID": name,
+                "bootID": name,
+            },
+            "allocatable": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": str(gpus)},
+            "capacity": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": str(gpus)},
+        },
+    }

@@ -24,7 +24,9 @@ class Bundle:
         return os.path.join(self.root, p.lstrip("/"))
 
 
-def make_hook_bundle(base: str, spec: dict | None = None, *, rootfs: str = "rootfs", pid: int | None = None) -> Bundle:
+def make_hook_bundle(
+    base: str, spec: dict | None = None, *, rootfs: str = "rootfs", pid: int | None = None
+) -> Bundle:
     """A bundle dir with config.json (root.path relative) and an empty rootfs."""
     bundle = os.path.join(base, "bundle")
     root = os.path.join(bundle, rootfs)
@@ -43,13 +45,24 @@ def hook_cmd() -> list[str]:
     return [venv_script("gpuctk-hook")]
 
 
-def run_hook(b: Bundle, *args: str, env: dict[str, str] | None = None, wrap: list[str] | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_hook(
+    b: Bundle,
+    *args: str,
+    env: dict[str, str] | None = None,
+    wrap: list[str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     """Run ``gpuctk-hook ARGS`` with the bundle's state on stdin (optionally under ``wrap``)."""
     full_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
     full_env.update(env or {})
-    return subprocess.run([*(wrap or []), *hook_cmd(), *args], input=b.state, capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+    return subprocess.run(
+        [*(wrap or []), *hook_cmd(), *args],
+        input=b.state,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
 
 
 def write(path: str, data: str | bytes = "", mode: int = 0o644) -> str:
@@ -96,7 +109,9 @@ def make_decoy(base: str) -> str:
 
 
 # ---------------------------------------------------------------- ELF files with a CUDA compat note
-def elf_with_sections(sections: list[tuple[str, int, bytes]], *, big_endian: bool = False, elf64: bool = True) -> bytes:
+def elf_with_sections(
+    sections: list[tuple[str, int, bytes]], *, big_endian: bool = False, elf64: bool = True
+) -> bytes:
     """A minimal ELF shared object holding ``sections`` (name, sh_type, data) plus .shstrtab."""
     e = ">" if big_endian else "<"
     names = b"\0"
@@ -121,9 +136,13 @@ def elf_with_sections(sections: list[tuple[str, int, bytes]], *, big_endian: boo
     shnum = len(placed) + 1
     ident = b"\x7fELF" + bytes([2 if elf64 else 1, 2 if big_endian else 1, 1, 0]) + b"\0" * 8
     if elf64:
-        hdr = ident + struct.pack(e + "HHIQQQIHHHHHH", 3, 62, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, shnum, shnum - 1)
+        hdr = ident + struct.pack(
+            e + "HHIQQQIHHHHHH", 3, 62, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, shnum, shnum - 1
+        )
     else:
-        hdr = ident + struct.pack(e + "HHIIIIIHHHHHH", 3, 3, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, shnum, shnum - 1)
+        hdr = ident + struct.pack(
+            e + "HHIIIIIHHHHHH", 3, 3, 1, 0, 0, shoff, 0, ehsize, 0, 0, shentsize, shnum, shnum - 1
+        )
     shdrs = b"\0" * shentsize
     for noff, stype, off, size in placed:
         if elf64:
@@ -147,5 +166,11 @@ def cuda_compat_elf(note: dict | None, *, big_endian: bool = False, elf64: bool 
     sections = [(".text", 1, b"\x90" * 16)]
     if note is not None:
         desc = json.dumps(note).encode()
-        sections.append((".note.cuda.fwd_compatibility", 7, note_bytes(b"NVIDIA Corporation", desc, big_endian=big_endian)))
+        sections.append(
+            (
+                ".note.cuda.fwd_compatibility",
+                7,
+                note_bytes(b"NVIDIA Corporation", desc, big_endian=big_endian),
+            )
+        )
     return elf_with_sections(sections, big_endian=big_endian, elf64=elf64)

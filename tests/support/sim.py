@@ -15,8 +15,11 @@ from typing import Any
 HOOK_FLAGS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "create-symlinks": [("--link", {"action": "append", "required": True})],
     "update-ldcache": [("--folder", {"action": "append"}), ("--ldconfig-path", {})],
-    "enable-cuda-compat": [("--host-driver-version", {}), ("--host-cuda-version", {}),
-                           ("--cuda-compat-container-root", {})],
+    "enable-cuda-compat": [
+        ("--host-driver-version", {}),
+        ("--host-cuda-version", {}),
+        ("--cuda-compat-container-root", {}),
+    ],
     "disable-device-node-modification": [],
     "update-application-profile": [],
     "chmod": [("--mode", {"required": True}), ("--path", {"action": "append", "required": True})],
@@ -61,7 +64,9 @@ def parse_hook_argv(hook: dict[str, Any]) -> tuple[str, argparse.Namespace]:
 
 
 def _all_edits(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [spec.get("containerEdits") or {}] + [d.get("containerEdits") or {} for d in spec.get("devices") or []]
+    return [spec.get("containerEdits") or {}] + [
+        d.get("containerEdits") or {} for d in spec.get("devices") or []
+    ]
 
 
 def check_spec_against_node(spec: dict[str, Any]) -> None:

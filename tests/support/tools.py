@@ -23,7 +23,9 @@ def missing(reason: str) -> None:
 
 def require_tool(name: str) -> str:
     """Absolute path of an executable, or fail/skip."""
-    for d in (os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+    for d in (
+        os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    ).split(":"):
         if d:
             p = os.path.join(d, name)
             if os.path.isfile(p) and os.access(p, os.X_OK):

@@ -5,7 +5,6 @@ Stdlib-only on import and for JSON specs; PyYAML is imported only when a YAML sp
 read or written.
 """
 
-
 from gpuctk.cdi.errors import CDIError, UnresolvableDevicesError
 
 TYPE_CHECKING = False
@@ -20,14 +19,37 @@ if TYPE_CHECKING:
 # public name -> submodule defining it. Loaded on first use (PEP 562), so that importing one
 # piece (the runtime shim needs Registry) does not import the writer, the annotation helpers…
 _LAZY = {
-    "annotations": "annotations", "names": "names", "merge_edits": "apply",
-    "MAX_SPEC_SIZE": "model", "Device": "model", "Spec": "model", "load_spec": "model", "parse_spec": "model",
-    "validate_spec_dict": "model", "DEFAULT_SPEC_DIRS": "registry", "Registry": "registry",
-    "CURRENT_VERSION": "version", "minimum_version": "write", "write_spec": "write",
+    "annotations": "annotations",
+    "names": "names",
+    "merge_edits": "apply",
+    "MAX_SPEC_SIZE": "model",
+    "Device": "model",
+    "Spec": "model",
+    "load_spec": "model",
+    "parse_spec": "model",
+    "validate_spec_dict": "model",
+    "DEFAULT_SPEC_DIRS": "registry",
+    "Registry": "registry",
+    "CURRENT_VERSION": "version",
+    "minimum_version": "write",
+    "write_spec": "write",
 }
 # submodules, as attributes of the package (``gpuctk.cdi.model`` after ``import gpuctk.cdi``)
-_LAZY.update((m, m) for m in ("apply", "cache", "decode", "model", "registry", "scalars", "validate", "version",
-                              "write", "yamlio"))
+_LAZY.update(
+    (m, m)
+    for m in (
+        "apply",
+        "cache",
+        "decode",
+        "model",
+        "registry",
+        "scalars",
+        "validate",
+        "version",
+        "write",
+        "yamlio",
+    )
+)
 
 
 def __getattr__(name: str) -> object:

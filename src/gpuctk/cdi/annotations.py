@@ -39,8 +39,9 @@ def annotation_value(devices: list[str]) -> str:
     return ",".join(devices)
 
 
-def update_annotations(annotations: dict[str, str] | None, plugin: str, device_id: str,
-                       devices: list[str]) -> dict[str, str]:
+def update_annotations(
+    annotations: dict[str, str] | None, plugin: str, device_id: str, devices: list[str]
+) -> dict[str, str]:
     """A new annotations dict with the CDI request added; the input is never modified."""
     try:
         key = annotation_key(plugin, device_id)
@@ -54,8 +55,9 @@ def update_annotations(annotations: dict[str, str] | None, plugin: str, device_i
     return out
 
 
-def parse_annotations(annotations: dict[str, str] | None,
-                      prefixes: tuple[str, ...] = (ANNOTATION_PREFIX,)) -> tuple[list[str], list[str]]:
+def parse_annotations(
+    annotations: dict[str, str] | None, prefixes: tuple[str, ...] = (ANNOTATION_PREFIX,)
+) -> tuple[list[str], list[str]]:
     """(keys, devices) of every annotation whose key starts with one of ``prefixes``.
 
     Values are split on ``,`` without trimming, like the reference; every piece must be a
@@ -76,8 +78,11 @@ def parse_annotations(annotations: dict[str, str] | None,
     return keys, devices
 
 
-def merge_device_requests(cri_devices: list[str] | None, annotations: dict[str, str] | None,
-                          prefixes: tuple[str, ...] = (ANNOTATION_PREFIX,)) -> list[str]:
+def merge_device_requests(
+    cri_devices: list[str] | None,
+    annotations: dict[str, str] | None,
+    prefixes: tuple[str, ...] = (ANNOTATION_PREFIX,),
+) -> list[str]:
     """Names from the CRI ``CDIDevices`` field first, then annotation requests, de-duplicated
     (the merge containerd and CRI-O do)."""
     seen: set[str] = set()

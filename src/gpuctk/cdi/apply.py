@@ -83,10 +83,18 @@ def fill_device_node(node: dict[str, Any]) -> dict[str, Any]:
 
 
 _OCI_SHAPE: tuple[tuple[tuple[str, ...], type], ...] = (
-    (("process",), dict), (("process", "env"), list), (("process", "user"), dict),
-    (("process", "user", "additionalGids"), list), (("linux",), dict), (("linux", "devices"), list),
-    (("linux", "resources"), dict), (("linux", "resources", "devices"), list), (("linux", "netDevices"), dict),
-    (("linux", "namespaces"), list), (("mounts",), list), (("hooks",), dict),
+    (("process",), dict),
+    (("process", "env"), list),
+    (("process", "user"), dict),
+    (("process", "user", "additionalGids"), list),
+    (("linux",), dict),
+    (("linux", "devices"), list),
+    (("linux", "resources"), dict),
+    (("linux", "resources", "devices"), list),
+    (("linux", "netDevices"), dict),
+    (("linux", "namespaces"), list),
+    (("mounts",), list),
+    (("hooks",), dict),
 )
 
 
@@ -157,7 +165,9 @@ def apply_canonical(oci: dict[str, Any], edits: dict[str, Any]) -> None:
         _apply_gids(oci, gids)
 
 
-_OCI_HOOKS = frozenset(["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"])
+_OCI_HOOKS = frozenset(
+    ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+)
 
 
 def _env_name(entry: object) -> str:
@@ -183,8 +193,12 @@ def _apply_env(oci: dict[str, Any], entries: list[str]) -> None:
 
 
 def _apply_device_node(oci: dict[str, Any], n: dict[str, Any]) -> None:
-    dev: dict[str, Any] = {"path": n["path"], "type": n.get("type", ""), "major": n.get("major", 0),
-                           "minor": n.get("minor", 0)}
+    dev: dict[str, Any] = {
+        "path": n["path"],
+        "type": n.get("type", ""),
+        "major": n.get("major", 0),
+        "minor": n.get("minor", 0),
+    }
     if n.get("fileMode") is not None:
         dev["fileMode"] = n["fileMode"]
     uid, gid = n.get("uid"), n.get("gid")
@@ -241,8 +255,10 @@ def _clean_depth(dest: object) -> int:
 
 
 def _apply_mounts(oci: dict[str, Any], mounts: list[dict[str, Any]]) -> None:
-    userns = any(isinstance(ns, dict) and ns.get("type") == "user"
-                 for ns in (oci.get("linux") or {}).get("namespaces") or ())
+    userns = any(
+        isinstance(ns, dict) and ns.get("type") == "user"
+        for ns in (oci.get("linux") or {}).get("namespaces") or ()
+    )
     oci_mounts = oci.get("mounts")
     if oci_mounts is None:
         oci_mounts = oci["mounts"] = []

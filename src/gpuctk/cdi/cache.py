@@ -55,8 +55,20 @@ def scan_fingerprint(spec_dirs: list[str]) -> tuple | None:
                 lst = os.lstat(os.path.join(directory, name))
             except OSError:
                 return None
-            entries.append((name, st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                            stat.S_ISLNK(lst.st_mode), lst.st_ino, lst.st_ctime_ns))
+            entries.append(
+                (
+                    name,
+                    st.st_dev,
+                    st.st_ino,
+                    st.st_mode,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    stat.S_ISLNK(lst.st_mode),
+                    lst.st_ino,
+                    lst.st_ctime_ns,
+                )
+            )
         out.append((directory, tuple(entries)))
     return tuple(out)
 
@@ -71,7 +83,9 @@ def _key(spec_dirs: list[str], fingerprint: tuple) -> tuple:
     return (__version__, tuple(spec_dirs), fingerprint)
 
 
-def load(spec_dirs: list[str], fingerprint: tuple) -> tuple[list[tuple[dict[str, Any], str, int]], dict[str, list[str]]] | None:
+def load(
+    spec_dirs: list[str], fingerprint: tuple
+) -> tuple[list[tuple[dict[str, Any], str, int]], dict[str, list[str]]] | None:
     """(specs as (canonical dict, source, priority), errors) of a cached scan, or None."""
     path = _file_for(spec_dirs)
     data = cachefile.read(path) if path else None
@@ -83,8 +97,12 @@ def load(spec_dirs: list[str], fingerprint: tuple) -> tuple[list[tuple[dict[str,
     return specs, errors
 
 
-def store(spec_dirs: list[str], fingerprint: tuple, specs: list[tuple[dict[str, Any], str, int]],
-          errors: dict[str, list[str]]) -> None:
+def store(
+    spec_dirs: list[str],
+    fingerprint: tuple,
+    specs: list[tuple[dict[str, Any], str, int]],
+    errors: dict[str, list[str]],
+) -> None:
     path = _file_for(spec_dirs)
     if path is None:
         return

@@ -196,7 +196,9 @@ def parse_document(data: bytes | str, source: str = "<memory>", fmt: str | None 
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise CDIError(f'failed to parse CDI Spec "{source}": not valid UTF-8 (byte {exc.start})') from None
+            raise CDIError(
+                f'failed to parse CDI Spec "{source}": not valid UTF-8 (byte {exc.start})'
+            ) from None
     else:
         text = data
     fmt = fmt or format_for(source)
@@ -208,7 +210,9 @@ def parse_document(data: bytes | str, source: str = "<memory>", fmt: str | None 
         try:
             return fastjson.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
         except _DuplicateKey as exc:
-            raise CDIError(f'failed to parse CDI Spec "{source}": JSON: duplicate key "{exc.args[0]}"') from None
+            raise CDIError(
+                f'failed to parse CDI Spec "{source}": JSON: duplicate key "{exc.args[0]}"'
+            ) from None
         except RecursionError:
             raise CDIError(f'failed to parse CDI Spec "{source}": JSON: nested too deeply') from None
         except ValueError as exc:
@@ -242,8 +246,10 @@ def read_spec_bytes(path: str) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise CDIError(f'failed to read CDI Spec "{path}": not a regular file')
         if st.st_size > MAX_SPEC_SIZE:
-            raise CDIError(f'failed to read CDI Spec "{path}": file is {st.st_size} bytes, '
-                           f"more than the {MAX_SPEC_SIZE >> 20} MiB limit")
+            raise CDIError(
+                f'failed to read CDI Spec "{path}": file is {st.st_size} bytes, '
+                f"more than the {MAX_SPEC_SIZE >> 20} MiB limit"
+            )
         chunks = []
         total = 0
         while True:
@@ -252,7 +258,9 @@ def read_spec_bytes(path: str) -> bytes:
                 break
             total += len(chunk)
             if total > MAX_SPEC_SIZE:
-                raise CDIError(f'failed to read CDI Spec "{path}": more than the {MAX_SPEC_SIZE >> 20} MiB limit')
+                raise CDIError(
+                    f'failed to read CDI Spec "{path}": more than the {MAX_SPEC_SIZE >> 20} MiB limit'
+                )
             chunks.append(chunk)
         return b"".join(chunks)
     except OSError as exc:

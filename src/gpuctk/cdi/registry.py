@@ -51,8 +51,9 @@ class Registry:
     In-memory specs rank above every directory. ``spec_dirs=[]`` scans no directory.
     """
 
-    def __init__(self, spec_dirs: list[str] | None = None, specs: list[Spec] | None = None, *,
-                 cache: bool = False) -> None:
+    def __init__(
+        self, spec_dirs: list[str] | None = None, specs: list[Spec] | None = None, *, cache: bool = False
+    ) -> None:
         """``cache=True``: reuse the parsed specs of an earlier scan while no spec file changed
         (``gpuctk.cdi.cache``; the runtime shim's create path). Results are the same either way."""
         dirs = DEFAULT_SPEC_DIRS if spec_dirs is None else spec_dirs
@@ -77,7 +78,9 @@ class Registry:
         if hit is not None:
             return [Spec(d, source, prio) for d, source, prio in hit[0]], hit[1]
         specs, errors = self._scan_dirs()
-        cache.store(self.spec_dirs, fingerprint, [(s.canonical(), s.source, s.priority) for s in specs], errors)
+        cache.store(
+            self.spec_dirs, fingerprint, [(s.canonical(), s.source, s.priority) for s in specs], errors
+        )
         return specs, errors
 
     def _scan_dirs(self) -> tuple[list[Spec], dict[str, list[str]]]:
@@ -90,10 +93,12 @@ class Registry:
                 continue
             except OSError as exc:
                 errors.setdefault(directory, []).append(
-                    f'failed to read CDI spec dir "{directory}": {exc.strerror or exc}')
-                for later in self.spec_dirs[prio + 1:]:
+                    f'failed to read CDI spec dir "{directory}": {exc.strerror or exc}'
+                )
+                for later in self.spec_dirs[prio + 1 :]:
                     errors.setdefault(later, []).append(
-                        f'not scanned: the earlier spec dir "{directory}" could not be read')
+                        f'not scanned: the earlier spec dir "{directory}" could not be read'
+                    )
                 break
             for name in entries:
                 dot = name.rfind(".")

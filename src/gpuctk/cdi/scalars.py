@@ -34,6 +34,8 @@ def _patterns() -> list:
 
         _compiled.extend(re.compile(p) for p in (_INT_PATTERN, _YAML_FLOAT_PATTERN, _DOT_FLOAT_PATTERN))
     return _compiled
+
+
 _I64_MIN, _I64_MAX, _U64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
 
 

@@ -39,6 +39,8 @@ def _is_annotation_name(name: str) -> bool:
 
 def _is_dns_subdomain(prefix: str) -> bool:
     return all(_is_word(label, _LOWER_ALNUM, _LABEL_INNER) for label in prefix.split("."))
+
+
 MAX_ANNOTATIONS_SIZE = 256 * 1024
 
 
@@ -145,11 +147,15 @@ def edits_problems(edits: dict[str, Any], path: str) -> list[str]:
         if not n:
             problems.append(f"{npath}.name: invalid linux net device, empty Name")
         if h and h in host_names:
-            problems.append(f'{npath}.hostInterfaceName: invalid linux net device, duplicate HostInterfaceName '
-                            f'"{h}" with names "{n}" and "{host_names[h]}"')
+            problems.append(
+                f"{npath}.hostInterfaceName: invalid linux net device, duplicate HostInterfaceName "
+                f'"{h}" with names "{n}" and "{host_names[h]}"'
+            )
         if n and n in dev_names:
-            problems.append(f'{npath}.name: invalid linux net device, duplicate Name "{n}" with '
-                            f'HostInterfaceNames "{h}" and "{dev_names[n]}"')
+            problems.append(
+                f'{npath}.name: invalid linux net device, duplicate Name "{n}" with '
+                f'HostInterfaceNames "{h}" and "{dev_names[n]}"'
+            )
         if h:
             host_names.setdefault(h, n)
         if n:
@@ -176,8 +182,10 @@ def annotation_key_problem(key: str) -> str | None:
     if len(name) > 63:
         return "name part must be no more than 63 characters"
     if not _is_annotation_name(name):
-        return ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start "
-                "and end with an alphanumeric character")
+        return (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start "
+            "and end with an alphanumeric character"
+        )
     return None
 
 

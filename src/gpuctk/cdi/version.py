@@ -54,8 +54,13 @@ def _needs_0_4_0(spec: dict[str, Any]) -> bool:
     return any(m.get("type") for e in _all_edits(spec) for m in e.get("mounts") or [])
 
 
-_RULES = (("1.1.0", _needs_1_1_0), ("0.7.0", _needs_0_7_0), ("0.6.0", _needs_0_6_0),
-          ("0.5.0", _needs_0_5_0), ("0.4.0", _needs_0_4_0))
+_RULES = (
+    ("1.1.0", _needs_1_1_0),
+    ("0.7.0", _needs_0_7_0),
+    ("0.6.0", _needs_0_6_0),
+    ("0.5.0", _needs_0_5_0),
+    ("0.4.0", _needs_0_4_0),
+)
 
 
 def minimum_version_of(spec: dict[str, Any]) -> str:

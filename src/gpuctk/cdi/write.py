@@ -61,8 +61,9 @@ def render_spec(d: dict[str, Any], fmt: str) -> str:
     raise CDIError(f'unknown spec format "{fmt}" (want json or yaml)')
 
 
-def write_spec(spec: Spec | dict[str, Any], path: str, *, format: str | None = None,
-               version: str | None = None) -> None:
+def write_spec(
+    spec: Spec | dict[str, Any], path: str, *, format: str | None = None, version: str | None = None
+) -> None:
     """Validate and atomically write a spec (mode 0644) as JSON or YAML.
 
     ``format`` defaults from the extension (``.json``, ``.yaml``/``.yml``); ``version``
@@ -71,7 +72,9 @@ def write_spec(spec: Spec | dict[str, Any], path: str, *, format: str | None = N
     """
     fmt = format or format_for(path)
     if fmt is None:
-        raise CDIError(f'cannot tell the format of "{path}" from its extension; use .json, .yaml or give a format')
+        raise CDIError(
+            f'cannot tell the format of "{path}" from its extension; use .json, .yaml or give a format'
+        )
     from gpuctk.fileio import atomic_write  # lazy: tempfile is not needed on the inject path
 
     text = render_spec(prepare_for_write(spec, version), fmt)

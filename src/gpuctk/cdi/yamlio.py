@@ -17,8 +17,12 @@ _PLAIN = "!gpuctk-plain"
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
-_STD_SCALARS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
-                "tag:yaml.org,2002:null"}
+_STD_SCALARS = {
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
 MAX_VALUES = 2_000_000  # alias expansion guard ("billion laughs")
 
 _Parser: Any
@@ -46,10 +50,12 @@ def _make_loader() -> Any:
             return super().resolve(kind, value, implicit)
 
     if _Parser is not None:
+
         class _CLoader(_Parser, _Resolver):  # type: ignore[misc, valid-type]
             def __init__(self, stream: Any) -> None:
                 _Parser.__init__(self, stream)
                 _Resolver.__init__(self)
+
         return _CLoader
 
     class _PyLoader(Reader, Scanner, Parser, Composer, _Resolver):
@@ -59,6 +65,7 @@ def _make_loader() -> Any:
             Parser.__init__(self)
             Composer.__init__(self)
             _Resolver.__init__(self)
+
     return _PyLoader
 
 
@@ -122,7 +129,9 @@ class _Converter:
 
     def _key(self, node: Any, path: str) -> str:
         if not isinstance(node, yaml.ScalarNode):
-            raise CDIError(f"YAML: {path or '(document)'}: mapping key is not a scalar (line {node.start_mark.line + 1})")
+            raise CDIError(
+                f"YAML: {path or '(document)'}: mapping key is not a scalar (line {node.start_mark.line + 1})"
+            )
         v = self._scalar(node, path)
         if v is None:
             return "null"
@@ -138,8 +147,9 @@ class _Converter:
             key = self._key(knode, path)
             sub = f"{path}.{key}" if path else key
             if key in out:
-                raise CDIError(f'YAML: {path or "(document)"}: duplicate key "{key}" '
-                               f"(line {knode.start_mark.line + 1})")
+                raise CDIError(
+                    f'YAML: {path or "(document)"}: duplicate key "{key}" (line {knode.start_mark.line + 1})'
+                )
             out[key] = self.convert(vnode, sub)
         for m in merged:  # YAML merge keys: explicit keys win, earlier merges win
             sources = m.value if isinstance(m, yaml.SequenceNode) else [m]
@@ -184,6 +194,7 @@ _Dumper.add_representer(str, _represent_str)
 
 
 def dump_yaml(data: dict[str, Any]) -> str:
-    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=4096)
+    body = yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=4096
+    )
     return "---\n" + body

@@ -14,35 +14,63 @@ from gpuctk.errors import EXIT_INVALID, EXIT_OK, GpuctkError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "validate", help="check CDI spec files",
+        "validate",
+        help="check CDI spec files",
         description="Check CDI spec files (JSON or YAML) like the reference library does. Prints "
-                    "'FILE: FIELD: MESSAGE' for each problem; exit 1 if any file is invalid.")
+        "'FILE: FIELD: MESSAGE' for each problem; exit 1 if any file is invalid.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="spec file (.json is JSON, anything else YAML)")
-    p.add_argument("--min-version", action="store_true",
-                   help="also print each file's minimum CDI version ('FILE: minimum version X.Y.Z')")
+    p.add_argument(
+        "--min-version",
+        action="store_true",
+        help="also print each file's minimum CDI version ('FILE: minimum version X.Y.Z')",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document with the results")
     p.set_defaults(func=cmd_validate)
 
     p = subparsers.add_parser(
-        "list", help="list the CDI devices in the spec dirs",
+        "list",
+        help="list the CDI devices in the spec dirs",
         description="Print the qualified names of the devices the spec dirs define (later dirs win). "
-                    "Problems with spec files are reported on stderr and do not change the exit code.")
-    p.add_argument("--spec-dir", action="append", dest="spec_dirs", metavar="DIR",
-                   help="spec directory (repeatable; default /etc/cdi then /var/run/cdi)")
-    p.add_argument("--json", action="store_true",
-                   help="print devices (with source file), spec dirs and errors as JSON")
+        "Problems with spec files are reported on stderr and do not change the exit code.",
+    )
+    p.add_argument(
+        "--spec-dir",
+        action="append",
+        dest="spec_dirs",
+        metavar="DIR",
+        help="spec directory (repeatable; default /etc/cdi then /var/run/cdi)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print devices (with source file), spec dirs and errors as JSON"
+    )
     p.set_defaults(func=cmd_list)
 
     p = subparsers.add_parser(
-        "inject", help="apply CDI devices to an OCI config.json",
+        "inject",
+        help="apply CDI devices to an OCI config.json",
         description="Apply CDI devices to an OCI runtime spec (config.json) with the reference "
-                    "semantics. Nothing is changed unless every device resolves.")
+        "semantics. Nothing is changed unless every device resolves.",
+    )
     p.add_argument("config", metavar="CONFIG_JSON", help="OCI runtime spec; '-' reads stdin")
-    p.add_argument("--device", action="append", dest="devices", required=True, metavar="NAME",
-                   help="qualified device name vendor/class=name (repeatable; comma-separated allowed)")
-    p.add_argument("--spec-dir", action="append", dest="spec_dirs", metavar="DIR",
-                   help="spec directory (repeatable; default /etc/cdi then /var/run/cdi)")
-    p.add_argument("--in-place", action="store_true", help="rewrite CONFIG_JSON atomically instead of printing")
+    p.add_argument(
+        "--device",
+        action="append",
+        dest="devices",
+        required=True,
+        metavar="NAME",
+        help="qualified device name vendor/class=name (repeatable; comma-separated allowed)",
+    )
+    p.add_argument(
+        "--spec-dir",
+        action="append",
+        dest="spec_dirs",
+        metavar="DIR",
+        help="spec directory (repeatable; default /etc/cdi then /var/run/cdi)",
+    )
+    p.add_argument(
+        "--in-place", action="store_true", help="rewrite CONFIG_JSON atomically instead of printing"
+    )
     p.set_defaults(func=cmd_inject)
 
 
@@ -54,8 +82,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     any_invalid = False
     for path in args.files:
         canonical, file_error, problems = inspect_spec_file(path)
-        entry: dict[str, object] = {"file": path, "valid": not file_error and not problems,
-                                    "problems": ([file_error] if file_error else []) + problems}
+        entry: dict[str, object] = {
+            "file": path,
+            "valid": not file_error and not problems,
+            "problems": ([file_error] if file_error else []) + problems,
+        }
         if canonical is not None:
             entry["declared_version"] = canonical.get("cdiVersion", "")
             entry["minimum_version"] = minimum_version_of(canonical)
@@ -79,7 +110,7 @@ def _strip_source(message: str, path: str) -> str:
     for prefix in ("failed to read CDI Spec", "failed to parse CDI Spec"):
         head = f'{prefix} "{path}": '
         if message.startswith(head):
-            return message[len(head):]
+            return message[len(head) :]
     return message
 
 
@@ -89,8 +120,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     reg = Registry(spec_dirs=args.spec_dirs)
     errors = reg.errors()
     if args.json:
-        devices = [{"name": n, "spec": dev.spec.source, "kind": dev.spec.kind, "cdiVersion": dev.spec.version}
-                   for n in reg.list_devices() if (dev := reg.get_device(n)) is not None]
+        devices = [
+            {"name": n, "spec": dev.spec.source, "kind": dev.spec.kind, "cdiVersion": dev.spec.version}
+            for n in reg.list_devices()
+            if (dev := reg.get_device(n)) is not None
+        ]
         print(json.dumps({"spec_dirs": reg.spec_dirs, "devices": devices, "errors": errors}, indent=2))
     else:
         for name in reg.list_devices():

@@ -19,13 +19,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "${XDG_CONFIG_HOME:-/etc}/nvidia-container-runtime/config.toml; a missing file means defaults."
         ),
     )
-    p.add_argument("action", nargs="?", choices=DEFAULT_ACTIONS, metavar="default",
-                   help="print (or --output) the default config instead of the current one")
-    p.add_argument("-c", "--config-file", metavar="FILE", help="the config file to read (and write with --in-place)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY[=VALUE]",
-                   help="set a dotted key (e.g. nvidia-container-runtime.mode=cdi); a bool key alone means true; "
-                        "lists are split on the list separator; a feature flag set to 'nil' is removed")
-    p.add_argument("--set-list-separator", default=",", metavar="SEP", help="separator for list values (default ',')")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=DEFAULT_ACTIONS,
+        metavar="default",
+        help="print (or --output) the default config instead of the current one",
+    )
+    p.add_argument(
+        "-c", "--config-file", metavar="FILE", help="the config file to read (and write with --in-place)"
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]",
+        help="set a dotted key (e.g. nvidia-container-runtime.mode=cdi); a bool key alone means true; "
+        "lists are split on the list separator; a feature flag set to 'nil' is removed",
+    )
+    p.add_argument(
+        "--set-list-separator", default=",", metavar="SEP", help="separator for list values (default ',')"
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("-i", "--in-place", action="store_true", help="write the result back to the config file")
     out.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE instead of stdout")

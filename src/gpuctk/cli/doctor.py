@@ -31,11 +31,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from gpuctk.cli.snapshot import add_collect_args
 
-    p = sub.add_parser("doctor", help="check this node and print the fix for each problem",
-                       description="Runs the snapshot's checks (driver, persistence mode, CDI specs valid and not "
-                                   "stale, CDI enabled in the engine, GPU runtime configured, /dev/char links) and "
-                                   "prints pass/warn/fail lines. Exit 1 when something fails.")
+    p = sub.add_parser(
+        "doctor",
+        help="check this node and print the fix for each problem",
+        description="Runs the snapshot's checks (driver, persistence mode, CDI specs valid and not "
+        "stale, CDI enabled in the engine, GPU runtime configured, /dev/char links) and "
+        "prints pass/warn/fail lines. Exit 1 when something fails.",
+    )
     add_collect_args(p)
-    p.add_argument("--from", dest="from_file", metavar="FILE", help="check a saved snapshot instead of this node")
+    p.add_argument(
+        "--from", dest="from_file", metavar="FILE", help="check a saved snapshot instead of this node"
+    )
     p.add_argument("--output", "-o", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_doctor)

@@ -21,12 +21,15 @@ def _generate(args: argparse.Namespace) -> int:
         driver_root=args.driver_root or os.environ.get("NVIDIA_CTK_DRIVER_ROOT") or "/",
         dev_root=args.dev_root or os.environ.get("NVIDIA_CTK_DEV_ROOT"),
         device_name_strategies=args.device_name_strategy
-        or _env_list("NVIDIA_CTK_CDI_GENERATE_DEVICE_NAME_STRATEGIES") or ["index", "uuid"],
+        or _env_list("NVIDIA_CTK_CDI_GENERATE_DEVICE_NAME_STRATEGIES")
+        or ["index", "uuid"],
         device_ids=args.device_id or _env_list("NVIDIA_CTK_CDI_GENERATE_DEVICE_IDS") or ["all"],
-        vendor=args.vendor, device_class=args.device_class,
+        vendor=args.vendor,
+        device_class=args.device_class,
         hook_path=args.hook_path or os.environ.get("NVIDIA_CTK_CDI_HOOK_PATH"),
         ldconfig_path=args.ldconfig_path,
-        disabled_hooks=args.disable_hook or [], enabled_hooks=args.enable_hook or [],
+        disabled_hooks=args.disable_hook or [],
+        enabled_hooks=args.enable_hook or [],
         feature_flags=args.feature_flag or _env_list("NVIDIA_CTK_CDI_GENERATE_FEATURE_FLAGS"),
         no_all_device=args.no_all_device,
         csv_files=args.csv_file or _env_list("NVIDIA_CTK_CDI_GENERATE_CSV_FILES"),
@@ -98,21 +101,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     from gpuctk.generate.constants import FEATURE_FLAGS, HOOK_NAMES, MODES, NAME_STRATEGIES
 
     p = subparsers.add_parser(
-        "generate", help="generate the CDI spec of this (or a simulated) node",
+        "generate",
+        help="generate the CDI spec of this (or a simulated) node",
         description="Discover the NVIDIA driver, devices and libraries under --driver-root/--dev-root and "
-        "write a CDI spec (YAML by default) to --output or stdout.")
-    p.add_argument("--mode", "--discovery-mode", default=os.environ.get("NVIDIA_CTK_CDI_GENERATE_MODE", "auto"),
-                   choices=MODES)
+        "write a CDI spec (YAML by default) to --output or stdout.",
+    )
+    p.add_argument(
+        "--mode",
+        "--discovery-mode",
+        default=os.environ.get("NVIDIA_CTK_CDI_GENERATE_MODE", "auto"),
+        choices=MODES,
+    )
     p.add_argument("--driver-root", default=None, help="root of the driver files (default /)")
-    p.add_argument("--dev-root", default=None, help="root holding /dev, /proc, /sys (default: the driver root)")
-    p.add_argument("--device-name-strategy", action="append", choices=NAME_STRATEGIES,
-                   help="repeatable; default index and uuid")
+    p.add_argument(
+        "--dev-root", default=None, help="root holding /dev, /proc, /sys (default: the driver root)"
+    )
+    p.add_argument(
+        "--device-name-strategy",
+        action="append",
+        choices=NAME_STRATEGIES,
+        help="repeatable; default index and uuid",
+    )
     p.add_argument("--device-id", "--device", action="append", help="repeatable; default all")
     p.add_argument("--vendor", "--cdi-vendor", dest="vendor", default=None)
     p.add_argument("--class", "--cdi-class", dest="device_class", default=None)
-    p.add_argument("--hook-path", "--nvidia-cdi-hook-path", "--nvidia-ctk-path", dest="hook_path", default=None,
-                   help="hook executable named in the spec (default: the installed gpuctk-hook; "
-                   "/usr/bin/nvidia-cdi-hook or nvidia-ctk give the upstream argv)")
+    p.add_argument(
+        "--hook-path",
+        "--nvidia-cdi-hook-path",
+        "--nvidia-ctk-path",
+        dest="hook_path",
+        default=None,
+        help="hook executable named in the spec (default: the installed gpuctk-hook; "
+        "/usr/bin/nvidia-cdi-hook or nvidia-ctk give the upstream argv)",
+    )
     p.add_argument("--ldconfig-path", default=None)
     p.add_argument("--disable-hook", "--disable-hooks", action="append", choices=[*HOOK_NAMES, "all"])
     p.add_argument("--enable-hook", "--enable-hooks", action="append", choices=list(HOOK_NAMES))
@@ -120,12 +141,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--no-all-device", action="store_true", help="do not add the merged 'all' device")
     p.add_argument("--format", choices=("json", "yaml"), default=None)
     p.add_argument("--output", "-o", default=None, help="file to write (default stdout)")
-    p.add_argument("--csv.file", dest="csv_file", action="append", help="CSV mount spec (csv mode; repeatable)")
-    p.add_argument("--csv.ignore-pattern", dest="csv_ignore_pattern", action="append",
-                   help="glob of sym entries to drop (csv mode; repeatable)")
+    p.add_argument(
+        "--csv.file", dest="csv_file", action="append", help="CSV mount spec (csv mode; repeatable)"
+    )
+    p.add_argument(
+        "--csv.ignore-pattern",
+        dest="csv_ignore_pattern",
+        action="append",
+        help="glob of sym entries to drop (csv mode; repeatable)",
+    )
     p.add_argument("--library-search-path", action="append", help="extra library directory (host path)")
-    p.add_argument("--inventory", default=None,
-                   help="GPU inventory JSON (fixture backend; default $GPUCTK_INVENTORY, NVML, then procfs)")
+    p.add_argument(
+        "--inventory",
+        default=None,
+        help="GPU inventory JSON (fixture backend; default $GPUCTK_INVENTORY, NVML, then procfs)",
+    )
     p.add_argument("--sandbox", choices=("gvisor",), default=None, help="make the spec runsc-ready")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=_generate)

@@ -10,8 +10,12 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("hook", help="run a CDI hook (same as gpuctk-hook)", add_help=False,
-                              description="Run one CDI hook; see `gpuctk hook --help`.")
+    p = subparsers.add_parser(
+        "hook",
+        help="run a CDI hook (same as gpuctk-hook)",
+        add_help=False,
+        description="Run one CDI hook; see `gpuctk hook --help`.",
+    )
     # the runner's global flags, declared so argparse does not claim them (REMAINDER
     # does not capture a leading option)
     p.add_argument("-h", "--help", dest="hook_help", action="store_true", help=argparse.SUPPRESS)

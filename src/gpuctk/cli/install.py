@@ -12,39 +12,72 @@ from gpuctk.errors import GpuctkError, UsageError
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "install", help="install gpuctk's launchers, config, engine config and CDI spec",
+        "install",
+        help="install gpuctk's launchers, config, engine config and CDI spec",
         description="Install launchers for gpuctk's executables (under gpuctk and upstream names: "
-                    "nvidia-container-runtime[.cdi|.legacy], nvidia-container-runtime-hook, nvidia-cdi-hook, "
-                    "nvidia-ctk) into --toolkit-dir, write config.toml, register the runtimes with the engine, "
-                    "generate the node's CDI spec, and write systemd/udev units that refresh it. "
-                    "--uninstall removes all of it.")
-    p.add_argument("--toolkit-dir", required=True, help="directory for the launchers (e.g. /usr/local/nvidia/toolkit)")
+        "nvidia-container-runtime[.cdi|.legacy], nvidia-container-runtime-hook, nvidia-cdi-hook, "
+        "nvidia-ctk) into --toolkit-dir, write config.toml, register the runtimes with the engine, "
+        "generate the node's CDI spec, and write systemd/udev units that refresh it. "
+        "--uninstall removes all of it.",
+    )
+    p.add_argument(
+        "--toolkit-dir", required=True, help="directory for the launchers (e.g. /usr/local/nvidia/toolkit)"
+    )
     p.add_argument("--root", default="/", help="prefix for every system path (tests, image builds)")
     p.add_argument("--bin-dir", help="where gpuctk's console scripts are (default: beside this Python)")
-    p.add_argument("--config-file", help="toolkit config.toml (default <root>/etc/nvidia-container-runtime/config.toml)")
-    p.add_argument("--runtime", choices=("containerd", "crio", "docker", "none"), default="none",
-                   help="engine to configure (default none)")
+    p.add_argument(
+        "--config-file", help="toolkit config.toml (default <root>/etc/nvidia-container-runtime/config.toml)"
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("containerd", "crio", "docker", "none"),
+        default="none",
+        help="engine to configure (default none)",
+    )
     p.add_argument("--engine-config", help="engine config file (default: the engine's, under --root)")
-    p.add_argument("--drop-in-config", dest="drop_in", default=None, help="engine drop-in file (\"\" = in place)")
-    p.add_argument("--runtime-name", default="nvidia", help="runtime name; also adds <name>-cdi and <name>-legacy")
+    p.add_argument(
+        "--drop-in-config", dest="drop_in", default=None, help='engine drop-in file ("" = in place)'
+    )
+    p.add_argument(
+        "--runtime-name", default="nvidia", help="runtime name; also adds <name>-cdi and <name>-legacy"
+    )
     p.add_argument("--set-as-default", action="store_true", help="make <name> the engine's default runtime")
     p.add_argument("--enable-cdi", action="store_true", help="turn on native CDI in the engine")
     p.add_argument("--engine-version", help="engine version to plan for (default: ask the engine)")
-    p.add_argument("--runtime-mode", choices=("auto", "legacy", "cdi", "jit-cdi", "csv"),
-                   help="nvidia-container-runtime.mode in config.toml")
-    p.add_argument("--annotation-prefix", dest="annotation_prefixes", action="append", default=[],
-                   help="modes.cdi.annotation-prefixes in config.toml (repeatable)")
-    p.add_argument("--cdi-spec-dir", dest="spec_dirs", action="append", default=[],
-                   help="modes.cdi.spec-dirs in config.toml (repeatable)")
+    p.add_argument(
+        "--runtime-mode",
+        choices=("auto", "legacy", "cdi", "jit-cdi", "csv"),
+        help="nvidia-container-runtime.mode in config.toml",
+    )
+    p.add_argument(
+        "--annotation-prefix",
+        dest="annotation_prefixes",
+        action="append",
+        default=[],
+        help="modes.cdi.annotation-prefixes in config.toml (repeatable)",
+    )
+    p.add_argument(
+        "--cdi-spec-dir",
+        dest="spec_dirs",
+        action="append",
+        default=[],
+        help="modes.cdi.spec-dirs in config.toml (repeatable)",
+    )
     p.add_argument("--cdi-dir", help="where the node's CDI spec goes (default <root>/var/run/cdi)")
-    p.add_argument("--no-cdi-spec", dest="generate_spec", action="store_false", help="do not generate the CDI spec")
+    p.add_argument(
+        "--no-cdi-spec", dest="generate_spec", action="store_false", help="do not generate the CDI spec"
+    )
     p.add_argument("--driver-root", default="/", help="driver root for CDI generation")
     p.add_argument("--dev-root", help="device root for CDI generation")
     p.add_argument("--inventory", help="inventory JSON for CDI generation (e.g. a simulated node's)")
     p.add_argument("--systemd-dir", help="default <root>/etc/systemd/system")
     p.add_argument("--udev-dir", help="default <root>/etc/udev/rules.d")
     p.add_argument("--no-units", dest="units", action="store_false", help="no systemd/udev refresh units")
-    p.add_argument("--dry-run", action="store_true", help="say what would be installed (or removed, with --uninstall), change nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be installed (or removed, with --uninstall), change nothing",
+    )
     p.add_argument("--uninstall", action="store_true", help="remove everything a previous install wrote")
     p.set_defaults(func=_install)
 
@@ -68,14 +101,29 @@ def _install(args: argparse.Namespace) -> int:
         raise GpuctkError(f"--inventory: {args.inventory}: no such file")
     ev_args = argparse.Namespace(engine_version=args.engine_version, runtime=args.runtime)
     opts = InstallOptions(
-        toolkit_dir=args.toolkit_dir, root=args.root, bin_dir=args.bin_dir, config_file=args.config_file,
-        runtime=args.runtime, engine_config=args.engine_config, drop_in=args.drop_in,
-        runtime_name=args.runtime_name, set_as_default=args.set_as_default, enable_cdi=args.enable_cdi,
+        toolkit_dir=args.toolkit_dir,
+        root=args.root,
+        bin_dir=args.bin_dir,
+        config_file=args.config_file,
+        runtime=args.runtime,
+        engine_config=args.engine_config,
+        drop_in=args.drop_in,
+        runtime_name=args.runtime_name,
+        set_as_default=args.set_as_default,
+        enable_cdi=args.enable_cdi,
         engine_version=_engine_version(ev_args) if args.runtime != "none" else None,
-        runtime_mode=args.runtime_mode, annotation_prefixes=args.annotation_prefixes,
-        spec_dirs=args.spec_dirs, cdi_dir=args.cdi_dir,
-        generate_spec=args.generate_spec, driver_root=args.driver_root, dev_root=args.dev_root, inventory=args.inventory,
-        systemd_dir=args.systemd_dir, udev_dir=args.udev_dir, units=args.units)
+        runtime_mode=args.runtime_mode,
+        annotation_prefixes=args.annotation_prefixes,
+        spec_dirs=args.spec_dirs,
+        cdi_dir=args.cdi_dir,
+        generate_spec=args.generate_spec,
+        driver_root=args.driver_root,
+        dev_root=args.dev_root,
+        inventory=args.inventory,
+        systemd_dir=args.systemd_dir,
+        udev_dir=args.udev_dir,
+        units=args.units,
+    )
     if args.uninstall:
         msgs, warns = uninstall(opts, dry_run=args.dry_run)
     else:

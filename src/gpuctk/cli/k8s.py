@@ -21,16 +21,29 @@ def _dump(obj: Any, fmt: str) -> str:
 
 def _add_source(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cluster facts (default: the live cluster)")
-    g.add_argument("--from", dest="from_file", metavar="FILE",
-                   help="read nodes and objects from FILE: a gpuctk snapshot, a `kubectl get nodes,runtimeclasses,"
-                        "daemonsets,clusterpolicies -A -o yaml` List, or a mapping with those lists")
-    g.add_argument("--runtime-version", metavar="STR",
-                   help="plan for one hypothetical GPU node with this containerRuntimeVersion "
-                        "(e.g. containerd://1.7.12-0ubuntu2~22.04.1), RuntimeClass nvidia assumed installed")
-    g.add_argument("--cdi-enabled", action="store_true",
-                   help="treat every node's runtime as having CDI enabled (containerd 1.7 enable_cdi = true)")
-    g.add_argument("--kubeconfig", default=os.environ.get("GPUCTK_KUBECONFIG"),
-                   help="kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)")
+    g.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="read nodes and objects from FILE: a gpuctk snapshot, a `kubectl get nodes,runtimeclasses,"
+        "daemonsets,clusterpolicies -A -o yaml` List, or a mapping with those lists",
+    )
+    g.add_argument(
+        "--runtime-version",
+        metavar="STR",
+        help="plan for one hypothetical GPU node with this containerRuntimeVersion "
+        "(e.g. containerd://1.7.12-0ubuntu2~22.04.1), RuntimeClass nvidia assumed installed",
+    )
+    g.add_argument(
+        "--cdi-enabled",
+        action="store_true",
+        help="treat every node's runtime as having CDI enabled (containerd 1.7 enable_cdi = true)",
+    )
+    g.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("GPUCTK_KUBECONFIG"),
+        help="kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)",
+    )
     g.add_argument("--context", default=os.environ.get("GPUCTK_CONTEXT"), help="kubeconfig context")
 
 
@@ -47,17 +60,24 @@ def load_facts(args: argparse.Namespace) -> dict[str, Any]:
     elif args.runtime_version is not None:
         engine, sep, version = args.runtime_version.partition("://")
         if not sep or not engine or not version:
-            raise GpuctkError(f"--runtime-version: expected RUNTIME://VERSION like containerd://1.7.12, "
-                              f"got {args.runtime_version!r}", exit_code=2)
-        node = {"metadata": {"name": "node", "labels": {"nvidia.com/gpu.present": "true"}},
-                "status": {"nodeInfo": {"containerRuntimeVersion": args.runtime_version}}}
+            raise GpuctkError(
+                f"--runtime-version: expected RUNTIME://VERSION like containerd://1.7.12, "
+                f"got {args.runtime_version!r}",
+                exit_code=2,
+            )
+        node = {
+            "metadata": {"name": "node", "labels": {"nvidia.com/gpu.present": "true"}},
+            "status": {"nodeInfo": {"containerRuntimeVersion": args.runtime_version}},
+        }
         # Assume the nvidia RuntimeClass that the plan's manifests create is installed.
         rc = {"kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}
         facts = facts_from_document({"nodes": [node], "runtimeClasses": [rc]}, "--runtime-version")
     else:
         from gpuctk.k8s.client import collect_cluster_objects, connect
 
-        facts = facts_from_document(collect_cluster_objects(connect(args.kubeconfig, args.context)), "cluster")
+        facts = facts_from_document(
+            collect_cluster_objects(connect(args.kubeconfig, args.context)), "cluster"
+        )
     if args.cdi_enabled:
         for n in facts["nodes"]:
             n["cdi_enabled"] = True
@@ -83,8 +103,15 @@ def cmd_manifests(args: argparse.Namespace) -> int:
     from gpuctk.k8s.manifests import build
 
     only = tuple(x.strip() for item in args.only or [] for x in item.split(",") if x.strip())
-    docs = build(_plan(args), args.group, only=only, driver_root=args.driver_root, hook_path=args.hook_path,
-                 device_id_strategy=args.device_id_strategy, mig_strategy=args.mig_strategy)
+    docs = build(
+        _plan(args),
+        args.group,
+        only=only,
+        driver_root=args.driver_root,
+        hook_path=args.hook_path,
+        device_id_strategy=args.device_id_strategy,
+        mig_strategy=args.mig_strategy,
+    )
     if args.out_dir:
         try:
             os.makedirs(args.out_dir, exist_ok=True)
@@ -95,7 +122,9 @@ def cmd_manifests(args: argparse.Namespace) -> int:
         if rcs:
             import yaml
 
-            files.append((os.path.join(args.out_dir, "runtimeclasses.yaml"), yaml.safe_dump_all(rcs, sort_keys=False)))
+            files.append(
+                (os.path.join(args.out_dir, "runtimeclasses.yaml"), yaml.safe_dump_all(rcs, sort_keys=False))
+            )
         for d in docs:
             if d["type"] == "helm-values":
                 files.append((os.path.join(args.out_dir, f"{d['name']}.yaml"), _dump(d["content"], "yaml")))
@@ -114,8 +143,11 @@ def cmd_manifests(args: argparse.Namespace) -> int:
         return 0
     parts = []
     for d in docs:
-        head = (f"# {d['name']}: Helm values (not a Kubernetes object)\n" if d["type"] == "helm-values"
-                else f"# {d['name']}\n")
+        head = (
+            f"# {d['name']}: Helm values (not a Kubernetes object)\n"
+            if d["type"] == "helm-values"
+            else f"# {d['name']}\n"
+        )
         parts.append(head + _dump(d["content"], "yaml"))
     sys.stdout.write("---\n".join(parts))
     return 0
@@ -125,9 +157,16 @@ def cmd_pod_spec(args: argparse.Namespace) -> int:
     from gpuctk.k8s.podspec import DEFAULT_IMAGE, build_pod
     from gpuctk.k8s.validate import require_valid
 
-    pod = build_pod(_plan(args), gpus=args.gpus, management=args.management, image=args.image or DEFAULT_IMAGE,
-                    name=args.name, namespace=args.namespace, group=args.group,
-                    sandbox_runtime_class=args.sandbox_runtime_class)
+    pod = build_pod(
+        _plan(args),
+        gpus=args.gpus,
+        management=args.management,
+        image=args.image or DEFAULT_IMAGE,
+        name=args.name,
+        namespace=args.namespace,
+        group=args.group,
+        sandbox_runtime_class=args.sandbox_runtime_class,
+    )
     require_valid([pod])
     sys.stdout.write(_dump(pod, args.output))
     return 0
@@ -145,23 +184,35 @@ def cmd_check_gpu(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("plan", help="how pods get GPUs (or just nvidia-smi) on each group of GPU nodes",
-                       description="Group GPU nodes by container runtime and version and print, per group: native "
-                                   "CDI usability, device-list strategy and annotation prefix, toolkit settings, "
-                                   "whether GPU pods need runtimeClassName, and management-only access.")
+    p = sub.add_parser(
+        "plan",
+        help="how pods get GPUs (or just nvidia-smi) on each group of GPU nodes",
+        description="Group GPU nodes by container runtime and version and print, per group: native "
+        "CDI usability, device-list strategy and annotation prefix, toolkit settings, "
+        "whether GPU pods need runtimeClassName, and management-only access.",
+    )
     _add_source(p)
     p.add_argument("--output", "-o", choices=("table", "yaml", "json"), default="table")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("manifests", help="RuntimeClasses, device-plugin Helm values and toolkit env for the plan",
-                       description="Print (or write with --out-dir) the RuntimeClasses, the device plugin's Helm "
-                                   "values and the toolkit's environment for one node group of the plan. Every "
-                                   "Kubernetes object printed is validated against the OpenAPI schema.")
+    p = sub.add_parser(
+        "manifests",
+        help="RuntimeClasses, device-plugin Helm values and toolkit env for the plan",
+        description="Print (or write with --out-dir) the RuntimeClasses, the device plugin's Helm "
+        "values and the toolkit's environment for one node group of the plan. Every "
+        "Kubernetes object printed is validated against the OpenAPI schema.",
+    )
     _add_source(p)
     p.add_argument("--group", type=int, help="node group number from `gpuctk k8s plan` (mixed clusters)")
-    p.add_argument("--only", action="append", metavar="KIND",
-                   help="runtimeclasses, device-plugin-values, toolkit-env (repeat or comma-separate)")
-    p.add_argument("--driver-root", default="/", help="nvidiaDriverRoot (/run/nvidia/driver for a driver container)")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="KIND",
+        help="runtimeclasses, device-plugin-values, toolkit-env (repeat or comma-separate)",
+    )
+    p.add_argument(
+        "--driver-root", default="/", help="nvidiaDriverRoot (/run/nvidia/driver for a driver container)"
+    )
     p.add_argument("--hook-path", default="/usr/bin/nvidia-cdi-hook", help="cdi.nvidiaHookPath (host path)")
     p.add_argument("--device-id-strategy", choices=("uuid", "index"), default="uuid")
     p.add_argument("--mig-strategy", choices=("none", "single", "mixed"), default="none")
@@ -169,27 +220,38 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out-dir", metavar="DIR", help="write runtimeclasses.yaml and the values files into DIR")
     p.set_defaults(func=cmd_manifests)
 
-    p = sub.add_parser("pod-spec", help="a GPU (or nvidia-smi-only) sandbox pod that follows the plan",
-                       description="Print a Pod that gets N GPUs (--gpus) or only nvidia-smi/NVML access "
-                                   "(--management) the way the plan says works on the chosen node group: with or "
-                                   "without runtimeClassName, an NRI annotation or NVIDIA_VISIBLE_DEVICES.")
+    p = sub.add_parser(
+        "pod-spec",
+        help="a GPU (or nvidia-smi-only) sandbox pod that follows the plan",
+        description="Print a Pod that gets N GPUs (--gpus) or only nvidia-smi/NVML access "
+        "(--management) the way the plan says works on the chosen node group: with or "
+        "without runtimeClassName, an NRI annotation or NVIDIA_VISIBLE_DEVICES.",
+    )
     _add_source(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--gpus", type=int, metavar="N", help="request N GPUs from the device plugin")
-    what.add_argument("--management", action="store_true", help="nvidia-smi/NVML access without consuming a GPU")
+    what.add_argument(
+        "--management", action="store_true", help="nvidia-smi/NVML access without consuming a GPU"
+    )
     p.add_argument("--image", help="container image (default: a CUDA base image)")
     p.add_argument("--name", default="gpu-sandbox")
     p.add_argument("--namespace")
     p.add_argument("--group", type=int, help="node group number from `gpuctk k8s plan` (mixed clusters)")
-    p.add_argument("--sandbox-runtime-class", metavar="NAME",
-                   help="run the pod under this RuntimeClass (e.g. gvisor) where injection does not need the "
-                        "nvidia handler (native CDI / NRI / hook nodes)")
+    p.add_argument(
+        "--sandbox-runtime-class",
+        metavar="NAME",
+        help="run the pod under this RuntimeClass (e.g. gvisor) where injection does not need the "
+        "nvidia handler (native CDI / NRI / hook nodes)",
+    )
     p.add_argument("--output", "-o", choices=("yaml", "json"), default="yaml")
     p.set_defaults(func=cmd_pod_spec)
 
-    p = sub.add_parser("check-gpu", help="can GPU sandboxes be scheduled? (exit 1 with what to do if not)",
-                       description="Check that GPU sandbox pods can be scheduled and get their GPUs: some node "
-                                   "has allocatable nvidia.com/gpu, and the RuntimeClass each node group's plan "
-                                   "needs exists. Exit 0 when they can, 1 with each problem and its fix when not.")
+    p = sub.add_parser(
+        "check-gpu",
+        help="can GPU sandboxes be scheduled? (exit 1 with what to do if not)",
+        description="Check that GPU sandbox pods can be scheduled and get their GPUs: some node "
+        "has allocatable nvidia.com/gpu, and the RuntimeClass each node group's plan "
+        "needs exists. Exit 0 when they can, 1 with each problem and its fix when not.",
+    )
     _add_source(p)
     p.set_defaults(func=cmd_check_gpu)

@@ -29,7 +29,11 @@ GROUPS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "sim": ("simulated GPU nodes for demos and tests", "group", ("sim",)),
     "oci": ("check OCI runtime specs (e.g. for gVisor)", "group", ("oci",)),
     "k8s": ("Kubernetes: plan, manifests, pod specs, checks", "group", ("k8s",)),
-    "snapshot": ("collect node facts (GPUs, engine, CDI) locally or through an agent Job", "command", ("snapshot",)),
+    "snapshot": (
+        "collect node facts (GPUs, engine, CDI) locally or through an agent Job",
+        "command",
+        ("snapshot",),
+    ),
     "doctor": ("check this node and print the fix for each problem", "command", ("doctor",)),
 }
 
@@ -90,7 +94,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             if kind == "group":
                 if group_sub is None:
                     grp = sub.add_parser(name, help=help_text, description=help_text)
-                    group_sub = grp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser)
+                    group_sub = grp.add_subparsers(
+                        dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser
+                    )
                     grp.set_defaults(_group_parser=grp)
                 mod.register(group_sub)
             else:
@@ -122,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line unless debugging
         if os.environ.get("GPUCTK_DEBUG"):
             raise
-        print(f"gpuctk: internal error: {type(exc).__name__}: {exc} (set GPUCTK_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"gpuctk: internal error: {type(exc).__name__}: {exc} (set GPUCTK_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return 3
 
 

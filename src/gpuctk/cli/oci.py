@@ -23,27 +23,40 @@ SANDBOXES = ("gvisor",)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     check = subparsers.add_parser(
-        "check", help="check an OCI spec against a sandbox's GPU contract (gVisor nvproxy)",
+        "check",
+        help="check an OCI spec against a sandbox's GPU contract (gVisor nvproxy)",
         description="Report each rule of the runsc + nvproxy contract (C1–C8, L1–L8, D1–D7, S1–S5) that "
-                    "applies to CONFIG_JSON, with pass/warn/fail, the reason and the fix. Exit 0 when no "
-                    "rule fails (warnings allowed), 1 when any fails or the input is invalid, 2 on usage errors.")
+        "applies to CONFIG_JSON, with pass/warn/fail, the reason and the fix. Exit 0 when no "
+        "rule fails (warnings allowed), 1 when any fails or the input is invalid, 2 on usage errors.",
+    )
     _common(check)
-    check.add_argument("--driver-version", metavar="V",
-                       help="host driver version to compare with nvproxy's supported list "
-                            "(nvidia-smi --query-gpu=driver_version --format=csv,noheader)")
-    check.add_argument("--runsc-config", metavar="TOML",
-                       help="runsc.toml used by containerd's runsc shim (binary_name, [runsc_config] flags)")
-    check.add_argument("--driver-list", metavar="JSON",
-                       help="nvproxy supported-driver list to use instead of the shipped, dated one")
+    check.add_argument(
+        "--driver-version",
+        metavar="V",
+        help="host driver version to compare with nvproxy's supported list "
+        "(nvidia-smi --query-gpu=driver_version --format=csv,noheader)",
+    )
+    check.add_argument(
+        "--runsc-config",
+        metavar="TOML",
+        help="runsc.toml used by containerd's runsc shim (binary_name, [runsc_config] flags)",
+    )
+    check.add_argument(
+        "--driver-list",
+        metavar="JSON",
+        help="nvproxy supported-driver list to use instead of the shipped, dated one",
+    )
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(func=_check)
 
     fix = subparsers.add_parser(
-        "fix", help="rewrite an OCI spec so the sandbox accepts it (what sandbox = \"gvisor\" does in the shim)",
+        "fix",
+        help='rewrite an OCI spec so the sandbox accepts it (what sandbox = "gvisor" does in the shim)',
         description="Apply the runsc-ready edits to CONFIG_JSON (drop socket mounts and unbacked device "
-                    "nodes, route hooks through nvidia-cdi-hook, a single NVIDIA_VISIBLE_DEVICES=void; "
-                    "legacy mode: the nvidia-container-runtime-hook prestart shape). Prints the spec on "
-                    "stdout unless --output/--in-place; warnings go to stderr.")
+        "nodes, route hooks through nvidia-cdi-hook, a single NVIDIA_VISIBLE_DEVICES=void; "
+        "legacy mode: the nvidia-container-runtime-hook prestart shape). Prints the spec on "
+        "stdout unless --output/--in-place; warnings go to stderr.",
+    )
     _common(fix)
     out = fix.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", metavar="FILE", help="write the edited spec here (atomically)")
@@ -52,8 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sandbox", required=True, choices=SANDBOXES, help="the sandboxed runtime (gvisor = runsc)")
-    p.add_argument("config", metavar="CONFIG_JSON", help="OCI config.json, a bundle directory, or - for stdin")
+    p.add_argument(
+        "--sandbox", required=True, choices=SANDBOXES, help="the sandboxed runtime (gvisor = runsc)"
+    )
+    p.add_argument(
+        "config", metavar="CONFIG_JSON", help="OCI config.json, a bundle directory, or - for stdin"
+    )
 
 
 def _spec_path(arg: str) -> str:
@@ -68,8 +85,14 @@ def load_oci_spec(arg: str) -> tuple[dict, str]:
     spec = load_json(path, "OCI spec")
     if not isinstance(spec, dict):
         raise GpuctkError(f"{name}: an OCI spec must be a JSON object, not {type(spec).__name__}")
-    for key, kind in (("process", dict), ("hooks", dict), ("linux", dict), ("mounts", list),
-                      ("annotations", dict), ("root", dict)):
+    for key, kind in (
+        ("process", dict),
+        ("hooks", dict),
+        ("linux", dict),
+        ("mounts", list),
+        ("annotations", dict),
+        ("root", dict),
+    ):
         if key in spec and spec[key] is not None and not isinstance(spec[key], kind):
             raise GpuctkError(f"{name}: {key}: must be a JSON {'object' if kind is dict else 'array'}")
     env = (spec.get("process") or {}).get("env")
@@ -115,9 +138,16 @@ def _check(args: argparse.Namespace) -> int:
     spec, name = load_oci_spec(args.config)
     runsc_toml = _load_runsc_toml(args.runsc_config) if args.runsc_config else None
     table = load_driver_table(args.driver_list)
-    report = analyze(spec, args.driver_version, runsc_toml=runsc_toml, driver_table=table, is_socket=_is_socket)
+    report = analyze(
+        spec, args.driver_version, runsc_toml=runsc_toml, driver_table=table, is_socket=_is_socket
+    )
     if args.json:
-        doc = {"spec": name, "sandbox": args.sandbox, "driver_list_date": table.get("date"), **report.to_dict()}
+        doc = {
+            "spec": name,
+            "sandbox": args.sandbox,
+            "driver_list_date": table.get("date"),
+            **report.to_dict(),
+        }
         print(json.dumps(doc, indent=2))
     else:
         print(_render(report, name))
@@ -129,8 +159,10 @@ def _render(report, name: str) -> str:  # type: ignore[no-untyped-def]
     cli = "no"
     if report.runs_nvidia_container_cli:
         cli = "yes (it replays the legacy hook)" if report.flow == "legacy" else "yes (see D2)"
-    lines = [f"{name}: flow {report.flow}; runsc detects a GPU request: {detected}; "
-             f"runsc also runs nvidia-container-cli: {cli}"]
+    lines = [
+        f"{name}: flow {report.flow}; runsc detects a GPU request: {detected}; "
+        f"runsc also runs nvidia-container-cli: {cli}"
+    ]
     counts = {"pass": 0, "warn": 0, "fail": 0}
     for f in report.findings:
         counts[f.status] = counts.get(f.status, 0) + 1

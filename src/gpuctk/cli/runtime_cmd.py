@@ -15,59 +15,121 @@ ENGINES = ("containerd", "crio", "docker")
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "configure", help="add the GPU runtime (and CDI settings) to containerd, CRI-O or Docker",
+        "configure",
+        help="add the GPU runtime (and CDI settings) to containerd, CRI-O or Docker",
         description="Add the GPU runtime to a container engine's config: a drop-in file plus an `imports` "
-                    "entry for containerd, a drop-in for CRI-O (or an OCI hook), daemon.json for Docker. "
-                    "Comments and layout are kept, the original is backed up with a timestamp, and running "
-                    "it again changes nothing. Restart the engine afterwards.")
+        "entry for containerd, a drop-in for CRI-O (or an OCI hook), daemon.json for Docker. "
+        "Comments and layout are kept, the original is backed up with a timestamp, and running "
+        "it again changes nothing. Restart the engine afterwards.",
+    )
     p.add_argument("--runtime", choices=ENGINES, required=True, help="the engine to configure")
-    p.add_argument("--config", help="engine config file (default /etc/containerd/config.toml, "
-                                    "/etc/crio/crio.conf, /etc/docker/daemon.json)")
-    p.add_argument("--drop-in-config", dest="drop_in", default=None,
-                   help="drop-in file (default /etc/containerd/conf.d/99-nvidia.toml, "
-                        "/etc/crio/crio.conf.d/99-nvidia.toml); \"\" edits --config in place")
-    p.add_argument("--runtime-name", "--nvidia-runtime-name", dest="runtime_name", default="nvidia",
-                   help="name of the runtime entry / RuntimeClass handler (default nvidia)")
-    p.add_argument("--runtime-path", "--nvidia-runtime-path", dest="runtime_path",
-                   default="/usr/bin/nvidia-container-runtime",
-                   help="absolute path of the GPU runtime (default /usr/bin/nvidia-container-runtime)")
-    p.add_argument("--set-as-default", "--nvidia-set-as-default", dest="set_as_default", action="store_true",
-                   help="make it the engine's default runtime")
-    p.add_argument("--enable-cdi", "--cdi.enabled", dest="enable_cdi", action="store_true",
-                   help="turn on native CDI (containerd enable_cdi, Docker features.cdi)")
-    p.add_argument("--cdi-spec-dir", dest="cdi_spec_dirs", action="append", default=[], metavar="DIR",
-                   help="CDI spec directory for the engine (repeatable; default: the engine's own)")
-    p.add_argument("--cdi-annotation-prefix", dest="cdi_annotation_prefixes", action="append", default=[],
-                   metavar="PREFIX",
-                   help="containerd: pass CRI annotations starting with PREFIX (e.g. nvidia.cdi.k8s.io/) "
-                        "into the OCI spec for this runtime (container_annotations = [\"PREFIX*\"]); "
-                        "needed for CDI annotations on containerd < 1.7 (repeatable)")
-    p.add_argument("--config-mode", choices=("config-file", "oci-hook", "hook"), default="config-file",
-                   help="CRI-O: add a runtime (config-file) or install a JSON OCI prestart hook (oci-hook)")
-    p.add_argument("--hook-path", "--nvidia-runtime-hook-path", dest="hook_path",
-                   default="/usr/bin/nvidia-container-runtime-hook", help="CRI-O oci-hook mode: the hook binary")
-    p.add_argument("--oci-hook-path", default="/usr/share/containers/oci/hooks.d/oci-nvidia-hook.json",
-                   help="CRI-O oci-hook mode: where the hook JSON goes")
-    p.add_argument("--low-level-runtime", choices=("runc", "runsc"), default="runc",
-                   help="containerd: runsc writes a gVisor shim entry (io.containerd.runsc.v1) with a runsc.toml "
-                        "whose binary_name is the GPU runtime and nvproxy on")
+    p.add_argument(
+        "--config",
+        help="engine config file (default /etc/containerd/config.toml, "
+        "/etc/crio/crio.conf, /etc/docker/daemon.json)",
+    )
+    p.add_argument(
+        "--drop-in-config",
+        dest="drop_in",
+        default=None,
+        help="drop-in file (default /etc/containerd/conf.d/99-nvidia.toml, "
+        '/etc/crio/crio.conf.d/99-nvidia.toml); "" edits --config in place',
+    )
+    p.add_argument(
+        "--runtime-name",
+        "--nvidia-runtime-name",
+        dest="runtime_name",
+        default="nvidia",
+        help="name of the runtime entry / RuntimeClass handler (default nvidia)",
+    )
+    p.add_argument(
+        "--runtime-path",
+        "--nvidia-runtime-path",
+        dest="runtime_path",
+        default="/usr/bin/nvidia-container-runtime",
+        help="absolute path of the GPU runtime (default /usr/bin/nvidia-container-runtime)",
+    )
+    p.add_argument(
+        "--set-as-default",
+        "--nvidia-set-as-default",
+        dest="set_as_default",
+        action="store_true",
+        help="make it the engine's default runtime",
+    )
+    p.add_argument(
+        "--enable-cdi",
+        "--cdi.enabled",
+        dest="enable_cdi",
+        action="store_true",
+        help="turn on native CDI (containerd enable_cdi, Docker features.cdi)",
+    )
+    p.add_argument(
+        "--cdi-spec-dir",
+        dest="cdi_spec_dirs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="CDI spec directory for the engine (repeatable; default: the engine's own)",
+    )
+    p.add_argument(
+        "--cdi-annotation-prefix",
+        dest="cdi_annotation_prefixes",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="containerd: pass CRI annotations starting with PREFIX (e.g. nvidia.cdi.k8s.io/) "
+        'into the OCI spec for this runtime (container_annotations = ["PREFIX*"]); '
+        "needed for CDI annotations on containerd < 1.7 (repeatable)",
+    )
+    p.add_argument(
+        "--config-mode",
+        choices=("config-file", "oci-hook", "hook"),
+        default="config-file",
+        help="CRI-O: add a runtime (config-file) or install a JSON OCI prestart hook (oci-hook)",
+    )
+    p.add_argument(
+        "--hook-path",
+        "--nvidia-runtime-hook-path",
+        dest="hook_path",
+        default="/usr/bin/nvidia-container-runtime-hook",
+        help="CRI-O oci-hook mode: the hook binary",
+    )
+    p.add_argument(
+        "--oci-hook-path",
+        default="/usr/share/containers/oci/hooks.d/oci-nvidia-hook.json",
+        help="CRI-O oci-hook mode: where the hook JSON goes",
+    )
+    p.add_argument(
+        "--low-level-runtime",
+        choices=("runc", "runsc"),
+        default="runc",
+        help="containerd: runsc writes a gVisor shim entry (io.containerd.runsc.v1) with a runsc.toml "
+        "whose binary_name is the GPU runtime and nvproxy on",
+    )
     p.add_argument("--runsc-config", help="runsc.toml path (default: runsc.toml beside --config)")
-    p.add_argument("--engine-version", help="engine version to plan for (default: ask the engine binary); "
-                                            "containerd >= 2.0 gets config version 3, >= 2.1 a minimal drop-in")
+    p.add_argument(
+        "--engine-version",
+        help="engine version to plan for (default: ask the engine binary); "
+        "containerd >= 2.0 gets config version 3, >= 2.1 a minimal drop-in",
+    )
     p.add_argument("--dry-run", action="store_true", help="print a unified diff, change nothing")
     p.add_argument("--uninstall", action="store_true", help="remove what configure added")
     p.set_defaults(func=_configure)
 
     d = subparsers.add_parser(
-        "detect", help="report the engine, its version, native-CDI support and GPU runtime",
+        "detect",
+        help="report the engine, its version, native-CDI support and GPU runtime",
         description="Report the container engine, its version, whether CDI is supported and enabled "
-                    "(from `containerd config dump` or the config file), the spec dirs, whether a GPU "
-                    "runtime is configured/default, and which injection path gpuctk recommends.")
+        "(from `containerd config dump` or the config file), the spec dirs, whether a GPU "
+        "runtime is configured/default, and which injection path gpuctk recommends.",
+    )
     d.add_argument("--runtime", choices=ENGINES, help="the engine (default: the first one found)")
     d.add_argument("--config", help="engine config file")
     d.add_argument("--executable", help="engine binary (default: found on PATH)")
     d.add_argument("--engine-version", help="use this version string instead of asking the binary")
-    d.add_argument("--no-dump", action="store_true", help="read the config file, never run `containerd config dump`")
+    d.add_argument(
+        "--no-dump", action="store_true", help="read the config file, never run `containerd config dump`"
+    )
     d.add_argument("--json", action="store_true", help="machine-readable output")
     d.set_defaults(func=_detect)
 
@@ -126,30 +188,41 @@ def options_from_args(args: argparse.Namespace) -> Any:
         raise UsageError(f"--runtime-path: must be an absolute path for {engine}, got {args.runtime_path!r}")
     if args.low_level_runtime == "runsc" and engine != "containerd":
         raise UsageError("--low-level-runtime runsc: only for containerd")
-    if not args.runtime_name or any(c in args.runtime_name for c in "\"\\\n"):
+    if not args.runtime_name or any(c in args.runtime_name for c in '"\\\n'):
         raise UsageError(f"--runtime-name: invalid name {args.runtime_name!r}")
     mode = "oci-hook" if args.config_mode in ("oci-hook", "hook") else "config-file"
     for flag, value in [("--cdi-spec-dir", d) for d in args.cdi_spec_dirs] + (
-            [("--hook-path", args.hook_path)] if mode == "oci-hook" else []):
+        [("--hook-path", args.hook_path)] if mode == "oci-hook" else []
+    ):
         if not os.path.isabs(value):
             raise UsageError(f"{flag}: must be an absolute path, got {value!r}")
     return ConfigureOptions(
-        engine=engine, config=config, drop_in=drop_in, runtime_name=args.runtime_name,
-        runtime_path=args.runtime_path, set_as_default=args.set_as_default, enable_cdi=args.enable_cdi,
+        engine=engine,
+        config=config,
+        drop_in=drop_in,
+        runtime_name=args.runtime_name,
+        runtime_path=args.runtime_path,
+        set_as_default=args.set_as_default,
+        enable_cdi=args.enable_cdi,
         cdi_spec_dirs=list(args.cdi_spec_dirs),
-        container_annotations=[_annotation_glob(p) for p in args.cdi_annotation_prefixes], config_mode=mode, hook_path=args.hook_path,
+        container_annotations=[_annotation_glob(p) for p in args.cdi_annotation_prefixes],
+        config_mode=mode,
+        hook_path=args.hook_path,
         oci_hook_file=os.path.abspath(args.oci_hook_path),
         low_level_runtime="runsc" if args.low_level_runtime == "runsc" else "",
-        runsc_config=os.path.abspath(args.runsc_config) if args.runsc_config
+        runsc_config=os.path.abspath(args.runsc_config)
+        if args.runsc_config
         else os.path.join(os.path.dirname(config), "runsc.toml"),
         engine_version=_engine_version(args),
     )
 
 
 def _annotation_glob(prefix: str) -> str:
-    if not prefix or not prefix.endswith("/") or any(c in prefix for c in "*\"\\ \n"):
-        raise UsageError(f"--cdi-annotation-prefix: expected a prefix ending in '/', like "
-                         f"nvidia.cdi.k8s.io/, got {prefix!r}")
+    if not prefix or not prefix.endswith("/") or any(c in prefix for c in '*"\\ \n'):
+        raise UsageError(
+            f"--cdi-annotation-prefix: expected a prefix ending in '/', like "
+            f"nvidia.cdi.k8s.io/, got {prefix!r}"
+        )
     return prefix + "*"
 
 
@@ -169,8 +242,10 @@ def _configure(args: argparse.Namespace) -> int:
         name = {"crio": "CRI-O", "docker": "dockerd"}.get(opts.engine, opts.engine)
         print(f"restart {name} to apply the change")
         if opts.low_level_runtime == "runsc" and not args.uninstall:
-            print('set [nvidia-container-runtime] runtimes = ["runsc"] (and mode = "legacy") in the GPU '
-                  "runtime's config.toml so it execs runsc (gvisor-and-python.md A.8.1 L8)")
+            print(
+                'set [nvidia-container-runtime] runtimes = ["runsc"] (and mode = "legacy") in the GPU '
+                "runtime's config.toml so it execs runsc (gvisor-and-python.md A.8.1 L8)"
+            )
     return 0
 
 

@@ -12,21 +12,29 @@ from gpuctk.errors import GpuctkError
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "create-device-nodes", help="create missing NVIDIA control device nodes",
+        "create-device-nodes",
+        help="create missing NVIDIA control device nodes",
         description="Create /dev/nvidiactl, nvidia-modeset, nvidia-uvm and nvidia-uvm-tools (mode 0666) from the "
-                    "majors in /proc/devices when they are missing, optionally loading the kernel modules first.")
-    p.add_argument("--driver-root", "--root", dest="driver_root", default="/", help="driver root (for modprobe)")
+        "majors in /proc/devices when they are missing, optionally loading the kernel modules first.",
+    )
+    p.add_argument(
+        "--driver-root", "--root", dest="driver_root", default="/", help="driver root (for modprobe)"
+    )
     p.add_argument("--dev-root", default="/", help="root holding dev/ (default /)")
     p.add_argument("--proc-devices", default="/proc/devices", help=argparse.SUPPRESS)
     p.add_argument("--control-devices", action="store_true", help="create the control nodes (the default)")
-    p.add_argument("--load-kernel-modules", action="store_true", help="modprobe nvidia, nvidia-uvm, nvidia-modeset")
+    p.add_argument(
+        "--load-kernel-modules", action="store_true", help="modprobe nvidia, nvidia-uvm, nvidia-modeset"
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would be done")
     p.set_defaults(func=_create_device_nodes)
 
     s = subparsers.add_parser(
-        "create-dev-char-symlinks", help="create /dev/char/<major>:<minor> links for NVIDIA devices",
+        "create-dev-char-symlinks",
+        help="create /dev/char/<major>:<minor> links for NVIDIA devices",
         description="Create /dev/char/<major>:<minor> -> ../nvidiaN links for every NVIDIA char device, so "
-                    "systemd's cgroup device rules survive `systemctl daemon-reload`.")
+        "systemd's cgroup device rules survive `systemctl daemon-reload`.",
+    )
     s.add_argument("--dev-root", default="/", help="root holding dev/ (default /)")
     s.add_argument("--dev-char-path", help="default <dev-root>/dev/char")
     s.add_argument("--driver-root", default="/", help="driver root (for modprobe)")
@@ -43,7 +51,9 @@ def _check_roots(args: argparse.Namespace) -> None:
 
     if args.dry_run:
         return  # a dry run may plan for a root that does not exist yet
-    roots = [("--dev-root", args.dev_root)] + ([("--driver-root", args.driver_root)] if args.load_kernel_modules else [])
+    roots = [("--dev-root", args.dev_root)] + (
+        [("--driver-root", args.driver_root)] if args.load_kernel_modules else []
+    )
     for flag, value in roots:
         if not os.path.isdir(value):
             raise UsageError(f"{flag} {value}: not a directory")

@@ -95,7 +95,8 @@ def _is_text(s: str) -> bool:
 def _check_type(key: str, value: object, source: str) -> object:
     kind = SCHEMA[key][0]
     if (isinstance(value, str) and not _is_text(value)) or (
-            isinstance(value, list) and not all(_is_text(v) for v in value if isinstance(v, str))):
+        isinstance(value, list) and not all(_is_text(v) for v in value if isinstance(v, str))
+    ):
         raise ConfigError(f"{source}: {key}: not valid UTF-8: {value!r}")
     if kind in (BOOL, FEATURE):
         if not isinstance(value, bool):
@@ -131,20 +132,29 @@ def validate(cfg: dict, source: str = "<config>") -> None:
     if not ldconfig.startswith("@") and not cfg["features"]["allow-ldconfig-from-container"]:
         raise ConfigError(
             f"{source}: nvidia-container-cli.ldconfig: {ldconfig!r} must start with '@' (a host path) "
-            "unless features.allow-ldconfig-from-container = true")
+            "unless features.allow-ldconfig-from-container = true"
+        )
     rt = cfg["nvidia-container-runtime"]
     if rt["mode"] not in VALID_MODES:
-        raise ConfigError(f"{source}: nvidia-container-runtime.mode: {rt['mode']!r} is not one of {', '.join(VALID_MODES)}")
+        raise ConfigError(
+            f"{source}: nvidia-container-runtime.mode: {rt['mode']!r} is not one of {', '.join(VALID_MODES)}"
+        )
     if rt["sandbox"] not in VALID_SANDBOXES:
-        raise ConfigError(f"{source}: nvidia-container-runtime.sandbox: {rt['sandbox']!r} is not one of '', 'gvisor'")
+        raise ConfigError(
+            f"{source}: nvidia-container-runtime.sandbox: {rt['sandbox']!r} is not one of '', 'gvisor'"
+        )
     # an empty prefix matches every annotation: each annotation value would be read as a device name
     if any(not p for p in rt["modes"]["cdi"]["annotation-prefixes"]):
-        raise ConfigError(f"{source}: nvidia-container-runtime.modes.cdi.annotation-prefixes: "
-                          "an empty prefix would match every annotation")
+        raise ConfigError(
+            f"{source}: nvidia-container-runtime.modes.cdi.annotation-prefixes: "
+            "an empty prefix would match every annotation"
+        )
     compat = rt["modes"]["legacy"]["cuda-compat-mode"]
     if compat not in VALID_CUDA_COMPAT_MODES:
-        raise ConfigError(f"{source}: nvidia-container-runtime.modes.legacy.cuda-compat-mode: {compat!r} is not one of "
-                          f"{', '.join(VALID_CUDA_COMPAT_MODES)}")
+        raise ConfigError(
+            f"{source}: nvidia-container-runtime.modes.legacy.cuda-compat-mode: {compat!r} is not one of "
+            f"{', '.join(VALID_CUDA_COMPAT_MODES)}"
+        )
 
 
 def read_config(path: str | None = None, *, required: bool = False) -> tuple[dict, set[str]]:
@@ -213,8 +223,16 @@ _CACHE_MAX_ENTRIES = 16
 def _cache_key(source: str, st: os.stat_result) -> tuple:
     from gpuctk import __version__
 
-    return (__version__, os.path.abspath(source), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-            tuple(sorted(host_defaults().items())))
+    return (
+        __version__,
+        os.path.abspath(source),
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,
+        tuple(sorted(host_defaults().items())),
+    )
 
 
 def _cache_get(source: str, key: tuple) -> dict | None:
@@ -330,7 +348,9 @@ def render(cfg: dict, explicit: set[str] | frozenset[str] = frozenset()) -> str:
             if key in OMITTED_UNLESS_SET and value in ("", [], False, None):
                 continue
             if key in COMMENTED_DEFAULTS and _should_comment(key, COMMENTED_DEFAULTS[key], value, suse):
-                lines_by_table.setdefault(table, []).append((name, f"#{name} = {_toml_value(COMMENTED_DEFAULTS[key])}"))
+                lines_by_table.setdefault(table, []).append(
+                    (name, f"#{name} = {_toml_value(COMMENTED_DEFAULTS[key])}")
+                )
                 continue
         if value is None:
             continue
@@ -346,7 +366,9 @@ def render(cfg: dict, explicit: set[str] | frozenset[str] = frozenset()) -> str:
 
     def emit(prefix: str) -> None:
         depth = prefix.count(".") + 1 if prefix else 0
-        children = sorted(t for t in tables if t.count(".") == depth and (not prefix or t.startswith(prefix + ".")))
+        children = sorted(
+            t for t in tables if t.count(".") == depth and (not prefix or t.startswith(prefix + "."))
+        )
         for child in children:
             if out:
                 out.append("")

@@ -11,8 +11,8 @@ import os
 # Key types.
 BOOL = "bool"
 STR = "str"
-LIST = "list"          # list of strings
-FEATURE = "feature"    # optional bool (None = unset), upstream's *feature pointers
+LIST = "list"  # list of strings
+FEATURE = "feature"  # optional bool (None = unset), upstream's *feature pointers
 
 # dotted key -> (type, default). Defaults that depend on the host are filled in by
 # ``host_defaults()``. Order does not matter: rendering sorts keys like upstream.
@@ -40,7 +40,10 @@ SCHEMA: dict[str, tuple[str, object]] = {
     "nvidia-container-runtime.modes.cdi.spec-dirs": (LIST, ["/etc/cdi", "/var/run/cdi"]),
     "nvidia-container-runtime.modes.cdi.default-kind": (STR, "nvidia.com/gpu"),
     "nvidia-container-runtime.modes.cdi.annotation-prefixes": (LIST, ["cdi.k8s.io/"]),
-    "nvidia-container-runtime.modes.csv.mount-spec-path": (STR, "/etc/nvidia-container-runtime/host-files-for-container.d"),
+    "nvidia-container-runtime.modes.csv.mount-spec-path": (
+        STR,
+        "/etc/nvidia-container-runtime/host-files-for-container.d",
+    ),
     "nvidia-container-runtime.modes.csv.compat-container-root": (STR, ""),
     "nvidia-container-runtime.modes.jit-cdi.nvcdi-feature-flags": (LIST, []),
     "nvidia-container-runtime.modes.jit-cdi.nvcdi-disable-hooks": (LIST, []),
@@ -58,13 +61,15 @@ SCHEMA: dict[str, tuple[str, object]] = {
 }
 
 # Keys upstream leaves out of a rendered file unless they were set (Go `omitempty`).
-OMITTED_UNLESS_SET = frozenset({
-    "nvidia-container-cli.no-pivot",
-    "nvidia-container-runtime.sandbox",
-    "nvidia-container-runtime.modes.csv.compat-container-root",
-    "nvidia-container-runtime.modes.jit-cdi.nvcdi-feature-flags",
-    "nvidia-container-runtime.modes.jit-cdi.nvcdi-disable-hooks",
-})
+OMITTED_UNLESS_SET = frozenset(
+    {
+        "nvidia-container-cli.no-pivot",
+        "nvidia-container-runtime.sandbox",
+        "nvidia-container-runtime.modes.csv.compat-container-root",
+        "nvidia-container-runtime.modes.jit-cdi.nvcdi-feature-flags",
+        "nvidia-container-runtime.modes.jit-cdi.nvcdi-disable-hooks",
+    }
+)
 
 # Keys rendered as a comment holding a "display default" when unset, empty or equal to it (§2.2).
 COMMENTED_DEFAULTS: dict[str, object] = {

@@ -37,5 +37,8 @@ def list_csv_dir(directory: str) -> list[str]:
         names = sorted(os.listdir(directory))
     except OSError:
         return []
-    return [os.path.join(directory, n) for n in names
-            if n.lower().endswith(".csv") and n.lower() != ".csv" and os.path.isfile(os.path.join(directory, n))]
+    return [
+        os.path.join(directory, n)
+        for n in names
+        if n.lower().endswith(".csv") and n.lower() != ".csv" and os.path.isfile(os.path.join(directory, n))
+    ]

@@ -35,7 +35,9 @@ def default_stat_device(path: str) -> NodeStat | None:
         try:
             with open(path, "rb") as f:
                 desc = json.loads(f.read()).get("gpuctk_sim_char_device")
-            return NodeStat(int(desc["major"]), int(desc["minor"]), int(desc["mode"]), int(desc.get("gid", 0)))
+            return NodeStat(
+                int(desc["major"]), int(desc["minor"]), int(desc["mode"]), int(desc.get("gid", 0))
+            )
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return None
     return None
@@ -63,7 +65,9 @@ def host_path(dev_root: str, path: str) -> str:
     return os.path.join(dev_root, clean.lstrip("/")) if dev_root not in ("", "/") else clean
 
 
-def device_node_edit(dev_root: str, path: str, *, additional_gids: bool = True) -> tuple[dict[str, Any], list[int]]:
+def device_node_edit(
+    dev_root: str, path: str, *, additional_gids: bool = True
+) -> tuple[dict[str, Any], list[int]]:
     """The CDI deviceNode for container ``path`` (host node under dev_root), plus the
     additional GIDs the container needs to open it (gid != 0 and not world rw)."""
     hp = host_path(dev_root, path)
@@ -114,8 +118,11 @@ def drm_nodes(dev_root: str, pci_bus_id: str | None) -> list[str]:
         names = sorted(os.listdir(drm))
     except OSError:
         return []
-    return [f"/dev/dri/{n}" for n in names if n.startswith(("card", "renderD"))
-            and stat_device(host_path(dev_root, f"/dev/dri/{n}")) is not None]
+    return [
+        f"/dev/dri/{n}"
+        for n in names
+        if n.startswith(("card", "renderD")) and stat_device(host_path(dev_root, f"/dev/dri/{n}")) is not None
+    ]
 
 
 def by_path_links(dev_root: str, pci_bus_id: str | None, nodes: list[str]) -> list[str]:

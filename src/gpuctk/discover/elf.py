@@ -22,10 +22,14 @@ class _Elf:
         self.end = "<" if data[5] == 1 else ">"
         if self.is64:
             (self.phoff, self.shoff) = struct.unpack_from(self.end + "QQ", data, 32)
-            (self.phentsize, self.phnum, self.shentsize, self.shnum) = struct.unpack_from(self.end + "HHHH", data, 54)
+            (self.phentsize, self.phnum, self.shentsize, self.shnum) = struct.unpack_from(
+                self.end + "HHHH", data, 54
+            )
         else:
             (self.phoff, self.shoff) = struct.unpack_from(self.end + "II", data, 28)
-            (self.phentsize, self.phnum, self.shentsize, self.shnum) = struct.unpack_from(self.end + "HHHH", data, 42)
+            (self.phentsize, self.phnum, self.shentsize, self.shnum) = struct.unpack_from(
+                self.end + "HHHH", data, 42
+            )
 
     def phdrs(self) -> list[tuple[int, int, int, int]]:
         """(type, offset, vaddr, filesz) per program header."""

@@ -63,21 +63,37 @@ def _normalise(inv: dict[str, Any], source: str) -> dict[str, Any]:
             mwhere = f"{where}.mig_devices[{j}]"
             if not isinstance(m, dict):
                 raise GpuctkError(f"{mwhere}: expected an object")
-            migs.append({"index": _int_field(m, ("index",), j, mwhere), "uuid": _str_field(m, "uuid", mwhere),
-                         "gpu_instance_id": _int_field(m, ("gpu_instance_id",), 0, mwhere),
-                         "compute_instance_id": _int_field(m, ("compute_instance_id",), 0, mwhere),
-                         "profile": _str_field(m, "profile", mwhere), "gfx": bool(m.get("gfx", False))})
-        gpus.append({"index": _int_field(g, ("index",), i, where),
-                     "minor": _int_field(g, ("minor", "minor_number"), i, where),
-                     "uuid": _str_field(g, "uuid", where), "name": _str_field(g, "name", where),
-                     "pci_bus_id": (_str_field(g, "pci_bus_id", where) or "").lower() or None,
-                     "mig_enabled": bool(g.get("mig_enabled", bool(migs))), "mig_devices": migs})
+            migs.append(
+                {
+                    "index": _int_field(m, ("index",), j, mwhere),
+                    "uuid": _str_field(m, "uuid", mwhere),
+                    "gpu_instance_id": _int_field(m, ("gpu_instance_id",), 0, mwhere),
+                    "compute_instance_id": _int_field(m, ("compute_instance_id",), 0, mwhere),
+                    "profile": _str_field(m, "profile", mwhere),
+                    "gfx": bool(m.get("gfx", False)),
+                }
+            )
+        gpus.append(
+            {
+                "index": _int_field(g, ("index",), i, where),
+                "minor": _int_field(g, ("minor", "minor_number"), i, where),
+                "uuid": _str_field(g, "uuid", where),
+                "name": _str_field(g, "name", where),
+                "pci_bus_id": (_str_field(g, "pci_bus_id", where) or "").lower() or None,
+                "mig_enabled": bool(g.get("mig_enabled", bool(migs))),
+                "mig_devices": migs,
+            }
+        )
     versions = {k: inv.get(k) for k in ("driver_version", "cuda_version")}
     for k, v in versions.items():
         if v is not None and not isinstance(v, str):
             raise GpuctkError(f"{source}: {k}: expected a string")
-    return {"source": str(inv.get("source") or source), **versions,
-            "platform": str(inv.get("platform") or "nvml"), "gpus": gpus}
+    return {
+        "source": str(inv.get("source") or source),
+        **versions,
+        "platform": str(inv.get("platform") or "nvml"),
+        "gpus": gpus,
+    }
 
 
 def load_fixture(path: str) -> dict[str, Any]:
@@ -104,6 +120,7 @@ def from_nvml() -> dict[str, Any] | None:
     except Exception:
         return None
     try:
+
         def s(v: Any) -> str:
             return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -122,18 +139,37 @@ def from_nvml() -> dict[str, Any] | None:
                     except Exception:
                         continue
                     name = s(pynvml.nvmlDeviceGetName(m))
-                    migs.append({"index": j, "uuid": s(pynvml.nvmlDeviceGetUUID(m)),
-                                 "gpu_instance_id": pynvml.nvmlDeviceGetGpuInstanceId(m),
-                                 "compute_instance_id": pynvml.nvmlDeviceGetComputeInstanceId(m),
-                                 "profile": name.split("MIG ", 1)[-1], "gfx": "+gfx" in name})
+                    migs.append(
+                        {
+                            "index": j,
+                            "uuid": s(pynvml.nvmlDeviceGetUUID(m)),
+                            "gpu_instance_id": pynvml.nvmlDeviceGetGpuInstanceId(m),
+                            "compute_instance_id": pynvml.nvmlDeviceGetComputeInstanceId(m),
+                            "profile": name.split("MIG ", 1)[-1],
+                            "gfx": "+gfx" in name,
+                        }
+                    )
             pci = s(pynvml.nvmlDeviceGetPciInfo(h).busId)
-            gpus.append({"index": i, "minor": pynvml.nvmlDeviceGetMinorNumber(h),
-                         "uuid": s(pynvml.nvmlDeviceGetUUID(h)), "name": s(pynvml.nvmlDeviceGetName(h)),
-                         "pci_bus_id": pci[4:] if len(pci) == 16 else pci, "mig_enabled": mig_enabled,
-                         "mig_devices": migs})
+            gpus.append(
+                {
+                    "index": i,
+                    "minor": pynvml.nvmlDeviceGetMinorNumber(h),
+                    "uuid": s(pynvml.nvmlDeviceGetUUID(h)),
+                    "name": s(pynvml.nvmlDeviceGetName(h)),
+                    "pci_bus_id": pci[4:] if len(pci) == 16 else pci,
+                    "mig_enabled": mig_enabled,
+                    "mig_devices": migs,
+                }
+            )
         cuda = pynvml.nvmlSystemGetCudaDriverVersion()
-        return _normalise({"driver_version": s(pynvml.nvmlSystemGetDriverVersion()),
-                           "cuda_version": f"{cuda // 1000}.{cuda % 1000 // 10}", "gpus": gpus}, "nvml")
+        return _normalise(
+            {
+                "driver_version": s(pynvml.nvmlSystemGetDriverVersion()),
+                "cuda_version": f"{cuda // 1000}.{cuda % 1000 // 10}",
+                "gpus": gpus,
+            },
+            "nvml",
+        )
     except Exception as exc:
         raise GpuctkError(f"NVML: {exc}") from None
     finally:
@@ -158,8 +194,15 @@ def from_procfs(dev_root: str = "/") -> dict[str, Any]:
             minor = int(info.get("Device Minor", ""))
         except ValueError:
             continue
-        gpus.append({"minor": minor, "uuid": info.get("GPU UUID"), "name": info.get("Model"),
-                     "pci_bus_id": info.get("Bus Location", bus), "mig_devices": _procfs_migs(dev_root, minor)})
+        gpus.append(
+            {
+                "minor": minor,
+                "uuid": info.get("GPU UUID"),
+                "name": info.get("Model"),
+                "pci_bus_id": info.get("Bus Location", bus),
+                "mig_devices": _procfs_migs(dev_root, minor),
+            }
+        )
     if not buses:
         gpus = _sysfs_gpus(dev_root)
     for i, g in enumerate(gpus):
@@ -178,7 +221,9 @@ def _procfs_migs(dev_root: str, minor: int) -> list[dict[str, Any]]:
         return out
     for gi, gname in gis:
         try:
-            cis = sorted(int(n[2:]) for n in os.listdir(os.path.join(base, gname)) if re.fullmatch(r"ci\d+", n))
+            cis = sorted(
+                int(n[2:]) for n in os.listdir(os.path.join(base, gname)) if re.fullmatch(r"ci\d+", n)
+            )
         except OSError:
             continue
         for ci in cis:

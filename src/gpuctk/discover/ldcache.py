@@ -52,7 +52,7 @@ def _parse_old(data: bytes) -> tuple[list[tuple[str, str, int]], int]:
         raise ValueError("ld.so.cache: entry count exceeds file size")
     table_end = 16 + nlibs * 12
     new_start = (table_end + 7) // 8 * 8
-    if data[new_start:new_start + len(NEW_MAGIC)] == NEW_MAGIC:
+    if data[new_start : new_start + len(NEW_MAGIC)] == NEW_MAGIC:
         return [], new_start
     out = []
     for i in range(nlibs):

@@ -46,15 +46,17 @@ def _mig_devices(gpu: ET.Element) -> list[dict[str, Any]]:
         return out
     for mig in container.findall("mig_device"):
         shared = mig.find("device_attributes/shared")
-        out.append({
-            "index": _int(_text(mig, "index")),
-            "uuid": _text(mig, "uuid"),
-            "gpu_instance_id": _int(_text(mig, "gpu_instance_id")),
-            "compute_instance_id": _int(_text(mig, "compute_instance_id")),
-            "profile": _text(mig, "profile") or _text(mig, "mig_profile"),
-            "multiprocessor_count": _int(_text(shared, "multiprocessor_count")),
-            "memory_total": _text(mig, "fb_memory_usage/total"),
-        })
+        out.append(
+            {
+                "index": _int(_text(mig, "index")),
+                "uuid": _text(mig, "uuid"),
+                "gpu_instance_id": _int(_text(mig, "gpu_instance_id")),
+                "compute_instance_id": _int(_text(mig, "compute_instance_id")),
+                "profile": _text(mig, "profile") or _text(mig, "mig_profile"),
+                "multiprocessor_count": _int(_text(shared, "multiprocessor_count")),
+                "memory_total": _text(mig, "fb_memory_usage/total"),
+            }
+        )
     return out
 
 

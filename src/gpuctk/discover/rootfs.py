@@ -11,15 +11,36 @@ import re
 
 from gpuctk.discover.ldcache import load_ldcache
 
-LIB_SEARCH_DIRS = ("/", "/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-                   "/usr/lib/x86_64-linux-gnu/nvidia/current", "/usr/lib/aarch64-linux-gnu/nvidia/current",
-                   "/lib64", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
-                   "/lib/x86_64-linux-gnu/nvidia/current", "/lib/aarch64-linux-gnu/nvidia/current")
+LIB_SEARCH_DIRS = (
+    "/",
+    "/usr/lib64",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu/nvidia/current",
+    "/usr/lib/aarch64-linux-gnu/nvidia/current",
+    "/lib64",
+    "/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/lib/x86_64-linux-gnu/nvidia/current",
+    "/lib/aarch64-linux-gnu/nvidia/current",
+)
 BIN_SEARCH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-DRIVER_BINARIES = ("nvidia-smi", "nvidia-debugdump", "nvidia-persistenced", "nvidia-cuda-mps-control",
-                   "nvidia-cuda-mps-server", "nvidia-imex", "nvidia-imex-ctl")
+DRIVER_BINARIES = (
+    "nvidia-smi",
+    "nvidia-debugdump",
+    "nvidia-persistenced",
+    "nvidia-cuda-mps-control",
+    "nvidia-cuda-mps-server",
+    "nvidia-imex",
+    "nvidia-imex-ctl",
+)
 IPC_SOCKETS = ("/nvidia-persistenced/socket", "/nvidia-fabricmanager/socket")
-FIRMWARE_DIRS = ("/lib/firmware/updates/{kernel}", "/lib/firmware/updates", "/lib/firmware/{kernel}", "/lib/firmware")
+FIRMWARE_DIRS = (
+    "/lib/firmware/updates/{kernel}",
+    "/lib/firmware/updates",
+    "/lib/firmware/{kernel}",
+    "/lib/firmware",
+)
 
 
 class DriverRoot:
@@ -99,7 +120,7 @@ class DriverRoot:
         """Version suffix of the first located ``libcuda.so.*.*`` or ``libnvidia-ml.so.*.*``."""
         for stem in ("libcuda.so.", "libnvidia-ml.so."):
             for hit in self.locate_libraries(stem + "*.*"):
-                version = os.path.basename(hit)[len(stem):]
+                version = os.path.basename(hit)[len(stem) :]
                 if re.fullmatch(r"\d+(\.\d+)+", version) and version != "1.1":
                     return version
         return None

@@ -138,8 +138,10 @@ def apply(p: Plan, *, dry_run: bool = False, out: TextIO | None = None) -> list[
             # a drop-in without the import that loads it (or the reverse) is half a configuration
             undone = _undo([*done, (change, backups[0] if backups else None)])
             reason = "is a directory" if isinstance(exc, IsADirectoryError) else exc.strerror or str(exc)
-            raise GpuctkError(f"{change.path}: cannot write: {reason}"
-                              + ("; the files already written were restored" if undone else "")) from None
+            raise GpuctkError(
+                f"{change.path}: cannot write: {reason}"
+                + ("; the files already written were restored" if undone else "")
+            ) from None
         done.append((change, backups[0] if backups else None))
     return messages
 

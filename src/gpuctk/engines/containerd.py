@@ -50,7 +50,9 @@ _CDI_KEYS = (("enable_cdi",), ("cdi_spec_dirs",))
 _DEFAULT_KEY = ("containerd", "default_runtime_name")
 
 
-def config_version(plain: dict[str, Any], engine_version: Version | None, source: str = "containerd config") -> int:
+def config_version(
+    plain: dict[str, Any], engine_version: Version | None, source: str = "containerd config"
+) -> int:
     """The config version: the file's ``version``; 1 for a file without it; for an empty
     file the engine's native one (3 for containerd >= 2.0, else 2)."""
     if not plain:
@@ -66,7 +68,9 @@ def check_shape(plain: dict[str, Any], version: int, opts: ConfigureOptions, sou
     imports = plain.get("imports")
     if imports is not None and not (isinstance(imports, list) and all(isinstance(i, str) for i in imports)):
         raise GpuctkError(f"{source}: field imports: must be an array of strings")
-    require_tables(plain, (*CRI_PLUGIN[version], "containerd", "runtimes", opts.runtime_name, "options"), source)
+    require_tables(
+        plain, (*CRI_PLUGIN[version], "containerd", "runtimes", opts.runtime_name, "options"), source
+    )
 
 
 def copies_whole_cri_table(engine_version: Version | None) -> bool:
@@ -127,8 +131,9 @@ def _source_runtime(cri: dict[str, Any], name: str) -> dict[str, Any]:
     return dict(DEFAULT_ENTRY)
 
 
-def apply_settings(cri: dict[str, Any], opts: ConfigureOptions, version: int,
-                   copy_from: dict[str, Any] | None = None) -> None:
+def apply_settings(
+    cri: dict[str, Any], opts: ConfigureOptions, version: int, copy_from: dict[str, Any] | None = None
+) -> None:
     """Put the runtime, default runtime and CDI settings of ``opts`` into a CRI table.
     ``copy_from``: the CRI table the runtime entry copies from (default ``cri`` itself)."""
     entry = runtime_entry(cri if copy_from is None else copy_from, opts, version)
@@ -153,7 +158,8 @@ def render_runsc_toml(existing: str | None, opts: ConfigureOptions) -> str:
         tomlsync.sync(doc, plain)
         return str(doc.as_string())
     return GENERATED_HEADER + tomlsync.dumps_plain(
-        {"binary_name": opts.runtime_path, "runsc_config": {"nvproxy": "true"}})
+        {"binary_name": opts.runtime_path, "runsc_config": {"nvproxy": "true"}}
+    )
 
 
 # ------------------------------------------------------------------ configure
@@ -168,7 +174,8 @@ def plan_configure(opts: ConfigureOptions, read: Reader) -> Plan:
 
     if opts.drop_in and version == 1:
         plan.warnings.append(
-            f"{opts.config} is a version 1 config, which has no `imports`: editing it in place")
+            f"{opts.config} is a version 1 config, which has no `imports`: editing it in place"
+        )
     if opts.drop_in and version >= 2:
         _plan_drop_in(plan, opts, read, main_doc, main, main_text, version)
     else:
@@ -207,8 +214,15 @@ def _carry_over(source: dict[str, Any], existing: dict[str, Any]) -> dict[str, A
     return base
 
 
-def _plan_drop_in(plan: Plan, opts: ConfigureOptions, read: Reader, main_doc: Any,
-                  main: dict[str, Any], main_text: str | None, version: int) -> None:
+def _plan_drop_in(
+    plan: Plan,
+    opts: ConfigureOptions,
+    read: Reader,
+    main_doc: Any,
+    main: dict[str, Any],
+    main_text: str | None,
+    version: int,
+) -> None:
     cri_path = CRI_PLUGIN[version]
     source = table(get_in(main, cri_path))
     old_drop = read(opts.drop_in)
@@ -239,8 +253,9 @@ def _plan_drop_in(plan: Plan, opts: ConfigureOptions, read: Reader, main_doc: An
 
 
 # ------------------------------------------------------------------ uninstall
-def remove_settings(cri: dict[str, Any], opts: ConfigureOptions, before: dict[str, Any] | None,
-                    restore_cdi: bool) -> str | None:
+def remove_settings(
+    cri: dict[str, Any], opts: ConfigureOptions, before: dict[str, Any] | None, restore_cdi: bool
+) -> str | None:
     """Undo :func:`apply_settings` for ``opts.runtime_name`` on a CRI table.
 
     ``before``: the CRI table as it was before gpuctk touched it (from the newest backup
@@ -273,8 +288,10 @@ def lacks_runtime(plain: dict[str, Any], name: str) -> bool:
     """No ``name`` runtime and no other GPU runtime: the state before gpuctk."""
     from gpuctk.engines.detect import containerd_facts
 
-    return (all(get_in(plain, (*path, "containerd", "runtimes", name)) is None for path in CRI_PLUGIN.values())
-            and not containerd_facts(plain)["gpu_runtimes"])
+    return (
+        all(get_in(plain, (*path, "containerd", "runtimes", name)) is None for path in CRI_PLUGIN.values())
+        and not containerd_facts(plain)["gpu_runtimes"]
+    )
 
 
 def _has_other_gpu_runtimes(cri: dict[str, Any], source: dict[str, Any]) -> bool:
@@ -308,10 +325,13 @@ def plan_uninstall(opts: ConfigureOptions, read: Reader, prior: PriorLookup) -> 
             plan.add(FileChange(opts.drop_in, old_drop, None, note="gpuctk drop-in removed"))
             wanted = copy.deepcopy(main)
             # the import gpuctk added: any entry covering the drop-in that the pre-gpuctk file lacked
-            before = prior(opts.config, lambda d: not _imports_cover(list(d.get("imports") or []), opts.drop_in))
+            before = prior(
+                opts.config, lambda d: not _imports_cover(list(d.get("imports") or []), opts.drop_in)
+            )
             kept = list((before or {}).get("imports") or [])
-            imports = [i for i in (wanted.get("imports") or [])
-                       if i in kept or not _imports_cover([i], opts.drop_in)]
+            imports = [
+                i for i in (wanted.get("imports") or []) if i in kept or not _imports_cover([i], opts.drop_in)
+            ]
             if imports:
                 wanted["imports"] = imports
             else:

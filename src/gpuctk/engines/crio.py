@@ -38,7 +38,9 @@ def _source_entry(merged: dict[str, Any], name: str) -> dict[str, Any]:
 def apply_settings(dest: dict[str, Any], merged: dict[str, Any], opts: ConfigureOptions, source: str) -> None:
     require_tables(dest, (*_RUNTIMES, opts.runtime_name), source)
     existing = get_in(dest, (*_RUNTIMES, opts.runtime_name))
-    entry = copy.deepcopy(existing) if isinstance(existing, dict) else _source_entry(merged, opts.runtime_name)
+    entry = (
+        copy.deepcopy(existing) if isinstance(existing, dict) else _source_entry(merged, opts.runtime_name)
+    )
     entry["runtime_path"] = opts.runtime_path
     entry["runtime_type"] = "oci"
     set_in(dest, (*_RUNTIMES, opts.runtime_name), entry)
@@ -72,7 +74,8 @@ def _is_gpu_hook(text: str) -> bool:
     except (ValueError, KeyError, TypeError, RecursionError):
         return False
     return isinstance(path, str) and os.path.basename(path).startswith(
-        ("nvidia-container-runtime-hook", "nvidia-container-toolkit", "gpuctk"))
+        ("nvidia-container-runtime-hook", "nvidia-container-toolkit", "gpuctk")
+    )
 
 
 def plan_configure(opts: ConfigureOptions, read: Reader) -> Plan:
@@ -82,8 +85,14 @@ def plan_configure(opts: ConfigureOptions, read: Reader) -> Plan:
     if opts.config_mode == "oci-hook":
         old = read(opts.oci_hook_file)
         # someone else's file at that path is replaced, but backed up first
-        plan.add(FileChange(opts.oci_hook_file, old, json.dumps(oci_hook(opts.hook_path), indent=2) + "\n",
-                            backup=old is not None and not _is_gpu_hook(old)))
+        plan.add(
+            FileChange(
+                opts.oci_hook_file,
+                old,
+                json.dumps(oci_hook(opts.hook_path), indent=2) + "\n",
+                backup=old is not None and not _is_gpu_hook(old),
+            )
+        )
         return plan
     main_text = read(opts.config)
     if opts.drop_in:

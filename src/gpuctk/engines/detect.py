@@ -40,7 +40,9 @@ def run_command(argv: list[str]) -> tuple[int, str]:
 
 
 def _which(name: str) -> str | None:
-    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin")
+    return shutil.which(
+        name, path=os.environ.get("PATH", "") + ":/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin"
+    )
 
 
 def guess_engine() -> str:
@@ -108,7 +110,9 @@ def containerd_facts(cfg: dict[str, Any]) -> dict[str, Any]:
             continue
         opts = table(entry.get("options"))
         binary = opts.get("BinaryName") or opts.get("Runtime")
-        if is_gpu_binary(binary) or (entry.get("runtime_type") == "io.containerd.runsc.v1" and name.startswith("nvidia")):
+        if is_gpu_binary(binary) or (
+            entry.get("runtime_type") == "io.containerd.runsc.v1" and name.startswith("nvidia")
+        ):
             gpu.append(name)
     return {
         "cdi_enabled_in_config": cri.get("enable_cdi"),
@@ -122,7 +126,9 @@ def containerd_facts(cfg: dict[str, Any]) -> dict[str, Any]:
 def crio_facts(cfg: dict[str, Any]) -> dict[str, Any]:
     rt = table(table(cfg.get("crio")).get("runtime"))
     runtimes = table(rt.get("runtimes"))
-    gpu = sorted(n for n, e in runtimes.items() if isinstance(e, dict) and is_gpu_binary(e.get("runtime_path")))
+    gpu = sorted(
+        n for n, e in runtimes.items() if isinstance(e, dict) and is_gpu_binary(e.get("runtime_path"))
+    )
     return {
         "cdi_enabled_in_config": None,
         "spec_dirs": _str_list(rt.get("cdi_spec_dirs"), DEFAULT_SPEC_DIRS),
@@ -146,8 +152,10 @@ def docker_facts(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _crio_file_config(path: str) -> dict[str, Any]:
     data = _load_toml(path)
-    for dropin in sorted(glob.glob(os.path.join(os.path.dirname(path), "crio.conf.d", "*.conf"))
-                         + glob.glob(os.path.join(os.path.dirname(path), "crio.conf.d", "*.toml"))):
+    for dropin in sorted(
+        glob.glob(os.path.join(os.path.dirname(path), "crio.conf.d", "*.conf"))
+        + glob.glob(os.path.join(os.path.dirname(path), "crio.conf.d", "*.toml"))
+    ):
         deep_merge(data, _load_toml(dropin))
     return data
 
@@ -211,8 +219,16 @@ def detect(runtime: str | None = None, **paths: Any) -> dict[str, Any]:
     return assemble(engine, version, version_string, facts, source=source, config=config_path, notes=notes)
 
 
-def assemble(engine: str, version: Version | None, version_string: str, facts: dict[str, Any], *,
-             source: str = "file", config: str = "", notes: list[str] | None = None) -> dict[str, Any]:
+def assemble(
+    engine: str,
+    version: Version | None,
+    version_string: str,
+    facts: dict[str, Any],
+    *,
+    source: str = "file",
+    config: str = "",
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
     """Combine version rules and config facts into the report (pure; used by tests)."""
     support = cdi_support(engine, version)
     in_config = facts.get("cdi_enabled_in_config")
@@ -264,17 +280,21 @@ def recommend(report: dict[str, Any]) -> dict[str, Any]:
             "runtime_mode": "cdi",
             "command": "gpuctk runtime configure " + " ".join(flags),
             "steps": steps,
-            "text": (f"{engine} injects CDI devices itself: keep its default runtime, request devices through "
-                     "the CRI CDI field or `cdi.k8s.io/` annotations (device plugin cdi-cri/cdi-annotations); "
-                     "the nvidia runtime stays available as a RuntimeClass for management access."),
+            "text": (
+                f"{engine} injects CDI devices itself: keep its default runtime, request devices through "
+                "the CRI CDI field or `cdi.k8s.io/` annotations (device plugin cdi-cri/cdi-annotations); "
+                "the nvidia runtime stays available as a RuntimeClass for management access."
+            ),
         }
     steps = []
     if not report["gpu_runtime_configured"]:
         steps.append("add the GPU runtime")
     if not report["gpu_runtime_default"]:
         steps.append("make the GPU runtime the default")
-    steps.append('set nvidia-container-runtime.mode = "cdi" and '
-                 'modes.cdi.annotation-prefixes = ["nvidia.cdi.k8s.io/"] in config.toml')
+    steps.append(
+        'set nvidia-container-runtime.mode = "cdi" and '
+        'modes.cdi.annotation-prefixes = ["nvidia.cdi.k8s.io/"] in config.toml'
+    )
     return {
         "mode": "gpu-runtime-cdi",
         "set_as_default": True,
@@ -282,9 +302,11 @@ def recommend(report: dict[str, Any]) -> dict[str, Any]:
         "runtime_mode": "cdi",
         "command": f"gpuctk runtime configure --runtime {engine} --set-as-default",
         "steps": steps,
-        "text": (f"{engine} {report['version'] or '(version unknown)'} has no usable native CDI: make the GPU "
-                 "runtime the default, run it in cdi mode, and request devices with `nvidia.cdi.k8s.io/` "
-                 "annotations (device plugin envvar,cdi-annotations)."),
+        "text": (
+            f"{engine} {report['version'] or '(version unknown)'} has no usable native CDI: make the GPU "
+            "runtime the default, run it in cdi mode, and request devices with `nvidia.cdi.k8s.io/` "
+            "annotations (device plugin envvar,cdi-annotations)."
+        ),
     }
 
 

@@ -73,5 +73,6 @@ def require_tables(d: dict[str, Any], path: tuple[str, ...], source: str) -> Non
         if value is None:
             return
         if not isinstance(value, dict):
-            raise GpuctkError(f"{source}: field {'.'.join(path[:i])}: must be a table, "
-                              f"not {type(value).__name__}")
+            raise GpuctkError(
+                f"{source}: field {'.'.join(path[:i])}: must be a table, not {type(value).__name__}"
+            )

@@ -25,7 +25,8 @@ def parse_daemon_json(text: str | None, source: str) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigSyntaxError(
-            f"{source}: invalid JSON: {exc.msg} (at line {exc.lineno}, column {exc.colno})") from None
+            f"{source}: invalid JSON: {exc.msg} (at line {exc.lineno}, column {exc.colno})"
+        ) from None
     except RecursionError:
         raise ConfigSyntaxError(f"{source}: invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
@@ -45,8 +46,14 @@ def render(data: dict[str, Any], like: str | None) -> str:
     return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
 
 
-def _finish(plan: Plan, opts: ConfigureOptions, text: str | None, before: dict[str, Any],
-            after: dict[str, Any], delete_if_empty: bool = False) -> Plan:
+def _finish(
+    plan: Plan,
+    opts: ConfigureOptions,
+    text: str | None,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    delete_if_empty: bool = False,
+) -> Plan:
     if after == before and text is not None:
         new: str | None = text  # semantically unchanged: leave the bytes alone
     elif delete_if_empty and not after:

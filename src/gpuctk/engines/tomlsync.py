@@ -109,7 +109,9 @@ def _new_table(value: Mapping[str, Any]) -> Any:
     return table
 
 
-def sync(container: Any, wanted: Mapping[str, Any], *, header_indent: str = "", step: str | None = None) -> None:
+def sync(
+    container: Any, wanted: Mapping[str, Any], *, header_indent: str = "", step: str | None = None
+) -> None:
     """Make tomlkit ``container`` (document or table) hold exactly ``wanted``.
 
     Existing items whose value is unchanged are not touched (so their comments and
@@ -143,8 +145,15 @@ def sync(container: Any, wanted: Mapping[str, Any], *, header_indent: str = "", 
             if key in current:
                 del container[key]
             new = _new_table(value)
-            indent = sub_indent if sub_indent is not None else (
-                header_indent + step if isinstance(container, Table) and not _is_super(container) else header_indent)
+            indent = (
+                sub_indent
+                if sub_indent is not None
+                else (
+                    header_indent + step
+                    if isinstance(container, Table) and not _is_super(container)
+                    else header_indent
+                )
+            )
             sibling_step = _sibling_step(container)
             if sibling_step is not None:
                 step = sibling_step
@@ -192,7 +201,7 @@ def _sibling_step(container: Any) -> str | None:
             head = str(item.trivia.indent).rsplit("\n", 1)[-1]
             inner = _key_indent(item)
             if inner is not None and inner.startswith(head):
-                return inner[len(head):]
+                return inner[len(head) :]
     return None
 
 
@@ -203,5 +212,5 @@ def _child_step(table: Any, default: str) -> str:
     if inner is None:
         inner = _table_indent(table)
     if inner is not None and inner.startswith(head):
-        return inner[len(head):]
+        return inner[len(head) :]
     return default

@@ -63,7 +63,7 @@ def parse_runtime_version(s: str) -> tuple[str, Version | None]:
         first = low.split()[0] if low.split() else ""
         if first in _ENGINE_ALIASES:
             engine = normalize_engine(first)
-            rest = text[len(first):]
+            rest = text[len(first) :]
             # skip the module path containerd prints before its version
             rest = re.sub(r"^\s*\S*github\.com/\S+", "", rest)
         elif re.search(r"-k3s\d*|-rke2", low):
@@ -103,29 +103,34 @@ def cdi_support(engine: str, version: Version | str | None) -> dict[str, Any]:
             return result(False, False, f"containerd {vs} < 1.7 has no native CDI support")
         if version < (1, 7, 2):
             return result(
-                True, True,
+                True,
+                True,
                 f"containerd {vs}: CDI only with enable_cdi = true, and the CRI CDIDevices field is "
                 "unreliable before 1.7.2 (use cdi.k8s.io/ annotations)",
                 cri_field=False,
             )
         if version < (2, 0, 0):
-            return result(True, True, f"containerd {vs}: CDI supported but off by default (needs enable_cdi = true)")
+            return result(
+                True, True, f"containerd {vs}: CDI supported but off by default (needs enable_cdi = true)"
+            )
         return result(True, False, f"containerd {vs} >= 2.0 enables CDI by default")
     if engine == "crio":
         if version is None:
             return result(False, False, "CRI-O version unknown: assuming no native CDI")
         if version < (1, 23, 2):
             return result(False, False, f"CRI-O {vs} < 1.23.2 has no native CDI support")
-        return result(True, False, f"CRI-O {vs} >= 1.23.2 enables CDI by default",
-                      cri_field=version >= (1, 28, 0))
+        return result(
+            True, False, f"CRI-O {vs} >= 1.23.2 enables CDI by default", cri_field=version >= (1, 28, 0)
+        )
     if engine == "docker":
         if version is None:
             return result(False, False, "Docker version unknown: assuming no native CDI")
         if version < (25, 0, 0):
             return result(False, False, f"Docker {vs} < 25 has no CDI support (use --runtime nvidia)")
         if version < (28, 2, 0):
-            return result(True, True, f"Docker {vs}: CDI needs features.cdi = true in daemon.json",
-                          cri_field=False)
+            return result(
+                True, True, f"Docker {vs}: CDI needs features.cdi = true in daemon.json", cri_field=False
+            )
         return result(True, False, f"Docker {vs} >= 28.2 enables CDI by default", cri_field=False)
     name = engine or "unknown engine"
     return result(False, False, f"{name}: no known native CDI support")

@@ -24,8 +24,15 @@ GATED = {
     "gdrcopy": ["/dev/gdrdrv"],
     "nvswitch": ["/dev/nvidia-nvswitchctl", "/dev/nvidia-nvswitch*"],
 }
-MANAGEMENT_GLOBS = ["/dev/nvidia*", "/dev/nvidia-caps/nvidia-cap*", "/dev/nvidia-modeset", "/dev/nvidia-uvm-tools",
-                    "/dev/nvidia-uvm", "/dev/nvidiactl", "/dev/nvidia-caps-imex-channels/channel*"]
+MANAGEMENT_GLOBS = [
+    "/dev/nvidia*",
+    "/dev/nvidia-caps/nvidia-cap*",
+    "/dev/nvidia-modeset",
+    "/dev/nvidia-uvm-tools",
+    "/dev/nvidia-uvm",
+    "/dev/nvidiactl",
+    "/dev/nvidia-caps-imex-channels/channel*",
+]
 
 
 class _Ctx:
@@ -40,8 +47,9 @@ class _Ctx:
 
     def inventory(self) -> dict[str, Any]:
         if self._inventory is None:
-            self._inventory = select_inventory(self.opts.inventory, dev_root=self.dev_root,
-                                               driver_root=self.root.root)
+            self._inventory = select_inventory(
+                self.opts.inventory, dev_root=self.dev_root, driver_root=self.root.root
+            )
         return self._inventory
 
     def node(self, path: str) -> tuple[dict[str, Any], list[int]]:
@@ -69,8 +77,10 @@ class _Ctx:
             inv = self.inventory()
             version = inv.get("driver_version")
         if not version or "*" in version:
-            raise GpuctkError(f"{self.root.root}: cannot determine the NVIDIA driver version "
-                              "(no libcuda.so.<version> or libnvidia-ml.so.<version> found)")
+            raise GpuctkError(
+                f"{self.root.root}: cannot determine the NVIDIA driver version "
+                "(no libcuda.so.<version> or libnvidia-ml.so.<version> found)"
+            )
         return str(version)
 
 
@@ -79,15 +89,21 @@ def _check_options(opts: GenerateOptions) -> None:
         raise UsageError(f"--mode: unknown mode {opts.mode!r} (choose from {', '.join(MODES)})")
     for s in opts.device_name_strategies:
         if s not in NAME_STRATEGIES:
-            raise UsageError(f"--device-name-strategy: unknown strategy {s!r} (choose from {', '.join(NAME_STRATEGIES)})")
+            raise UsageError(
+                f"--device-name-strategy: unknown strategy {s!r} (choose from {', '.join(NAME_STRATEGIES)})"
+            )
     for h in [*opts.disabled_hooks, *opts.enabled_hooks]:
         if h not in (*HOOK_NAMES, "all"):
-            raise UsageError(f"--disable-hook/--enable-hook: unknown hook {h!r} (choose from {', '.join(HOOK_NAMES)}, all)")
+            raise UsageError(
+                f"--disable-hook/--enable-hook: unknown hook {h!r} (choose from {', '.join(HOOK_NAMES)}, all)"
+            )
     if "all" in opts.enabled_hooks:
         raise UsageError("--enable-hook: 'all' cannot be enabled")
     for f in opts.feature_flags:
         if f not in FEATURE_FLAGS:
-            raise UsageError(f"--feature-flag: unknown feature flag {f!r} (choose from {', '.join(FEATURE_FLAGS)})")
+            raise UsageError(
+                f"--feature-flag: unknown feature flag {f!r} (choose from {', '.join(FEATURE_FLAGS)})"
+            )
     for label, value in (("--vendor", opts.vendor), ("--class", opts.device_class)):
         if value is not None and not _VENDOR_RE.fullmatch(value):
             raise UsageError(f"{label}: invalid value {value!r}")
@@ -122,7 +138,9 @@ def _names(kind: str, index: str, uuid: str | None, strategies: list[str], warni
     return list(dict.fromkeys(out))
 
 
-def _select(inv: dict[str, Any], ids: list[str]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], dict[str, Any]]]]:
+def _select(
+    inv: dict[str, Any], ids: list[str]
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], dict[str, Any]]]]:
     """GPUs (non-MIG) and (gpu, mig) pairs selected by device ids."""
     full = [g for g in inv["gpus"] if not g["mig_enabled"]]
     migs = [(g, m) for g in inv["gpus"] if g["mig_enabled"] for m in g["mig_devices"]]
@@ -147,7 +165,9 @@ def _select(inv: dict[str, Any], ids: list[str]) -> tuple[list[dict[str, Any]], 
                     if (g, m) not in sel_mig:
                         sel_mig.append((g, m))
         if not hit:
-            raise GpuctkError(f"--device-id {i}: no such GPU or MIG device (known: index, UUID, <gpu>:<mig>, all, none)")
+            raise GpuctkError(
+                f"--device-id {i}: no such GPU or MIG device (known: index, UUID, <gpu>:<mig>, all, none)"
+            )
     return sel_full, sel_mig
 
 
@@ -167,13 +187,20 @@ def _gpu_devices(ctx: _Ctx) -> list[dict[str, Any]]:
             out.append({"name": name, "containerEdits": edits})
     for g, m in migs:
         if mig_minors is None:
-            mig_minors = parse_mig_minors(read_text(ctx.dev_root, "/proc/driver/nvidia-caps/mig-minors") or "")
+            mig_minors = parse_mig_minors(
+                read_text(ctx.dev_root, "/proc/driver/nvidia-caps/mig-minors") or ""
+            )
         gi_key = f"gpu{g['minor']}/gi{m['gpu_instance_id']}/access"
         ci_key = f"gpu{g['minor']}/gi{m['gpu_instance_id']}/ci{m['compute_instance_id']}/access"
         if gi_key not in mig_minors or ci_key not in mig_minors:
-            raise GpuctkError(f"{ctx.dev_root}/proc/driver/nvidia-caps/mig-minors: no entry for {gi_key} / {ci_key}")
-        paths = [f"/dev/nvidia{g['minor']}", f"/dev/nvidia-caps/nvidia-cap{mig_minors[gi_key]}",
-                 f"/dev/nvidia-caps/nvidia-cap{mig_minors[ci_key]}"]
+            raise GpuctkError(
+                f"{ctx.dev_root}/proc/driver/nvidia-caps/mig-minors: no entry for {gi_key} / {ci_key}"
+            )
+        paths = [
+            f"/dev/nvidia{g['minor']}",
+            f"/dev/nvidia-caps/nvidia-cap{mig_minors[gi_key]}",
+            f"/dev/nvidia-caps/nvidia-cap{mig_minors[ci_key]}",
+        ]
         edits = ctx.edits_for_nodes(paths)
         if m.get("gfx"):
             drm = D.drm_nodes(ctx.dev_root, g["pci_bus_id"])
@@ -181,7 +208,9 @@ def _gpu_devices(ctx: _Ctx) -> list[dict[str, Any]]:
             hook = symlinks_hook(opts, ctx.hook_path, D.by_path_links(ctx.dev_root, g["pci_bus_id"], drm))
             if hook:
                 edits["hooks"] = [hook]
-        for name in _names("mig", f"{g['index']}:{m['index']}", m["uuid"], opts.device_name_strategies, ctx.warnings):
+        for name in _names(
+            "mig", f"{g['index']}:{m['index']}", m["uuid"], opts.device_name_strategies, ctx.warnings
+        ):
             out.append({"name": name, "containerEdits": edits})
     return out
 
@@ -189,8 +218,13 @@ def _gpu_devices(ctx: _Ctx) -> list[dict[str, Any]]:
 def _driver_common(ctx: _Ctx, *, graphics: bool, management: bool) -> dict[str, Any]:
     opts = ctx.opts
     version = ctx.driver_version()
-    drv = discover_driver(ctx.root, version, graphics=graphics, ipc="disable-ipc-discoverer" not in opts.feature_flags,
-                          explicit_libs="enable-explicit-driver-libraries" in opts.feature_flags)
+    drv = discover_driver(
+        ctx.root,
+        version,
+        graphics=graphics,
+        ipc="disable-ipc-discoverer" not in opts.feature_flags,
+        explicit_libs="enable-explicit-driver-libraries" in opts.feature_flags,
+    )
     env = []
     if drv.lib_dirs:
         env.append("NVIDIA_CTK_LIBCUDA_DIR=" + ":".join(drv.lib_dirs))
@@ -226,8 +260,10 @@ def _nvml(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     ctx.driver_version()  # no driver at all is the clearer error
     devices = _gpu_devices(ctx)
     if not ctx.inventory()["gpus"] and "none" not in ctx.opts.device_ids:
-        raise GpuctkError(f"{ctx.dev_root}: no NVIDIA GPUs found (inventory {ctx.inventory()['source']}); "
-                          "use --mode management for a driver-only spec")
+        raise GpuctkError(
+            f"{ctx.dev_root}: no NVIDIA GPUs found (inventory {ctx.inventory()['source']}); "
+            "use --mode management for a driver-only spec"
+        )
     common = _driver_common(ctx, graphics=True, management=False)
     control = D.existing_nodes(ctx.dev_root, D.CONTROL_NODES)
     node_edits = ctx.edits_for_nodes(control)
@@ -244,24 +280,39 @@ def _check_majors(ctx: _Ctx, devices: list[dict[str, Any]], common: dict[str, An
     if not text:
         return
     majors = parse_proc_devices(text)
-    expected = {"nvidia": nvidia_major(majors), "nvidia-uvm": majors.get("nvidia-uvm"),
-                "nvidia-caps": majors.get("nvidia-caps")}
+    expected = {
+        "nvidia": nvidia_major(majors),
+        "nvidia-uvm": majors.get("nvidia-uvm"),
+        "nvidia-caps": majors.get("nvidia-caps"),
+    }
     seen = set()
     for edits in [common, *[d["containerEdits"] for d in devices]]:
         for n in edits.get("deviceNodes", []):
             base = os.path.basename(n["path"])
-            key = ("nvidia-uvm" if base.startswith("nvidia-uvm") else "nvidia-caps" if base.startswith("nvidia-cap")
-                   else "nvidia" if re.fullmatch(r"nvidia(\d+|ctl|-modeset)", base) else None)
+            key = (
+                "nvidia-uvm"
+                if base.startswith("nvidia-uvm")
+                else "nvidia-caps"
+                if base.startswith("nvidia-cap")
+                else "nvidia"
+                if re.fullmatch(r"nvidia(\d+|ctl|-modeset)", base)
+                else None
+            )
             want = expected.get(key) if key else None
             if want is not None and "major" in n and n["major"] != want and n["path"] not in seen:
                 seen.add(n["path"])
-                ctx.warnings.append(f"{n.get('hostPath', n['path'])}: major {n['major']} but /proc/devices "
-                                    f"lists {key} as {want}")
+                ctx.warnings.append(
+                    f"{n.get('hostPath', n['path'])}: major {n['major']} but /proc/devices "
+                    f"lists {key} as {want}"
+                )
 
 
 def _management(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    paths = [p for p in D.glob_nodes(ctx.dev_root, MANAGEMENT_GLOBS)
-             if not os.path.basename(p).startswith(("nvidia-fs", "nvidia-nvswitch", "nvidia-nvlink"))]
+    paths = [
+        p
+        for p in D.glob_nodes(ctx.dev_root, MANAGEMENT_GLOBS)
+        if not os.path.basename(p).startswith(("nvidia-fs", "nvidia-nvswitch", "nvidia-nvlink"))
+    ]
     if not paths:
         raise GpuctkError(f"{ctx.dev_root}/dev: no NVIDIA device nodes found for the management spec")
     devices = [{"name": "all", "containerEdits": ctx.edits_for_nodes(paths)}]
@@ -292,7 +343,7 @@ def _imex(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     else:
         numbers = []
         for i in ids:
-            s = i[len("channel"):] if i.startswith("channel") else i
+            s = i[len("channel") :] if i.startswith("channel") else i
             if not s.isdigit() or int(s) > 2**20 - 1:
                 raise GpuctkError(f"--device-id {i}: invalid IMEX channel (N or channelN, N <= {2**20 - 1})")
             numbers.append(int(s))
@@ -343,13 +394,19 @@ def build_spec(opts: GenerateOptions) -> tuple[dict[str, Any], list[str]]:
     if chmod:
         common.setdefault("hooks", []).append(chmod)
     common.setdefault("env", []).append("NVIDIA_VISIBLE_DEVICES=void")
-    spec: dict[str, Any] = {"cdiVersion": "0.3.0", "kind": f"{vendor}/{cls}", "devices": devices,
-                            "containerEdits": common}
+    spec: dict[str, Any] = {
+        "cdiVersion": "0.3.0",
+        "kind": f"{vendor}/{cls}",
+        "devices": devices,
+        "containerEdits": common,
+    }
     names = [d["name"] for d in devices]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise GpuctkError(f"inventory {ctx.inventory()['source']}: duplicate device names {', '.join(dupes)} "
-                          "(two GPUs with the same index or UUID?)")
+        raise GpuctkError(
+            f"inventory {ctx.inventory()['source']}: duplicate device names {', '.join(dupes)} "
+            "(two GPUs with the same index or UUID?)"
+        )
     bad = [n for n in names if not _NAME_RE.fullmatch(n)]
     if bad:
         raise GpuctkError(f"inventory {ctx.inventory()['source']}: invalid CDI device names {', '.join(bad)}")

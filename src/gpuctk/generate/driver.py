@@ -13,15 +13,37 @@ from gpuctk.discover.rootfs import DRIVER_BINARIES, DriverRoot
 
 RO_OPTIONS = ["ro", "nosuid", "nodev", "rbind", "rprivate"]
 IPC_OPTIONS = ["nosuid", "nodev", "rbind", "rprivate", "noexec"]
-EXPLICIT_LIBS = ("libEGL.so", "libGL.so", "libGLESv1_CM.so", "libGLESv2.so", "libGLX.so", "libGLdispatch.so",
-                 "libOpenCL.so", "libOpenGL.so", "libnvidia-api.so", "libnvidia-egl-xcb.so", "libnvidia-egl-xlib.so")
-SHARE_CONFIGS = ("glvnd/egl_vendor.d/10_nvidia.json", "egl/egl_external_platform.d/15_nvidia_gbm.json",
-                 "egl/egl_external_platform.d/10_nvidia_wayland.json",
-                 "egl/egl_external_platform.d/09_nvidia_wayland2.json",
-                 "egl/egl_external_platform.d/20_nvidia_xcb.json", "egl/egl_external_platform.d/20_nvidia_xlib.json",
-                 "nvidia/nvoptix.bin", "X11/xorg.conf.d/10-nvidia.conf", "X11/xorg.conf.d/nvidia-drm-outputclass.conf")
-ETC_CONFIGS = ("OpenCL/vendors/nvidia.icd", "vulkan/icd.d/nvidia_icd.json", "vulkan/icd.d/nvidia_layers.json",
-               "vulkan/implicit_layer.d/nvidia_layers.json", "vulkan/icd.d/nvidia_icd.{arch}.json")
+EXPLICIT_LIBS = (
+    "libEGL.so",
+    "libGL.so",
+    "libGLESv1_CM.so",
+    "libGLESv2.so",
+    "libGLX.so",
+    "libGLdispatch.so",
+    "libOpenCL.so",
+    "libOpenGL.so",
+    "libnvidia-api.so",
+    "libnvidia-egl-xcb.so",
+    "libnvidia-egl-xlib.so",
+)
+SHARE_CONFIGS = (
+    "glvnd/egl_vendor.d/10_nvidia.json",
+    "egl/egl_external_platform.d/15_nvidia_gbm.json",
+    "egl/egl_external_platform.d/10_nvidia_wayland.json",
+    "egl/egl_external_platform.d/09_nvidia_wayland2.json",
+    "egl/egl_external_platform.d/20_nvidia_xcb.json",
+    "egl/egl_external_platform.d/20_nvidia_xlib.json",
+    "nvidia/nvoptix.bin",
+    "X11/xorg.conf.d/10-nvidia.conf",
+    "X11/xorg.conf.d/nvidia-drm-outputclass.conf",
+)
+ETC_CONFIGS = (
+    "OpenCL/vendors/nvidia.icd",
+    "vulkan/icd.d/nvidia_icd.json",
+    "vulkan/icd.d/nvidia_layers.json",
+    "vulkan/implicit_layer.d/nvidia_layers.json",
+    "vulkan/icd.d/nvidia_icd.{arch}.json",
+)
 
 
 @dataclass
@@ -33,10 +55,14 @@ class DriverEdits:
     ldcache_folders: list[str] = field(default_factory=list)
 
 
-def mount(root: DriverRoot, host_path: str, container_path: str | None = None,
-          options: list[str] | None = None) -> dict[str, Any]:
-    return {"hostPath": host_path, "containerPath": container_path or root.container(host_path),
-            "options": list(options or RO_OPTIONS)}
+def mount(
+    root: DriverRoot, host_path: str, container_path: str | None = None, options: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "hostPath": host_path,
+        "containerPath": container_path or root.container(host_path),
+        "options": list(options or RO_OPTIONS),
+    }
 
 
 def _so_links(root: DriverRoot, host_lib: str) -> list[str]:
@@ -56,11 +82,20 @@ def _so_links(root: DriverRoot, host_lib: str) -> list[str]:
     return links
 
 
-def discover_driver(root: DriverRoot, version: str, *, graphics: bool, ipc: bool,
-                    explicit_libs: bool = False, arch: str | None = None) -> DriverEdits:
+def discover_driver(
+    root: DriverRoot,
+    version: str,
+    *,
+    graphics: bool,
+    ipc: bool,
+    explicit_libs: bool = False,
+    arch: str | None = None,
+) -> DriverEdits:
     out = DriverEdits()
     arch = arch or os.uname().machine
-    anchors = root.locate_libraries(f"libcuda.so.{version}") + root.locate_libraries(f"libnvidia-ml.so.{version}")
+    anchors = root.locate_libraries(f"libcuda.so.{version}") + root.locate_libraries(
+        f"libnvidia-ml.so.{version}"
+    )
     host_dirs = list(dict.fromkeys(os.path.dirname(a) for a in anchors))
     out.lib_dirs = [root.container(d) for d in host_dirs]
     libs: list[str] = []
@@ -78,8 +113,14 @@ def discover_driver(root: DriverRoot, version: str, *, graphics: bool, ipc: bool
 
     gfx_libs: list[str] = []
     if graphics:
-        for pattern in ("libnvidia-egl-gbm.so.*.*", "libnvidia-egl-wayland.so.*.*", "libnvidia-egl-wayland2.so.*.*",
-                        "libnvidia-egl-xcb.so.*.*", "libnvidia-egl-xlib.so.*.*", f"libnvidia-vulkan-producer.so.{version}"):
+        for pattern in (
+            "libnvidia-egl-gbm.so.*.*",
+            "libnvidia-egl-wayland.so.*.*",
+            "libnvidia-egl-wayland2.so.*.*",
+            "libnvidia-egl-xcb.so.*.*",
+            "libnvidia-egl-xlib.so.*.*",
+            f"libnvidia-vulkan-producer.so.{version}",
+        ):
             for hit in root.locate_libraries(pattern):
                 if hit not in libs and hit not in gfx_libs:
                     gfx_libs.append(hit)
@@ -124,17 +165,29 @@ def _graphics(root: DriverRoot, version: str, out: DriverEdits, host_dirs: list[
     if root.locate_libraries(f"libnvidia-allocator.so.{version}"):
         out.graphics_links.append(f"../libnvidia-allocator.so.1::{libdir}/gbm/nvidia-drm_gbm.so")
     for producer in root.locate_libraries(f"libnvidia-vulkan-producer.so.{version}"):
-        out.graphics_links.append(f"{os.path.basename(producer)}::{os.path.dirname(root.container(producer))}"
-                                  "/libnvidia-vulkan-producer.so")
-    xorg_dirs = [f"{libdir}/nvidia/xorg", f"{libdir}/xorg/modules", "/usr/lib/xorg/modules", "/usr/lib64/xorg/modules",
-                 "/usr/X11R6/lib/modules", "/usr/X11R6/lib64/modules"]
-    for name, subdirs in (("nvidia_drv.so", ("", "/drivers", "/updates/drivers")),
-                          (f"libglxserver_nvidia.so.{version}", ("", "/extensions", "/updates/extensions"))):
+        out.graphics_links.append(
+            f"{os.path.basename(producer)}::{os.path.dirname(root.container(producer))}"
+            "/libnvidia-vulkan-producer.so"
+        )
+    xorg_dirs = [
+        f"{libdir}/nvidia/xorg",
+        f"{libdir}/xorg/modules",
+        "/usr/lib/xorg/modules",
+        "/usr/lib64/xorg/modules",
+        "/usr/X11R6/lib/modules",
+        "/usr/X11R6/lib64/modules",
+    ]
+    for name, subdirs in (
+        ("nvidia_drv.so", ("", "/drivers", "/updates/drivers")),
+        (f"libglxserver_nvidia.so.{version}", ("", "/extensions", "/updates/extensions")),
+    ):
         module = root.locate_file([d + s + "/" + name for d in xorg_dirs for s in subdirs])
         if module:
             out.mounts.append(mount(root, module))
             if name.startswith("libglxserver"):
-                out.graphics_links.append(f"{name}::{os.path.dirname(root.container(module))}/libglxserver_nvidia.so")
+                out.graphics_links.append(
+                    f"{name}::{os.path.dirname(root.container(module))}/libglxserver_nvidia.so"
+                )
     xconfig = root.locate_binary("nvidia-xconfig")
     if xconfig:
         out.mounts.append(mount(root, xconfig))

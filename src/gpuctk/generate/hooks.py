@@ -55,8 +55,12 @@ def make_hook(opts: GenerateOptions, hook_path: str, name: str, args: list[str])
     """One createContainer hook, or None when disabled."""
     if not hook_enabled(name, opts):
         return None
-    return {"hookName": "createContainer", "path": hook_path, "args": hook_argv(hook_path, name, args),
-            "env": ["NVIDIA_CTK_DEBUG=false"]}
+    return {
+        "hookName": "createContainer",
+        "path": hook_path,
+        "args": hook_argv(hook_path, name, args),
+        "env": ["NVIDIA_CTK_DEBUG=false"],
+    }
 
 
 def symlinks_hook(opts: GenerateOptions, hook_path: str, links: list[str]) -> dict[str, Any] | None:

@@ -60,16 +60,24 @@ def cache_key(cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str = 
     jit = ((cfg.get("nvidia-container-runtime") or {}).get("modes") or {}).get("jit-cdi") or {}
     inventory_env = os.environ.get("GPUCTK_INVENTORY", "")
     parts = [
-        "v1", mode, os.path.abspath(driver_root), os.path.abspath(dev_root), _hook_path(cfg), _csv_dir(cfg),
-        ",".join(jit.get("nvcdi-feature-flags") or []), ",".join(jit.get("nvcdi-disable-hooks") or []),
+        "v1",
+        mode,
+        os.path.abspath(driver_root),
+        os.path.abspath(dev_root),
+        _hook_path(cfg),
+        _csv_dir(cfg),
+        ",".join(jit.get("nvcdi-feature-flags") or []),
+        ",".join(jit.get("nvcdi-disable-hooks") or []),
         # driver version: the kernel module's version file, and the root's ld.so.cache
         _read_small(_join(dev_root, "/proc/driver/nvidia/version")),
         _stat_sig(_join(driver_root, "/etc/ld.so.cache")),
         # inventory fingerprint: GPU list, MIG capability nodes, device nodes
         _stat_sig(_join(dev_root, "/proc/driver/nvidia/gpus")),
         _stat_sig(_join(dev_root, "/proc/driver/nvidia-caps/mig-minors")),
-        _stat_sig(_join(dev_root, "/dev")), _stat_sig(_join(dev_root, "/dev/nvidia-caps")),
-        inventory_env, _stat_sig(inventory_env) if inventory_env else "",
+        _stat_sig(_join(dev_root, "/dev")),
+        _stat_sig(_join(dev_root, "/dev/nvidia-caps")),
+        inventory_env,
+        _stat_sig(inventory_env) if inventory_env else "",
     ]
     return "\0".join(parts)
 
@@ -94,7 +102,10 @@ def _hook_path(cfg: dict[str, Any]) -> str:
 
 def _csv_dir(cfg: dict[str, Any]) -> str:
     modes = (cfg.get("nvidia-container-runtime") or {}).get("modes") or {}
-    return str((modes.get("csv") or {}).get("mount-spec-path") or "/etc/nvidia-container-runtime/host-files-for-container.d")
+    return str(
+        (modes.get("csv") or {}).get("mount-spec-path")
+        or "/etc/nvidia-container-runtime/host-files-for-container.d"
+    )
 
 
 def _full_spec(cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str = "auto") -> dict[str, Any]:
@@ -106,12 +117,19 @@ def _full_spec(cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str =
     if mode in ("auto", "csv"):
         base = os.path.join(driver_root, _csv_dir(cfg).lstrip("/"))
         csv_files = [os.path.join(base, f) for f in CSV_BASE_FILES if os.path.exists(os.path.join(base, f))]
-    opts = GenerateOptions(mode=mode, driver_root=driver_root, dev_root=dev_root,
-                           device_name_strategies=["index", "uuid"], device_ids=["all"],
-                           vendor="runtime.nvidia.com", device_class="gpu" if mode == "auto" else None,
-                           hook_path=_hook_path(cfg), csv_files=csv_files,
-                           feature_flags=list(jit.get("nvcdi-feature-flags") or []),
-                           disabled_hooks=list(jit.get("nvcdi-disable-hooks") or []))
+    opts = GenerateOptions(
+        mode=mode,
+        driver_root=driver_root,
+        dev_root=dev_root,
+        device_name_strategies=["index", "uuid"],
+        device_ids=["all"],
+        vendor="runtime.nvidia.com",
+        device_class="gpu" if mode == "auto" else None,
+        hook_path=_hook_path(cfg),
+        csv_files=csv_files,
+        feature_flags=list(jit.get("nvcdi-feature-flags") or []),
+        disabled_hooks=list(jit.get("nvcdi-disable-hooks") or []),
+    )
     spec, _warnings = generate_spec(opts)
     return spec
 
@@ -157,14 +175,16 @@ def _store(key: str, spec: dict[str, Any]) -> None:
         os.makedirs(d, mode=0o700, exist_ok=True)
         if not trusted_dir(d):
             return  # never write through a symlinked or shared directory
-        atomic_write(entry_path(key), fastjson.dumps({"key": key, "spec": spec}),
-                     mode=0o600, durable=False)  # a lost entry is just regenerated
+        atomic_write(
+            entry_path(key), fastjson.dumps({"key": key, "spec": spec}), mode=0o600, durable=False
+        )  # a lost entry is just regenerated
     except OSError:
         pass  # a cache we cannot write only costs speed
 
 
-def full_spec_cached(cfg: dict[str, Any], driver_root: str = "/", dev_root: str | None = None,
-                     mode: str = "auto") -> tuple[dict[str, Any], bool]:
+def full_spec_cached(
+    cfg: dict[str, Any], driver_root: str = "/", dev_root: str | None = None, mode: str = "auto"
+) -> tuple[dict[str, Any], bool]:
     """(the full node spec of ``mode``, whether it came from the cache)."""
     dev_root = dev_root or driver_root
     key = cache_key(cfg, driver_root, dev_root, mode)
@@ -176,8 +196,14 @@ def full_spec_cached(cfg: dict[str, Any], driver_root: str = "/", dev_root: str 
     return spec, False
 
 
-def jit_spec(device_ids: list[str], cfg: dict[str, Any], *, driver_root: str = "/",
-             dev_root: str | None = None, mode: str = "auto") -> dict[str, Any]:
+def jit_spec(
+    device_ids: list[str],
+    cfg: dict[str, Any],
+    *,
+    driver_root: str = "/",
+    dev_root: str | None = None,
+    mode: str = "auto",
+) -> dict[str, Any]:
     """A CDI spec holding only the requested devices and the common edits.
 
     ``mode`` ``auto`` gives kind runtime.nvidia.com/gpu (ids: ``all``, index, UUID,

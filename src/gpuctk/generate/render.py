@@ -96,7 +96,9 @@ def format_for_path(path: str, explicit: str | None) -> tuple[str, str, str | No
     from gpuctk.errors import GpuctkError
 
     if path.endswith("/") or os.path.isdir(path):
-        raise GpuctkError(f"{path}: --output is a directory; give a file name such as {os.path.join(path, 'nvidia.yaml')}")
+        raise GpuctkError(
+            f"{path}: --output is a directory; give a file name such as {os.path.join(path, 'nvidia.yaml')}"
+        )
     lower = path.lower()
     ext_fmt = "json" if lower.endswith(".json") else "yaml" if lower.endswith((".yaml", ".yml")) else None
     warning = None

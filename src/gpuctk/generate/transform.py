@@ -11,6 +11,7 @@ def _copy(obj: Any) -> Any:
     """Deep copy of plain JSON data (much faster than copy.deepcopy)."""
     return json.loads(json.dumps(obj))
 
+
 EDIT_LISTS = ("env", "deviceNodes", "mounts", "hooks", "additionalGids")
 
 
@@ -137,7 +138,7 @@ def _swap_prefix(path: str, old: str, new: str) -> str:
     if path == old_n:
         return new.rstrip("/") or "/"
     if path.startswith(old_n + "/"):
-        return (new.rstrip("/") or "") + path[len(old_n):]
+        return (new.rstrip("/") or "") + path[len(old_n) :]
     return path
 
 
@@ -165,7 +166,9 @@ def _swap_args(hook: dict[str, Any], old: str, new: str) -> None:
         hook["args"] = [args[0]] + [_swap_arg(a, old, new) for a in args[1:]]
 
 
-def transform_root(spec: dict[str, Any], from_root: str, to_root: str, relative_to: str = "host") -> dict[str, Any]:
+def transform_root(
+    spec: dict[str, Any], from_root: str, to_root: str, relative_to: str = "host"
+) -> dict[str, Any]:
     """Rewrite root ``from_root`` to ``to_root`` in host paths (``host``) or container
     paths (``container``). The spec is neither simplified nor re-versioned. Fields of
     the wrong type are left as they are (for the validator to report), never crash."""

@@ -13,8 +13,16 @@ from gpuctk.generate.hooks import ldcache_hook, symlinks_hook
 if TYPE_CHECKING:
     from gpuctk.generate.build import _Ctx
 
-STORE_FILES = ("libcuda.so.1.1", "libcuda_loader.so", "libnvidia-ptxjitcompiler.so.1", "libnvidia-ml.so.1",
-               "libnvidia-ml_loader.so", "libnvdxgdmal.so.1", "nvcubins.bin", "nvidia-smi")
+STORE_FILES = (
+    "libcuda.so.1.1",
+    "libcuda_loader.so",
+    "libnvidia-ptxjitcompiler.so.1",
+    "libnvidia-ml.so.1",
+    "libnvidia-ml_loader.so",
+    "libnvdxgdmal.so.1",
+    "nvcubins.bin",
+    "nvidia-smi",
+)
 
 
 def find_driver_store(ctx: _Ctx) -> str | None:
@@ -30,7 +38,9 @@ def wsl_edits(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         raise GpuctkError(f"{ctx.dev_root}/dev/dxg: not a character device (is this a WSL2 host?)")
     dxcore = ctx.root.locate_libraries("libdxcore.so")
     if not dxcore:
-        raise GpuctkError(f"{ctx.root.root}: libdxcore.so not found (searched /usr/lib/wsl/lib via ld.so.cache)")
+        raise GpuctkError(
+            f"{ctx.root.root}: libdxcore.so not found (searched /usr/lib/wsl/lib via ld.so.cache)"
+        )
     store = find_driver_store(ctx)
     if store is None:
         raise GpuctkError(f"{ctx.root.root}/usr/lib/wsl/drivers: no NVIDIA driver store with libcuda.so.1.1")
@@ -42,7 +52,9 @@ def wsl_edits(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 files.append(hit)
     mounts += [mount(ctx.root, f) for f in files]
     cstore = ctx.root.container(store)
-    hooks = [symlinks_hook(ctx.opts, ctx.hook_path, [f"{cstore}/nvidia-smi::/usr/bin/nvidia-smi"]),
-             ldcache_hook(ctx.opts, ctx.hook_path, [cstore, os.path.dirname(ctx.root.container(dxcore[0]))])]
+    hooks = [
+        symlinks_hook(ctx.opts, ctx.hook_path, [f"{cstore}/nvidia-smi::/usr/bin/nvidia-smi"]),
+        ldcache_hook(ctx.opts, ctx.hook_path, [cstore, os.path.dirname(ctx.root.container(dxcore[0]))]),
+    ]
     common = {"mounts": mounts, "hooks": [h for h in hooks if h]}
     return [{"name": "all", "containerEdits": dxg}], common

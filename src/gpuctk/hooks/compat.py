@@ -20,7 +20,7 @@ LIBCUDA_RE = re.compile(r"^libcuda\.so\.\d+\.\d+(\.\d+)?$")
 
 
 def version_tuple(v: str | None) -> tuple[int, ...] | None:
-    """"550.54.15" -> (550, 54, 15); None when absent or not numeric."""
+    """ "550.54.15" -> (550, 54, 15); None when absent or not numeric."""
     if not v:
         return None
     parts = v.strip().split(".")
@@ -38,8 +38,12 @@ def newer(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return _cmp_key(a) > _cmp_key(b)
 
 
-def use_compat(note: dict[str, Any] | None, compat_version: str | None,
-               host_driver_version: str | None, host_cuda_version: str | None) -> bool:
+def use_compat(
+    note: dict[str, Any] | None,
+    compat_version: str | None,
+    host_driver_version: str | None,
+    host_cuda_version: str | None,
+) -> bool:
     """The decision rules of the reference (§5 enable-cuda-compat), as a pure function.
 
     With the ELF note: if the compat or host driver version is unknown, use the compat
@@ -60,8 +64,12 @@ def use_compat(note: dict[str, Any] | None, compat_version: str | None,
         drivers = note.get("Driver")
         # the note is image content: anything but a list of ints / ASCII digit strings is ignored
         # ("²".isdigit() is True, yet int("²") raises)
-        majors = {int(d) for d in (drivers if isinstance(drivers, list) else [])
-                  if (isinstance(d, int) and not isinstance(d, bool)) or (isinstance(d, str) and d.isascii() and d.isdigit())}
+        majors = {
+            int(d)
+            for d in (drivers if isinstance(drivers, list) else [])
+            if (isinstance(d, int) and not isinstance(d, bool))
+            or (isinstance(d, str) and d.isascii() and d.isdigit())
+        }
         return host[0] in majors and newer(compat, host)
     if host_cuda is not None:
         return False
@@ -84,14 +92,20 @@ def find_compat_lib(root: Root, compat_dir: str) -> str | None:
                 found.append(n)
     if len(found) != 1:
         if found:
-            print(f"gpuctk-hook: warning: {compat_dir}: expected one libcuda.so.*.*, found {', '.join(found)}",
-                  file=sys.stderr)
+            print(
+                f"gpuctk-hook: warning: {compat_dir}: expected one libcuda.so.*.*, found {', '.join(found)}",
+                file=sys.stderr,
+            )
         return None
     return found[0]
 
 
-def enable_cuda_compat(root: Root, host_driver_version: str | None, host_cuda_version: str | None,
-                       compat_root: str = DEFAULT_COMPAT_ROOT) -> str | None:
+def enable_cuda_compat(
+    root: Root,
+    host_driver_version: str | None,
+    host_cuda_version: str | None,
+    compat_root: str = DEFAULT_COMPAT_ROOT,
+) -> str | None:
     """Write ``/etc/ld.so.conf.d/00-compat-<rand>.conf`` naming the compat dir when it should be
     used; returns the path written (container path) or None. The cache is rebuilt by a later
     ``update-ldcache``."""
@@ -106,12 +120,14 @@ def enable_cuda_compat(root: Root, host_driver_version: str | None, host_cuda_ve
     try:
         note = cuda_compat_note(root.read_bytes(compat_root + "/" + lib))
     except ElfError as exc:
-        print(f"gpuctk-hook: warning: {compat_root}/{lib}: {exc}; treated as having no compat note", file=sys.stderr)
+        print(
+            f"gpuctk-hook: warning: {compat_root}/{lib}: {exc}; treated as having no compat note",
+            file=sys.stderr,
+        )
         note = None
-    compat_version = lib[len("libcuda.so."):]
+    compat_version = lib[len("libcuda.so.") :]
     if not use_compat(note, compat_version, host_driver_version, host_cuda_version):
         return None
     conf = f"/etc/ld.so.conf.d/00-compat-{os.urandom(8).hex()}.conf"
     root.write_file(conf, compat_root + "\n", 0o644)
     return conf
-

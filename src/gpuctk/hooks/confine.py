@@ -66,8 +66,13 @@ def _raw_openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> 
     fn = libc().syscall
     fn.restype = ctypes.c_long
     for _ in range(16):  # EAGAIN: a concurrent rename raced a ".." lookup; the kernel asks us to retry
-        fd = fn(ctypes.c_long(SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(os.fsencode(path)),
-                ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+        fd = fn(
+            ctypes.c_long(SYS_OPENAT2),
+            ctypes.c_int(dirfd),
+            ctypes.c_char_p(os.fsencode(path)),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
         if fd >= 0:
             return int(fd)
         err = ctypes.get_errno()
@@ -134,8 +139,9 @@ class Root:
         if not follow:
             flags |= os.O_NOFOLLOW
         if not self.fallback:
-            return _raw_openat2(self.fd, path.lstrip("/") or ".", flags, mode,
-                                RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+            return _raw_openat2(
+                self.fd, path.lstrip("/") or ".", flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+            )
         return self._walk_open(path, flags, mode, follow)
 
     def _walk_open(self, path: str, flags: int, mode: int, follow: bool) -> int:
@@ -148,7 +154,11 @@ class Root:
             while True:
                 if not todo:
                     # the path named the root (or a directory we walked into) itself
-                    return os.open(".", flags & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW) | os.O_CLOEXEC, dir_fd=stack[-1])
+                    return os.open(
+                        ".",
+                        flags & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW) | os.O_CLOEXEC,
+                        dir_fd=stack[-1],
+                    )
                 name = todo.pop()
                 if name == "..":
                     if len(stack) > 1:  # clamp at the root, like RESOLVE_IN_ROOT
@@ -324,8 +334,9 @@ class Root:
                             nfd = self.open(sub, os.O_PATH | os.O_DIRECTORY)
                         else:
                             parent = "/".join(walked[:-1])
-                            nfd = self.mkdirs(target if target.startswith("/") else f"{parent}/{target}",
-                                              mode, _depth + 1)
+                            nfd = self.mkdirs(
+                                target if target.startswith("/") else f"{parent}/{target}", mode, _depth + 1
+                            )
                 os.close(fd)
                 fd = nfd
             return fd
@@ -347,7 +358,9 @@ class Root:
         dfd, name = self._parent(path, create=True, dir_mode=dir_mode)
         try:
             tmp = self._tmp_name(name)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd
+            )
             try:
                 with os.fdopen(fd, "wb", closefd=False) as f:
                     f.write(data)
@@ -373,7 +386,9 @@ class Root:
         except FileNotFoundError:
             raw = b""
         if len(raw) > APPEND_LIMIT:
-            raise ConfineError(f"{path}: larger than {APPEND_LIMIT} bytes inside the container root; not edited")
+            raise ConfineError(
+                f"{path}: larger than {APPEND_LIMIT} bytes inside the container root; not edited"
+            )
         old = raw.decode(errors="replace")
         have = set(old.splitlines())
         add = [ln for ln in lines if ln not in have]
@@ -412,7 +427,9 @@ class Root:
                 os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
             except IsADirectoryError:
                 _unlink_quiet(tmp, dfd)
-                raise ConfineError(f"{path}: is a directory in the container; not replaced by a link") from None
+                raise ConfineError(
+                    f"{path}: is a directory in the container; not replaced by a link"
+                ) from None
             except BaseException:
                 _unlink_quiet(tmp, dfd)
                 raise

@@ -36,25 +36,25 @@ def read_section(data: bytes, wanted: str) -> bytes | None:
     e = "<" if enc == 1 else ">"
     try:
         if cls == 2:
-            shoff, = struct.unpack_from(e + "Q", data, 0x28)
+            (shoff,) = struct.unpack_from(e + "Q", data, 0x28)
             shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 0x3A)
             sh_fmt = e + "IIQQQQIIQQ"
         else:
-            shoff, = struct.unpack_from(e + "I", data, 0x20)
+            (shoff,) = struct.unpack_from(e + "I", data, 0x20)
             shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 0x2E)
             sh_fmt = e + "IIIIIIIIII"
         if shoff == 0 or shnum == 0 or shstrndx >= shnum:
             return None
         headers = [struct.unpack_from(sh_fmt, data, shoff + i * shentsize) for i in range(shnum)]
         str_off, str_size = headers[shstrndx][4], headers[shstrndx][5]
-        names = data[str_off:str_off + str_size]
+        names = data[str_off : str_off + str_size]
         for h in headers:
             end = names.find(b"\0", h[0])
-            if names[h[0]:end if end >= 0 else None].decode(errors="replace") == wanted:
+            if names[h[0] : end if end >= 0 else None].decode(errors="replace") == wanted:
                 off, size = h[4], h[5]
                 if off + size > len(data):
                     raise ElfError(f"section {wanted} runs past the end of the file")
-                return data[off:off + size]
+                return data[off : off + size]
     except struct.error as exc:
         raise ElfError(f"truncated ELF headers ({exc})") from None
     return None
@@ -68,9 +68,9 @@ def parse_notes(section: bytes, big_endian: bool = False) -> list[tuple[bytes, i
     while pos + 12 <= len(section):
         namesz, descsz, ntype = struct.unpack_from(e + "III", section, pos)
         pos += 12
-        name = section[pos:pos + namesz].rstrip(b"\0")
+        name = section[pos : pos + namesz].rstrip(b"\0")
         pos += _align4(namesz)
-        desc = section[pos:pos + descsz]
+        desc = section[pos : pos + descsz]
         pos += _align4(descsz)
         if len(desc) != descsz:
             raise ElfError("truncated note")

@@ -45,8 +45,12 @@ def host_env() -> dict[str, str]:
 
 def triplet() -> str:
     m = os.uname().machine
-    return {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu", "ppc64le": "powerpc64le-linux-gnu",
-            "s390x": "s390x-linux-gnu"}.get(m, f"{m}-linux-gnu")
+    return {
+        "x86_64": "x86_64-linux-gnu",
+        "aarch64": "aarch64-linux-gnu",
+        "ppc64le": "powerpc64le-linux-gnu",
+        "s390x": "s390x-linux-gnu",
+    }.get(m, f"{m}-linux-gnu")
 
 
 def system_dirs(debian_like: bool) -> list[str]:
@@ -104,8 +108,9 @@ CONF_FILE_LIMIT = 1 << 20
 CONF_MAX_BYTES = 4 << 20
 
 
-def _conf_dirs(root: Root, conf: str, seen: set[str], depth: int = 0,
-               budget: list[int] | None = None) -> list[str]:
+def _conf_dirs(
+    root: Root, conf: str, seen: set[str], depth: int = 0, budget: list[int] | None = None
+) -> list[str]:
     """Directories listed by an ld.so.conf, following ``include`` globs (read inside the root)."""
     if budget is None:
         budget = [CONF_MAX_FILES, CONF_MAX_BYTES]  # files, bytes left
@@ -193,13 +198,13 @@ def _is_dynamic(data: bytes) -> bool:
         raise GpuctkError("not an ELF executable")
     e = "<" if data[5] == 1 else ">"
     if data[4] == 2:
-        phoff, = struct.unpack_from(e + "Q", data, 0x20)
+        (phoff,) = struct.unpack_from(e + "Q", data, 0x20)
         phentsize, phnum = struct.unpack_from(e + "HH", data, 0x36)
     else:
-        phoff, = struct.unpack_from(e + "I", data, 0x1C)
+        (phoff,) = struct.unpack_from(e + "I", data, 0x1C)
         phentsize, phnum = struct.unpack_from(e + "HH", data, 0x2A)
     for i in range(phnum):
-        ptype, = struct.unpack_from(e + "I", data, phoff + i * phentsize)
+        (ptype,) = struct.unpack_from(e + "I", data, phoff + i * phentsize)
         if ptype == 3:  # PT_INTERP
             return True
     return False
@@ -223,8 +228,10 @@ def sealed_copy(path: str) -> int:
     except (GpuctkError, struct.error):
         raise GpuctkError(f"ldconfig {path}: not an ELF executable") from None
     if dynamic:
-        raise GpuctkError(f"ldconfig {path}: dynamically linked; refusing to run it inside a container root "
-                          "(its loader would come from the image). Point --ldconfig-path at a static ldconfig")
+        raise GpuctkError(
+            f"ldconfig {path}: dynamically linked; refusing to run it inside a container root "
+            "(its loader would come from the image). Point --ldconfig-path at a static ldconfig"
+        )
     fd = os.memfd_create("ldconfig", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         view = memoryview(data)
@@ -232,8 +239,11 @@ def sealed_copy(path: str) -> int:
             n = os.write(fd, view)
             view = view[n:]
         os.fchmod(fd, 0o555)
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
-                    fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+        fcntl.fcntl(
+            fd,
+            fcntl.F_ADD_SEALS,
+            fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE,
+        )
     except BaseException:
         os.close(fd)
         raise
@@ -245,8 +255,8 @@ def _unescape_mountinfo(field: bytes) -> str:
     out = bytearray()
     i = 0
     while i < len(field):
-        if field[i:i + 1] == b"\\" and field[i + 1:i + 4].isdigit():
-            out.append(int(field[i + 1:i + 4], 8))
+        if field[i : i + 1] == b"\\" and field[i + 1 : i + 4].isdigit():
+            out.append(int(field[i + 1 : i + 4], 8))
             i += 4
         else:
             out.append(field[i])
@@ -323,8 +333,11 @@ def _wait_or_kill(pid: int, timeout: float) -> int:  # pragma: no cover - runs i
         if time.monotonic() >= deadline:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
-            os.write(2, f"gpuctk-hook: error: update-ldcache: ldconfig still running after {timeout:g}s "
-                        "(a FIFO or device in the image's ld.so.conf tree?); killed\n".encode())
+            os.write(
+                2,
+                f"gpuctk-hook: error: update-ldcache: ldconfig still running after {timeout:g}s "
+                "(a FIFO or device in the image's ld.so.conf tree?); killed\n".encode(),
+            )
             return 124
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
@@ -344,8 +357,13 @@ def run_ldconfig(root: Root, ldconfig_path: str | None) -> int:
         if pid == 0:  # pragma: no cover - child
             code = 1
             try:
-                sysc.unshare(sysc.CLONE_NEWNS | sysc.CLONE_NEWUTS | sysc.CLONE_NEWIPC | sysc.CLONE_NEWNET
-                             | sysc.CLONE_NEWPID)
+                sysc.unshare(
+                    sysc.CLONE_NEWNS
+                    | sysc.CLONE_NEWUTS
+                    | sysc.CLONE_NEWIPC
+                    | sysc.CLONE_NEWNET
+                    | sysc.CLONE_NEWPID
+                )
                 sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
                 sysc.die_with_parent()
                 if os.getppid() == 1:

@@ -92,14 +92,20 @@ def prestart(debug: bool, config_file: str | None, stdin: bytes) -> int:
         raise GpuctkError("OCI state on stdin: expected a JSON object")
     spec, rootfs = _load_bundle_spec(state)
     pid = state.get("pid") if isinstance(state.get("pid"), int) else None
-    cli = find_cli(cfg, os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), _is_exe)
-    argv = build_argv(cfg, spec, cli_path=cli or "nvidia-container-cli", rootfs=rootfs, pid=pid, hook_debug=debug)
+    cli = find_cli(
+        cfg, os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), _is_exe
+    )
+    argv = build_argv(
+        cfg, spec, cli_path=cli or "nvidia-container-cli", rootfs=rootfs, pid=pid, hook_debug=debug
+    )
     if argv is None:
         return 0  # not a GPU container
     if cli is None:
         where = (cfg.get("nvidia-container-cli") or {}).get("path") or "PATH"
-        raise GpuctkError(f"nvidia-container-cli not found (looked in {where}); the legacy hook needs "
-                          f"libnvidia-container installed. Or {CDI_HINT}")
+        raise GpuctkError(
+            f"nvidia-container-cli not found (looked in {where}); the legacy hook needs "
+            f"libnvidia-container installed. Or {CDI_HINT}"
+        )
     if debug:
         print(f"{PROG}: exec {' '.join(argv)}", file=sys.stderr)
     sys.stdout.flush()

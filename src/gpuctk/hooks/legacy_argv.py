@@ -12,11 +12,15 @@ from gpuctk.errors import GpuctkError
 
 CAPABILITY_ORDER = ("compute", "compat32", "graphics", "utility", "video", "display", "ngx")
 DEFAULT_CAPS = ("utility", "compute")
-CDI_HINT = ("switch to CDI mode: `gpuctk cdi generate --output /etc/cdi/nvidia.yaml` and set "
-            "nvidia-container-runtime.mode = \"cdi\" (`gpuctk config --set nvidia-container-runtime.mode=cdi --in-place`)")
-DIRECT_INVOCATION = ("invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) "
-                     "is not supported in mode {mode!r}; use the NVIDIA Container Runtime (or set "
-                     "nvidia-container-runtime-hook.skip-mode-detection = true)")
+CDI_HINT = (
+    "switch to CDI mode: `gpuctk cdi generate --output /etc/cdi/nvidia.yaml` and set "
+    'nvidia-container-runtime.mode = "cdi" (`gpuctk config --set nvidia-container-runtime.mode=cdi --in-place`)'
+)
+DIRECT_INVOCATION = (
+    "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) "
+    "is not supported in mode {mode!r}; use the NVIDIA Container Runtime (or set "
+    "nvidia-container-runtime-hook.skip-mode-detection = true)"
+)
 
 
 class LegacyHookError(GpuctkError):
@@ -52,8 +56,10 @@ def capabilities(cfg: dict[str, Any], env: dict[str, str], legacy_image: bool) -
         else:
             bad = [c for c in req if c not in supported]
             if bad:
-                raise LegacyHookError(f"NVIDIA_DRIVER_CAPABILITIES: unsupported capability {bad[0]!r} "
-                                      f"(supported: {','.join(supported)})")
+                raise LegacyHookError(
+                    f"NVIDIA_DRIVER_CAPABILITIES: unsupported capability {bad[0]!r} "
+                    f"(supported: {','.join(supported)})"
+                )
             wanted = req
     return [c for c in CAPABILITY_ORDER if c in wanted]
 
@@ -62,7 +68,9 @@ def cuda_compat_flag(cfg: dict[str, Any]) -> str | None:
     features = cfg.get("features") or {}
     if not features.get("allow-cuda-compat-libs-from-container"):
         return "--cuda-compat-mode=disabled"
-    mode = (((cfg.get("nvidia-container-runtime") or {}).get("modes") or {}).get("legacy") or {}).get("cuda-compat-mode")
+    mode = (((cfg.get("nvidia-container-runtime") or {}).get("modes") or {}).get("legacy") or {}).get(
+        "cuda-compat-mode"
+    )
     if mode in ("ldconfig", "mount"):
         return f"--cuda-compat-mode={mode}"
     if mode in ("hook", "disabled"):
@@ -85,8 +93,10 @@ def find_cli(cfg: dict[str, Any], path_env: str, is_exe: Callable[[str], bool]) 
     root = str(cli_cfg.get("root") or "")
     dirs = []
     if root:
-        dirs = [os.path.join(root, d.lstrip("/")) for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-                                                              "/usr/bin", "/sbin", "/bin")]
+        dirs = [
+            os.path.join(root, d.lstrip("/"))
+            for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+        ]
     for d in [*dirs, *path_env.split(":")]:
         if d:
             cand = os.path.join(d, "nvidia-container-cli")
@@ -112,8 +122,16 @@ def resolve_mode_ok(cfg: dict[str, Any], devices: list[str]) -> str | None:
     return mode
 
 
-def build_argv(cfg: dict[str, Any], spec: dict[str, Any], *, cli_path: str, rootfs: str, pid: int | None,
-               hook_debug: bool = False, exists: Callable[[str], bool] = os.path.exists) -> list[str] | None:
+def build_argv(
+    cfg: dict[str, Any],
+    spec: dict[str, Any],
+    *,
+    cli_path: str,
+    rootfs: str,
+    pid: int | None,
+    hook_debug: bool = False,
+    exists: Callable[[str], bool] = os.path.exists,
+) -> list[str] | None:
     """The full argv, or None when the container requests no GPU (not a GPU container)."""
     from gpuctk.image import ContainerImage
 

@@ -28,8 +28,16 @@ class _UsageError(Exception):
 
 
 class Flag:
-    def __init__(self, name: str, metavar: str, help_text: str, *, repeat: bool = False, required: bool = False,
-                 default: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        metavar: str,
+        help_text: str,
+        *,
+        repeat: bool = False,
+        required: bool = False,
+        default: str | None = None,
+    ) -> None:
         self.name, self.metavar, self.help, self.repeat = name, metavar, help_text, repeat
         self.required, self.default = required, default
 
@@ -43,24 +51,60 @@ COMMON = [Flag("container-spec", "FILE", "read the OCI state from FILE instead o
 # name -> (help, flags); help None = hidden. (A hand-rolled parser: argparse costs ~10 ms of
 # start-up, and the hooks run on every container start.)
 HOOKS: dict[str, tuple[str | None, list[Flag]]] = {
-    "create-symlinks": ("create symlinks inside the container (idempotent, atomic)", [
-        Flag("link", "TARGET::LINK", "create LINK (container path) pointing at TARGET (repeatable)", repeat=True)]),
-    "update-ldcache": ("add library folders to the container's loader config and rebuild ld.so.cache", [
-        Flag("folder", "DIR", "container folder to add (repeatable)", repeat=True),
-        Flag("ldconfig-path", "PATH", "HOST ldconfig to run (default /sbin/ldconfig, ldconfig.real preferred; "
-             "'@' prefix accepted)")]),
-    "enable-cuda-compat": ("use the image's CUDA forward-compat libraries when newer than the host driver", [
-        Flag("host-driver-version", "V", "host driver version, e.g. 550.54.15", default=""),
-        Flag("host-cuda-version", "C", "host CUDA version, e.g. 12.4", default=""),
-        Flag("cuda-compat-container-root", "PATH", "compat libraries in the container",
-             default="/usr/local/cuda/compat")]),
-    "disable-device-node-modification": ("mask /proc/driver/nvidia/params with ModifyDeviceFiles: 0", [
-        Flag("host-params-file", "FILE", "host params file to read (default $GPUCTK_HOST_NVIDIA_PARAMS, "
-             "else /proc/driver/nvidia/params)")]),
+    "create-symlinks": (
+        "create symlinks inside the container (idempotent, atomic)",
+        [
+            Flag(
+                "link",
+                "TARGET::LINK",
+                "create LINK (container path) pointing at TARGET (repeatable)",
+                repeat=True,
+            )
+        ],
+    ),
+    "update-ldcache": (
+        "add library folders to the container's loader config and rebuild ld.so.cache",
+        [
+            Flag("folder", "DIR", "container folder to add (repeatable)", repeat=True),
+            Flag(
+                "ldconfig-path",
+                "PATH",
+                "HOST ldconfig to run (default /sbin/ldconfig, ldconfig.real preferred; '@' prefix accepted)",
+            ),
+        ],
+    ),
+    "enable-cuda-compat": (
+        "use the image's CUDA forward-compat libraries when newer than the host driver",
+        [
+            Flag("host-driver-version", "V", "host driver version, e.g. 550.54.15", default=""),
+            Flag("host-cuda-version", "C", "host CUDA version, e.g. 12.4", default=""),
+            Flag(
+                "cuda-compat-container-root",
+                "PATH",
+                "compat libraries in the container",
+                default="/usr/local/cuda/compat",
+            ),
+        ],
+    ),
+    "disable-device-node-modification": (
+        "mask /proc/driver/nvidia/params with ModifyDeviceFiles: 0",
+        [
+            Flag(
+                "host-params-file",
+                "FILE",
+                "host params file to read (default $GPUCTK_HOST_NVIDIA_PARAMS, "
+                "else /proc/driver/nvidia/params)",
+            )
+        ],
+    ),
     "update-application-profile": ("limit EGL to the container's GPUs with a driver application profile", []),
-    "chmod": ("set the mode of paths inside the container", [
-        Flag("mode", "MODE", "octal mode, e.g. 755", required=True),
-        Flag("path", "PATH", "container path (repeatable)", repeat=True)]),
+    "chmod": (
+        "set the mode of paths inside the container",
+        [
+            Flag("mode", "MODE", "octal mode, e.g. 755", required=True),
+            Flag("path", "PATH", "container path (repeatable)", repeat=True),
+        ],
+    ),
     "noop": (None, []),
 }
 
@@ -143,7 +187,9 @@ def _run(name: str, args: Args, debug: bool = False) -> int:
         if name == "create-symlinks":
             from gpuctk.hooks.simple import create_symlinks, parse_links
 
-            log(f"created/replaced: {create_symlinks(root, parse_links(args.link)) or 'nothing (all correct)'}")
+            log(
+                f"created/replaced: {create_symlinks(root, parse_links(args.link)) or 'nothing (all correct)'}"
+            )
         elif name == "update-ldcache":
             from gpuctk.hooks.ldcache import update_ldcache
 
@@ -151,8 +197,12 @@ def _run(name: str, args: Args, debug: bool = False) -> int:
         elif name == "enable-cuda-compat":
             from gpuctk.hooks.compat import enable_cuda_compat
 
-            conf = enable_cuda_compat(root, args.host_driver_version or None, args.host_cuda_version or None,
-                                      args.cuda_compat_container_root)
+            conf = enable_cuda_compat(
+                root,
+                args.host_driver_version or None,
+                args.host_cuda_version or None,
+                args.cuda_compat_container_root,
+            )
             log(f"wrote {conf}" if conf else "compat libraries not used")
         elif name == "disable-device-node-modification":
             from gpuctk.hooks.params import disable_device_node_modification
@@ -162,7 +212,11 @@ def _run(name: str, args: Args, debug: bool = False) -> int:
         elif name == "update-application-profile":
             from gpuctk.hooks.simple import update_application_profile
 
-            log("profile written" if update_application_profile(root) else "no GPU device nodes: nothing written")
+            log(
+                "profile written"
+                if update_application_profile(root)
+                else "no GPU device nodes: nothing written"
+            )
         elif name == "chmod":
             from gpuctk.hooks.simple import chmod_paths
 
@@ -172,8 +226,10 @@ def _run(name: str, args: Args, debug: bool = False) -> int:
 
 def _usage() -> str:
     names = "\n".join(f"  {n:34} {h}" for n, (h, _) in HOOKS.items() if h)
-    return (f"usage: {PROG} [--debug] [--quiet] HOOK [flags]\n\nRun one CDI hook against the container named by "
-            f"the OCI state on stdin.\n\nhooks:\n{names}\n\nAn unknown hook name is a warning (exit 0).\n")
+    return (
+        f"usage: {PROG} [--debug] [--quiet] HOOK [flags]\n\nRun one CDI hook against the container named by "
+        f"the OCI state on stdin.\n\nhooks:\n{names}\n\nAn unknown hook name is a warning (exit 0).\n"
+    )
 
 
 def run(argv: Sequence[str], prog: str = PROG) -> int:

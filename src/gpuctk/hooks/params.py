@@ -28,7 +28,7 @@ def masked_params(text: str) -> str | None:
     m = _MODIFY_RE.search(text)
     if m is None or m.group(1) == "0":
         return None
-    return text[:m.start()] + "ModifyDeviceFiles: 0" + text[m.end():]
+    return text[: m.start()] + "ModifyDeviceFiles: 0" + text[m.end() :]
 
 
 def host_params_path(option: str | None) -> str:
@@ -55,13 +55,20 @@ def disable_device_node_modification(root: Root, host_params: str | None = None)
     staging = private_dir("gpuctk-params-")
     mounted = False
     try:
-        sysc.mount("tmpfs", staging, "tmpfs", sysc.MS_NOSUID | sysc.MS_NODEV | sysc.MS_NOEXEC, "size=64k,mode=0755")
+        sysc.mount(
+            "tmpfs", staging, "tmpfs", sysc.MS_NOSUID | sysc.MS_NODEV | sysc.MS_NOEXEC, "size=64k,mode=0755"
+        )
         mounted = True
         src = os.path.join(staging, "nvct-params")
         with open(src, "w") as f:
             f.write(masked)
         os.chmod(src, 0o444)
-        sysc.mount(None, staging, None, sysc.MS_REMOUNT | sysc.MS_RDONLY | sysc.MS_NOSUID | sysc.MS_NODEV | sysc.MS_NOEXEC)
+        sysc.mount(
+            None,
+            staging,
+            None,
+            sysc.MS_REMOUNT | sysc.MS_RDONLY | sysc.MS_NOSUID | sysc.MS_NODEV | sysc.MS_NOEXEC,
+        )
         src_fd = os.open(src, os.O_PATH | os.O_CLOEXEC)
         try:
             sysc.mount(fd_path(src_fd), fd_path(target), None, sysc.MS_BIND)

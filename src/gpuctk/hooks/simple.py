@@ -76,8 +76,10 @@ def gpu_minors(root: Root) -> list[int]:
         if minor > 63:
             import sys
 
-            print(f"gpuctk-hook: warning: /dev/{name}: minor {minor} does not fit the device mask; skipped",
-                  file=sys.stderr)
+            print(
+                f"gpuctk-hook: warning: /dev/{name}: minor {minor} does not fit the device mask; skipped",
+                file=sys.stderr,
+            )
             continue
         minors.append(minor)
     return sorted(minors)

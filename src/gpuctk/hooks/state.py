@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 class ContainerState:
     """(A plain class: dataclasses would import inspect, milliseconds on every hook run.)"""
 
-    def __init__(self, bundle: str, root: str, pid: int | None = None, spec: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, bundle: str, root: str, pid: int | None = None, spec: dict[str, Any] | None = None
+    ) -> None:
         self.bundle = bundle
         self.root = root  # absolute host path of the container root
         self.pid = pid

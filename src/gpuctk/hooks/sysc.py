@@ -42,8 +42,10 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
     def enc(s: str | None) -> bytes | None:
         return None if s is None else os.fsencode(s)
 
-    _check(libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
-           f"mount {target}")
+    _check(
+        libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+        f"mount {target}",
+    )
 
 
 def umount2(target: str, flags: int) -> None:
@@ -73,7 +75,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def last_cap() -> int:
@@ -90,10 +96,20 @@ def limit_capabilities(keep: set[int], last: int) -> None:
     lib = libc()
     for cap in range(last + 1):
         if cap not in keep:
-            lib.prctl(ctypes.c_int(PR_CAPBSET_DROP), ctypes.c_ulong(cap), ctypes.c_ulong(0),
-                      ctypes.c_ulong(0), ctypes.c_ulong(0))  # EINVAL for caps the kernel lacks: fine
-    lib.prctl(ctypes.c_int(PR_CAP_AMBIENT), ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), ctypes.c_ulong(0),
-              ctypes.c_ulong(0), ctypes.c_ulong(0))
+            lib.prctl(
+                ctypes.c_int(PR_CAPBSET_DROP),
+                ctypes.c_ulong(cap),
+                ctypes.c_ulong(0),
+                ctypes.c_ulong(0),
+                ctypes.c_ulong(0),
+            )  # EINVAL for caps the kernel lacks: fine
+    lib.prctl(
+        ctypes.c_int(PR_CAP_AMBIENT),
+        ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+    )
     hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     _check(lib.capget(ctypes.byref(hdr), data), "capget")
@@ -103,12 +119,28 @@ def limit_capabilities(keep: set[int], last: int) -> None:
     for i in range(2):
         data[i].inheritable &= mask[i]
     _check(lib.capset(ctypes.byref(hdr), data), "capset")
-    _check(lib.prctl(ctypes.c_int(PR_SET_NO_NEW_PRIVS), ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                     ctypes.c_ulong(0)), "prctl(NO_NEW_PRIVS)")
+    _check(
+        lib.prctl(
+            ctypes.c_int(PR_SET_NO_NEW_PRIVS),
+            ctypes.c_ulong(1),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        "prctl(NO_NEW_PRIVS)",
+    )
 
 
 def die_with_parent(sig: int = 9) -> None:
     """Ask the kernel to send ``sig`` (SIGKILL) when our parent dies: a killed hook must not
     leave a child running inside the container root. Kept across a plain execve."""
-    _check(libc().prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(sig), ctypes.c_ulong(0),
-                        ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl(PDEATHSIG)")
+    _check(
+        libc().prctl(
+            ctypes.c_int(PR_SET_PDEATHSIG),
+            ctypes.c_ulong(sig),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        "prctl(PDEATHSIG)",
+    )

@@ -33,9 +33,7 @@ ALL_DRIVER_CAPABILITIES = ("compute", "compat32", "graphics", "utility", "video"
 DEFAULT_DRIVER_CAPABILITIES = ("utility", "compute")
 
 # vendor: dotted DNS-ish labels; class: alnum with - and _; name: alnum start, then [-_.:]
-_QUALIFIED_RE = (
-    r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?/[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?=[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$"
-)
+_QUALIFIED_RE = r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?/[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?=[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$"
 _TRUE_STRINGS = {"1", "t", "T", "TRUE", "true", "True"}
 
 
@@ -111,10 +109,19 @@ class ContainerImage:
     (A plain class, not a dataclass: importing dataclasses costs milliseconds on the hot path.)
     """
 
-    def __init__(self, env: dict[str, str], mounts: list[dict], annotations: dict[str, str], privileged: bool,
-                 annotation_prefixes: tuple[str, ...] = ("cdi.k8s.io/",), swarm_resource: str = "",
-                 accept_envvar_unprivileged: bool = True, accept_volume_mounts: bool = False,
-                 ignore_imex_requests: bool = False, warnings: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        mounts: list[dict],
+        annotations: dict[str, str],
+        privileged: bool,
+        annotation_prefixes: tuple[str, ...] = ("cdi.k8s.io/",),
+        swarm_resource: str = "",
+        accept_envvar_unprivileged: bool = True,
+        accept_volume_mounts: bool = False,
+        ignore_imex_requests: bool = False,
+        warnings: list[str] | None = None,
+    ) -> None:
         self.env = env
         self.mounts = mounts
         self.annotations = annotations
@@ -127,7 +134,9 @@ class ContainerImage:
         self.warnings: list[str] = [] if warnings is None else warnings
 
     @classmethod
-    def from_spec(cls, oci_spec: dict, cfg: dict, annotation_prefixes: tuple[str, ...] | list[str] | None = None) -> ContainerImage:
+    def from_spec(
+        cls, oci_spec: dict, cfg: dict, annotation_prefixes: tuple[str, ...] | list[str] | None = None
+    ) -> ContainerImage:
         """Build the view. ``annotation_prefixes`` defaults to the config's
         ``modes.cdi.annotation-prefixes``; pass ``()`` to ignore annotations (non-cdi modes)."""
         process = oci_spec.get("process")
@@ -137,11 +146,16 @@ class ContainerImage:
         raw_mounts = oci_spec.get("mounts")
         mounts = [m for m in raw_mounts if isinstance(m, dict)] if isinstance(raw_mounts, list) else []
         raw_annotations = oci_spec.get("annotations")
-        annotations = ({k: v for k, v in raw_annotations.items() if isinstance(v, str)}
-                       if isinstance(raw_annotations, dict) else {})
+        annotations = (
+            {k: v for k, v in raw_annotations.items() if isinstance(v, str)}
+            if isinstance(raw_annotations, dict)
+            else {}
+        )
         rt = cfg.get("nvidia-container-runtime", {})
         if annotation_prefixes is None:
-            annotation_prefixes = rt.get("modes", {}).get("cdi", {}).get("annotation-prefixes", ["cdi.k8s.io/"])
+            annotation_prefixes = (
+                rt.get("modes", {}).get("cdi", {}).get("annotation-prefixes", ["cdi.k8s.io/"])
+            )
         return cls(
             env=env,
             mounts=mounts,
@@ -149,16 +163,27 @@ class ContainerImage:
             privileged=_is_privileged(oci_spec),
             annotation_prefixes=tuple(annotation_prefixes),
             swarm_resource=cfg.get("swarm-resource", ""),
-            accept_envvar_unprivileged=cfg.get("accept-nvidia-visible-devices-envvar-when-unprivileged", True),
+            accept_envvar_unprivileged=cfg.get(
+                "accept-nvidia-visible-devices-envvar-when-unprivileged", True
+            ),
             accept_volume_mounts=cfg.get("accept-nvidia-visible-devices-as-volume-mounts", False),
             ignore_imex_requests=bool((cfg.get("features") or {}).get("ignore-imex-channel-requests")),
         )
 
     def without_annotations(self) -> ContainerImage:
         """The same view with annotation requests ignored (every mode but ``cdi``)."""
-        return ContainerImage(self.env, self.mounts, self.annotations, self.privileged, (), self.swarm_resource,
-                              self.accept_envvar_unprivileged, self.accept_volume_mounts, self.ignore_imex_requests,
-                              self.warnings)
+        return ContainerImage(
+            self.env,
+            self.mounts,
+            self.annotations,
+            self.privileged,
+            (),
+            self.swarm_resource,
+            self.accept_envvar_unprivileged,
+            self.accept_volume_mounts,
+            self.ignore_imex_requests,
+            self.warnings,
+        )
 
     # ------------------------------------------------------------- simple facts
     def is_privileged(self) -> bool:
@@ -172,7 +197,9 @@ class ContainerImage:
     def _env_accepted(self, what: str) -> bool:
         if self.privileged or self.accept_envvar_unprivileged:
             return True
-        self.warnings.append(f"ignoring {what} requested by environment variable in an unprivileged container")
+        self.warnings.append(
+            f"ignoring {what} requested by environment variable in an unprivileged container"
+        )
         return False
 
     # ------------------------------------------------------------- devices
@@ -200,7 +227,7 @@ class ContainerImage:
             if dst in seen:
                 continue
             seen.add(dst)
-            rest = dst[len(root):].strip("/")
+            rest = dst[len(root) :].strip("/")
             if rest:
                 out.append(rest)
         return out
@@ -216,7 +243,7 @@ class ContainerImage:
             if entry.startswith("imex/"):
                 continue
             if entry.startswith("cdi/"):
-                rest = entry[len("cdi/"):]
+                rest = entry[len("cdi/") :]
                 if "=" not in rest:
                     vendor_class, _, dev = rest.rpartition("/")
                     rest = f"{vendor_class}={dev}"
@@ -276,7 +303,7 @@ class ContainerImage:
         if self.ignore_imex_requests:
             return []
         if self.accept_volume_mounts:
-            from_mounts = [e[len("imex/"):] for e in self._volume_mount_entries() if e.startswith("imex/")]
+            from_mounts = [e[len("imex/") :] for e in self._volume_mount_entries() if e.startswith("imex/")]
             from_mounts = [c for c in from_mounts if c]
             if from_mounts:
                 return from_mounts
@@ -320,7 +347,11 @@ class ContainerImage:
             except ValueError:
                 self.warnings.append(f"ignoring invalid CUDA_VERSION {self.env[ENV_CUDA_VERSION]!r}")
         for key in sorted(self.env):
-            if key.startswith(ENV_REQUIRE_PREFIX) and not key.startswith(ENV_REQUIRE_JETPACK) and self.env[key]:
+            if (
+                key.startswith(ENV_REQUIRE_PREFIX)
+                and not key.startswith(ENV_REQUIRE_JETPACK)
+                and self.env[key]
+            ):
                 reqs.append(self.env[key])
         return reqs
 

@@ -51,7 +51,9 @@ class Action:
         return " ".join(self.argv)
 
 
-def control_node_actions(majors: dict[str, int], dev_dir: str, existing: set[str]) -> tuple[list[Action], list[str]]:
+def control_node_actions(
+    majors: dict[str, int], dev_dir: str, existing: set[str]
+) -> tuple[list[Action], list[str]]:
     """mknod actions for the control nodes missing from ``dev_dir`` (+ warnings)."""
     actions, warnings = [], []
     nvidia = majors.get("nvidia", majors.get("nvidia-frontend"))
@@ -133,8 +135,11 @@ def execute(actions: list[Action], dry_run: bool) -> list[str]:
         try:
             _run_file_action(a)
         except PermissionError:
-            raise GpuctkError(f"{a.path}: {a.kind} needs root (CAP_MKNOD)" if a.kind == "mknod"
-                              else f"{a.path}: permission denied") from None
+            raise GpuctkError(
+                f"{a.path}: {a.kind} needs root (CAP_MKNOD)"
+                if a.kind == "mknod"
+                else f"{a.path}: permission denied"
+            ) from None
         except OSError as exc:
             raise GpuctkError(f"{a.path}: cannot create: {exc.strerror or exc}") from None
     return lines

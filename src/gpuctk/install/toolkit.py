@@ -70,10 +70,15 @@ class InstallOptions:
             toolkit_dir=os.path.abspath(self.toolkit_dir),
             config_file=self.config_file or rooted(r, "/etc/nvidia-container-runtime/config.toml"),
             engine_config=(self.engine_config or rooted(r, DEFAULT_CONFIG[self.runtime]))
-            if self.runtime != "none" else None,
-            drop_in=((rooted(r, DEFAULT_DROP_IN[self.runtime]) if DEFAULT_DROP_IN[self.runtime] else "")
-                     if self.drop_in is None else self.drop_in)
-            if self.runtime != "none" else None,
+            if self.runtime != "none"
+            else None,
+            drop_in=(
+                (rooted(r, DEFAULT_DROP_IN[self.runtime]) if DEFAULT_DROP_IN[self.runtime] else "")
+                if self.drop_in is None
+                else self.drop_in
+            )
+            if self.runtime != "none"
+            else None,
             cdi_dir=self.cdi_dir or rooted(r, "/var/run/cdi"),
             systemd_dir=self.systemd_dir or rooted(r, "/etc/systemd/system"),
             udev_dir=self.udev_dir or rooted(r, "/etc/udev/rules.d"),
@@ -84,20 +89,30 @@ def runtime_set(opts: InstallOptions) -> list[tuple[str, str]]:
     """The engine runtimes the installer registers (upstream's operator set, §6.4)."""
     tk = opts.toolkit_dir
     n = opts.runtime_name
-    return [(n, os.path.join(tk, "nvidia-container-runtime")),
-            (f"{n}-cdi", os.path.join(tk, "nvidia-container-runtime.cdi")),
-            (f"{n}-legacy", os.path.join(tk, "nvidia-container-runtime.legacy"))]
+    return [
+        (n, os.path.join(tk, "nvidia-container-runtime")),
+        (f"{n}-cdi", os.path.join(tk, "nvidia-container-runtime.cdi")),
+        (f"{n}-legacy", os.path.join(tk, "nvidia-container-runtime.legacy")),
+    ]
 
 
 def engine_options(opts: InstallOptions) -> list[ConfigureOptions]:
     assert opts.engine_config is not None
     out = []
     for name, path in runtime_set(opts):
-        out.append(ConfigureOptions(
-            engine=opts.runtime, config=opts.engine_config, drop_in=opts.drop_in or "", runtime_name=name,
-            runtime_path=path, set_as_default=opts.set_as_default and name == opts.runtime_name,
-            enable_cdi=opts.enable_cdi, engine_version=opts.engine_version,
-            hook_path=os.path.join(opts.toolkit_dir, "nvidia-container-runtime-hook")))
+        out.append(
+            ConfigureOptions(
+                engine=opts.runtime,
+                config=opts.engine_config,
+                drop_in=opts.drop_in or "",
+                runtime_name=name,
+                runtime_path=path,
+                set_as_default=opts.set_as_default and name == opts.runtime_name,
+                enable_cdi=opts.enable_cdi,
+                engine_version=opts.engine_version,
+                hook_path=os.path.join(opts.toolkit_dir, "nvidia-container-runtime-hook"),
+            )
+        )
     return out
 
 
@@ -135,9 +150,14 @@ def generate_cdi_spec(opts: InstallOptions) -> tuple[str | None, list[str]]:
     except ImportError:
         return None, ["CDI spec generation is not available in this build: skipped"]
     try:
-        spec, warnings = generate_spec(GenerateOptions(
-            driver_root=opts.driver_root, dev_root=opts.dev_root, inventory=opts.inventory,
-            hook_path=os.path.join(opts.toolkit_dir, "nvidia-cdi-hook")))
+        spec, warnings = generate_spec(
+            GenerateOptions(
+                driver_root=opts.driver_root,
+                dev_root=opts.dev_root,
+                inventory=opts.inventory,
+                hook_path=os.path.join(opts.toolkit_dir, "nvidia-cdi-hook"),
+            )
+        )
     except Exception as exc:  # no driver, no GPU: install the rest anyway
         if opts.inventory:
             raise GpuctkError(f"--inventory: {exc}") from None
@@ -205,17 +225,31 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
     early_spec = generate_cdi_spec(opts) if opts.generate_spec and opts.inventory else None
 
     for lc in lcs:  # foreign files first: install_launcher refuses them too, but only half-way through
-        if os.path.lexists(lc.path) and not (os.path.islink(lc.path) and os.readlink(lc.path) == lc.target) \
-                and not launchers.is_ours(lc.path):
+        if (
+            os.path.lexists(lc.path)
+            and not (os.path.islink(lc.path) and os.readlink(lc.path) == lc.target)
+            and not launchers.is_ours(lc.path)
+        ):
             raise GpuctkError(f"{lc.path}: exists and is not a gpuctk launcher; remove it first")
-    _check_targets([lc.path for lc in lcs] + [str(opts.config_file), manifest_path]
-                   + ([os.path.join(str(opts.cdi_dir), SPEC_NAME)] if opts.generate_spec else [])
-                   + ([os.path.join(str(opts.systemd_dir), units.SERVICE), os.path.join(str(opts.udev_dir), units.UDEV_RULE)]
-                      if opts.units else []))
+    _check_targets(
+        [lc.path for lc in lcs]
+        + [str(opts.config_file), manifest_path]
+        + ([os.path.join(str(opts.cdi_dir), SPEC_NAME)] if opts.generate_spec else [])
+        + (
+            [
+                os.path.join(str(opts.systemd_dir), units.SERVICE),
+                os.path.join(str(opts.udev_dir), units.UDEV_RULE),
+            ]
+            if opts.units
+            else []
+        )
+    )
 
     if dry_run:
-        msgs += [f"would create launcher {lc.path} -> "
-                 f"{lc.target if lc.kind == 'symlink' else '(sh wrapper)'}" for lc in lcs]
+        msgs += [
+            f"would create launcher {lc.path} -> {lc.target if lc.kind == 'symlink' else '(sh wrapper)'}"
+            for lc in lcs
+        ]
         msgs.append(f"would write {opts.config_file}")
         return msgs, warns
 
@@ -250,28 +284,38 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
     if opts.units:
         # the units run on the node itself: paths without the --root prefix
         spec_path = os.path.join(unrooted(opts.root, str(opts.cdi_dir)), SPEC_NAME)
-        generate_args = tuple(f"--{flag}={os.path.abspath(value)}" for flag, value in (
-            ("driver-root", opts.driver_root if opts.driver_root not in ("", "/") else None),
-            ("dev-root", opts.dev_root)) if value)
+        generate_args = tuple(
+            f"--{flag}={os.path.abspath(value)}"
+            for flag, value in (
+                ("driver-root", opts.driver_root if opts.driver_root not in ("", "/") else None),
+                ("dev-root", opts.dev_root),
+            )
+            if value
+        )
         for path, text in (
-            (os.path.join(str(opts.systemd_dir), units.SERVICE),
-             units.service_unit(opts.toolkit_dir, spec_path, generate_args)),
+            (
+                os.path.join(str(opts.systemd_dir), units.SERVICE),
+                units.service_unit(opts.toolkit_dir, spec_path, generate_args),
+            ),
             (os.path.join(str(opts.systemd_dir), units.PATH_UNIT), units.path_unit(opts.toolkit_dir)),
             (os.path.join(str(opts.udev_dir), units.UDEV_RULE), units.udev_rule()),
         ):
             msgs.append(_write_if_changed(path, text))
             if path not in files:
                 files.append(path)
-        msgs.append(f"enable with: systemctl daemon-reload && systemctl enable --now {units.PATH_UNIT} "
-                    f"{units.SERVICE} && udevadm control --reload")
+        msgs.append(
+            f"enable with: systemctl daemon-reload && systemctl enable --now {units.PATH_UNIT} "
+            f"{units.SERVICE} && udevadm control --reload"
+        )
 
     manifest = {
         "toolkit_dir": opts.toolkit_dir,
         "files": files,
         "config_file": config_file,
         "config_created": config_created,
-        "engine": _recorded_engines(previous.get("engine", []),
-                                    engine_options(opts) if opts.runtime != "none" else []),
+        "engine": _recorded_engines(
+            previous.get("engine", []), engine_options(opts) if opts.runtime != "none" else []
+        ),
     }
     _write_if_changed(manifest_path, json.dumps(manifest, indent=2) + "\n")
     return msgs, warns
@@ -280,6 +324,7 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
 def _recorded_engines(previous: list[Any], current: list[ConfigureOptions]) -> list[Any]:
     """Engine configurations to undo on uninstall: this run's plus earlier runs' other engines
     or files (an install for containerd, then one for docker, leaves both to undo)."""
+
     def key(e: Any) -> tuple[Any, ...]:
         return (e.get("engine"), e.get("config"), e.get("runtime_name")) if isinstance(e, dict) else ()
 
@@ -316,7 +361,9 @@ def _configure_options(recorded: Any, source: str) -> ConfigureOptions:
     try:
         return ConfigureOptions(**data)
     except TypeError:
-        raise GpuctkError(f"{source}: field engine: not a recorded engine configuration: {recorded!r}") from None
+        raise GpuctkError(
+            f"{source}: field engine: not a recorded engine configuration: {recorded!r}"
+        ) from None
 
 
 def uninstall(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], list[str]]:
@@ -336,9 +383,13 @@ def uninstall(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], l
         warns += plan.warnings
         msgs += engine_apply.apply(plan, dry_run=dry_run)
 
-    files = manifest.get("files") or [lc.path for lc in launchers.plan_launchers(opts.toolkit_dir, opts.bin_dir)]
+    files = manifest.get("files") or [
+        lc.path for lc in launchers.plan_launchers(opts.toolkit_dir, opts.bin_dir)
+    ]
     for path in files:
-        is_launcher = os.path.basename(path) in launchers.SYMLINKS or os.path.basename(path) in launchers.WRAPPERS
+        is_launcher = (
+            os.path.basename(path) in launchers.SYMLINKS or os.path.basename(path) in launchers.WRAPPERS
+        )
         if is_launcher and os.path.lexists(path) and not launchers.is_ours(path):
             warns.append(f"{path}: not a gpuctk launcher, left in place")
             continue

@@ -21,9 +21,17 @@ def service_unit(toolkit_dir: str, spec_path: str, generate_args: tuple[str, ...
     """``generate_args``: the discovery flags install used (driver/dev root), so a refresh
     regenerates the same spec; the hooks always go through the installed nvidia-cdi-hook."""
     gpuctk = shlex.quote(os.path.join(toolkit_dir, "gpuctk"))
-    args = " ".join(shlex.quote(a) for a in (
-        f"--output={spec_path}", f"--hook-path={os.path.join(toolkit_dir, 'nvidia-cdi-hook')}", *generate_args))
-    return HEADER + f"""[Unit]
+    args = " ".join(
+        shlex.quote(a)
+        for a in (
+            f"--output={spec_path}",
+            f"--hook-path={os.path.join(toolkit_dir, 'nvidia-cdi-hook')}",
+            *generate_args,
+        )
+    )
+    return (
+        HEADER
+        + f"""[Unit]
 Description=Refresh the NVIDIA CDI specification {spec_path} (gpuctk)
 After=systemd-modules-load.service
 ConditionPathExists=/proc/driver/nvidia/version
@@ -37,10 +45,13 @@ ExecStart={gpuctk} cdi generate {args}
 [Install]
 WantedBy=multi-user.target
 """
+    )
 
 
 def path_unit(toolkit_dir: str) -> str:
-    return HEADER + f"""[Unit]
+    return (
+        HEADER
+        + f"""[Unit]
 Description=Watch for NVIDIA driver and gpuctk changes to refresh the CDI specification
 
 [Path]
@@ -51,6 +62,7 @@ Unit={SERVICE}
 [Install]
 WantedBy=multi-user.target
 """
+    )
 
 
 def udev_rule() -> str:

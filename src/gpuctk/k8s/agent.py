@@ -54,8 +54,12 @@ class AgentOptions:
     def validate(self) -> None:
         if self.runtime_class and self.require_gpu:
             raise UsageError(MUTUAL_EXCLUSION)
-        for what, value in (("namespace", self.namespace), ("job name", self.job_name),
-                            ("service account", self.service_account), ("ConfigMap name", self.configmap)):
+        for what, value in (
+            ("namespace", self.namespace),
+            ("job name", self.job_name),
+            ("service account", self.service_account),
+            ("ConfigMap name", self.configmap),
+        ):
             if not value or len(value) > 63 or not _DNS1123.match(value):
                 raise UsageError(f"invalid {what} {value!r}: must be a DNS-1123 label")
         if self.runtime_class and not _DNS1123.match(self.runtime_class):
@@ -79,7 +83,9 @@ def parse_toleration(text: str) -> dict[str, Any]:
     if ":" in text:
         text, effect = text.rsplit(":", 1)
         if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            raise UsageError(f"invalid toleration effect {effect!r} (NoSchedule, PreferNoSchedule or NoExecute)")
+            raise UsageError(
+                f"invalid toleration effect {effect!r} (NoSchedule, PreferNoSchedule or NoExecute)"
+            )
     tol: dict[str, Any]
     if "=" in text:
         key, value = text.split("=", 1)
@@ -103,12 +109,19 @@ def parse_node_selector(items: list[str]) -> dict[str, str]:
 
 
 def _labels(component: str) -> dict[str, str]:
-    return {APP_LABEL: APP_NAME, "app.kubernetes.io/component": component,
-            "app.kubernetes.io/managed-by": "gpuctk"}
+    return {
+        APP_LABEL: APP_NAME,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": "gpuctk",
+    }
 
 
 def build_namespace(opts: AgentOptions) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": opts.namespace, "labels": _labels("agent")}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": opts.namespace, "labels": _labels("agent")},
+    }
 
 
 def build_rbac(opts: AgentOptions) -> list[dict[str, Any]]:
@@ -119,29 +132,49 @@ def build_rbac(opts: AgentOptions) -> list[dict[str, Any]]:
     # Per namespace, so one agent's cleanup never removes another's permissions.
     cr_name = crb_name = f"{NODE_READER_ROLE}-{ns}"
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": ns, "labels": labels}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": {"name": role_name, "namespace": ns, "labels": labels},
-         "rules": [
-             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "update", "patch"]},
-             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
-         ]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": role_name, "namespace": ns, "labels": labels},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
-         "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": cr_name, "labels": labels},
-         "rules": [
-             {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list"]},
-             {"apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": ["get", "list"]},
-             {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "list"]},
-             {"apiGroups": ["nvidia.com"], "resources": ["clusterpolicies"], "verbs": ["get", "list"]},
-         ]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": crb_name, "labels": labels},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cr_name},
-         "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": sa, "namespace": ns, "labels": labels},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": role_name, "namespace": ns, "labels": labels},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "verbs": ["create", "get", "update", "patch"],
+                },
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": role_name, "namespace": ns, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": cr_name, "labels": labels},
+            "rules": [
+                {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list"]},
+                {"apiGroups": ["node.k8s.io"], "resources": ["runtimeclasses"], "verbs": ["get", "list"]},
+                {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "list"]},
+                {"apiGroups": ["nvidia.com"], "resources": ["clusterpolicies"], "verbs": ["get", "list"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": crb_name, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cr_name},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+        },
     ]
 
 
@@ -168,7 +201,10 @@ def build_pod_spec(opts: AgentOptions) -> dict[str, Any]:
         "env": build_env(opts),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    resources: dict[str, Any] = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+    resources: dict[str, Any] = {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
     if opts.require_gpu:
         resources["limits"]["nvidia.com/gpu"] = "1"
     container["resources"] = resources
@@ -188,10 +224,16 @@ def build_pod_spec(opts: AgentOptions) -> dict[str, Any]:
         volumes.append({"name": "host-root", "hostPath": {"path": "/", "type": "Directory"}})
         spec["hostPID"] = True
     else:
-        spec["securityContext"] = {"runAsNonRoot": True, "runAsUser": 65534,
-                                   "seccompProfile": {"type": "RuntimeDefault"}}
-        container["securityContext"] = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                        "capabilities": {"drop": ["ALL"]}}
+        spec["securityContext"] = {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        container["securityContext"] = {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
     if opts.node_selector:
         spec["nodeSelector"] = dict(opts.node_selector)
     if opts.runtime_class:
@@ -222,8 +264,11 @@ def result_configmap(namespace: str, name: str, document: str, fmt: str, timesta
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {**_labels("snapshot"), "app.kubernetes.io/version": __version__}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**_labels("snapshot"), "app.kubernetes.io/version": __version__},
+        },
         "data": {f"snapshot.{fmt}": document, "format": fmt, "timestamp": timestamp},
     }
 
@@ -232,7 +277,7 @@ def parse_configmap_uri(uri: str) -> tuple[str, str]:
     """``cm://namespace/name`` -> (namespace, name)."""
     if not uri.startswith("cm://"):
         raise UsageError(f"not a ConfigMap URI: {uri!r} (expected cm://NAMESPACE/NAME)")
-    parts = uri[len("cm://"):].split("/")
+    parts = uri[len("cm://") :].split("/")
     if len(parts) != 2 or not all(_DNS1123.match(p) for p in parts):
         raise UsageError(f"invalid ConfigMap URI {uri!r} (expected cm://NAMESPACE/NAME)")
     return parts[0], parts[1]

@@ -32,8 +32,9 @@ KINDS: dict[str, tuple[str, bool]] = {
 class KubeAPI(Protocol):
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None: ...
 
-    def list(self, kind: str, namespace: str | None = None,
-             labels: dict[str, str] | None = None) -> list[dict[str, Any]]: ...
+    def list(
+        self, kind: str, namespace: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]: ...
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -55,7 +56,9 @@ class LightkubeAPI:
     """:class:`KubeAPI` over lightkube. ``kubeconfig``/``context`` as kubectl's flags;
     with neither, in-cluster service account, ``$KUBECONFIG`` or ``~/.kube/config``."""
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, kubeconfig: str | None = None, context: str | None = None, timeout: float = 10.0
+    ) -> None:
         try:
             import httpx2 as httpx  # lightkube's HTTP library
             import yaml
@@ -104,11 +107,16 @@ class LightkubeAPI:
             return fn(*args, **kwargs)
         except ApiError as exc:
             status = exc.status
-            raise KubeAPIError(f"{what}: {status.message or exc}", code=int(status.code or 0),
-                               reason=str(status.reason or "")) from exc
+            raise KubeAPIError(
+                f"{what}: {status.message or exc}",
+                code=int(status.code or 0),
+                reason=str(status.reason or ""),
+            ) from exc
         except self._httpx.TransportError as exc:
-            raise KubeAPIError(f"cannot reach the Kubernetes API server {self.server}: {exc}; check "
-                               "--kubeconfig/--context and that the cluster is running") from exc
+            raise KubeAPIError(
+                f"cannot reach the Kubernetes API server {self.server}: {exc}; check "
+                "--kubeconfig/--context and that the cluster is running"
+            ) from exc
         except ValueError as exc:  # a response lightkube's models cannot decode
             raise KubeAPIError(f"{what}: unexpected response from {self.server}: {exc}") from exc
 
@@ -128,8 +136,9 @@ class LightkubeAPI:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str | None = None,
-             labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, kind: str, namespace: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         res = self._res(kind)
         kw: dict[str, Any] = {}
         if KINDS[kind][1]:
@@ -162,7 +171,9 @@ class LightkubeAPI:
         kind = obj["kind"]
         self._res(kind)
         name = (obj.get("metadata") or {}).get("name", "")
-        return self._to_dict(self._call(f"replace {kind} {name}", self._client.replace, codecs.from_dict(obj)))
+        return self._to_dict(
+            self._call(f"replace {kind} {name}", self._client.replace, codecs.from_dict(obj))
+        )
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
         from lightkube.types import CascadeType
@@ -196,14 +207,23 @@ def collect_cluster_objects(api: KubeAPI) -> dict[str, list[dict[str, Any]]]:
     for n in api.list("Node"):
         meta = n.get("metadata") or {}
         status = n.get("status") or {}
-        nodes.append({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {k: meta[k] for k in ("name", "labels", "annotations") if k in meta},
-            "status": {k: status[k] for k in ("nodeInfo", "allocatable", "capacity") if k in status},
-        })
-    rcs = [{"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
-            "metadata": {"name": (rc.get("metadata") or {}).get("name", "")}, "handler": rc.get("handler", "")}
-           for rc in api.list("RuntimeClass")]
+        nodes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {k: meta[k] for k in ("name", "labels", "annotations") if k in meta},
+                "status": {k: status[k] for k in ("nodeInfo", "allocatable", "capacity") if k in status},
+            }
+        )
+    rcs = [
+        {
+            "apiVersion": "node.k8s.io/v1",
+            "kind": "RuntimeClass",
+            "metadata": {"name": (rc.get("metadata") or {}).get("name", "")},
+            "handler": rc.get("handler", ""),
+        }
+        for rc in api.list("RuntimeClass")
+    ]
     daemonsets = []
     for ds in api.list("DaemonSet"):
         tmpl = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}

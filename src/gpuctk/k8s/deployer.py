@@ -32,7 +32,8 @@ def check_runtime_class(api: KubeAPI, name: str) -> dict[str, Any]:
             f"RuntimeClass {name!r} not found in the cluster{have}; nothing was created. Install the NVIDIA "
             "toolkit/GPU Operator or apply `gpuctk k8s manifests --only runtimeclasses`, or omit "
             "--runtime-class and use --node-selector nvidia.com/gpu.present=true (add --require-gpu to "
-            "consume a GPU)")
+            "consume a GPU)"
+        )
     return rc
 
 
@@ -56,8 +57,11 @@ def _job_events(api: KubeAPI, opts: AgentOptions) -> list[str]:
         events = api.list("Event", namespace=opts.namespace)
     except KubeAPIError:
         return []
-    return [f"{e.get('reason', '')}: {e.get('message', '')}" for e in events
-            if (e.get("involvedObject") or {}).get("name") == opts.job_name]
+    return [
+        f"{e.get('reason', '')}: {e.get('message', '')}"
+        for e in events
+        if (e.get("involvedObject") or {}).get("name") == opts.job_name
+    ]
 
 
 def _pod_logs(api: KubeAPI, opts: AgentOptions) -> str:
@@ -89,8 +93,13 @@ def _pod_state(pod: dict[str, Any]) -> str:
     return text
 
 
-def wait_for_job(api: KubeAPI, opts: AgentOptions, progress: Progress = _quiet,
-                 poll: float = 0.25, clock: Callable[[], float] = time.monotonic) -> None:
+def wait_for_job(
+    api: KubeAPI,
+    opts: AgentOptions,
+    progress: Progress = _quiet,
+    poll: float = 0.25,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     deadline = clock() + opts.timeout
     last = ""
     while True:
@@ -104,7 +113,9 @@ def wait_for_job(api: KubeAPI, opts: AgentOptions, progress: Progress = _quiet,
         failed = _condition(job, "Failed")
         if status.get("failed") or failed:
             why = (failed or {}).get("message") or "pod failed"
-            raise GpuctkError(f"agent Job {opts.namespace}/{opts.job_name} failed: {why}\n{_pod_logs(api, opts)}")
+            raise GpuctkError(
+                f"agent Job {opts.namespace}/{opts.job_name} failed: {why}\n{_pod_logs(api, opts)}"
+            )
         pods = _job_pods(api, opts)
         phase = ", ".join(_pod_state(p) for p in pods)
         state = f"waiting for Job {opts.job_name}: " + (phase or "no pod yet")
@@ -115,8 +126,10 @@ def wait_for_job(api: KubeAPI, opts: AgentOptions, progress: Progress = _quiet,
             events = _job_events(api, opts)
             extra = ("\nevents:\n  " + "\n  ".join(events)) if events else ""
             logs = _pod_logs(api, opts)
-            raise GpuctkError(f"timed out after {opts.timeout:g}s waiting for Job {opts.namespace}/{opts.job_name} "
-                              f"({phase or 'no pod created'}){extra}" + (f"\n{logs}" if logs else ""))
+            raise GpuctkError(
+                f"timed out after {opts.timeout:g}s waiting for Job {opts.namespace}/{opts.job_name} "
+                f"({phase or 'no pod created'}){extra}" + (f"\n{logs}" if logs else "")
+            )
         time.sleep(poll)
 
 
@@ -125,7 +138,9 @@ def read_result(api: KubeAPI, opts: AgentOptions) -> dict[str, Any]:
 
     cm = api.get("ConfigMap", opts.configmap, opts.namespace)
     if cm is None:
-        raise GpuctkError(f"the agent finished but ConfigMap {opts.configmap_uri} is missing\n{_pod_logs(api, opts)}")
+        raise GpuctkError(
+            f"the agent finished but ConfigMap {opts.configmap_uri} is missing\n{_pod_logs(api, opts)}"
+        )
     data = cm.get("data") or {}
     text = data.get("snapshot.yaml") or data.get("snapshot.json")
     if not text:
@@ -133,10 +148,13 @@ def read_result(api: KubeAPI, opts: AgentOptions) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise GpuctkError(f"ConfigMap {opts.configmap_uri}: snapshot is not valid YAML/JSON: "
-                          f"{str(exc).splitlines()[0]}") from exc
+        raise GpuctkError(
+            f"ConfigMap {opts.configmap_uri}: snapshot is not valid YAML/JSON: {str(exc).splitlines()[0]}"
+        ) from exc
     except RecursionError:
-        raise GpuctkError(f"ConfigMap {opts.configmap_uri}: snapshot is not valid YAML/JSON: nested too deeply") from None
+        raise GpuctkError(
+            f"ConfigMap {opts.configmap_uri}: snapshot is not valid YAML/JSON: nested too deeply"
+        ) from None
     if not isinstance(doc, dict):
         raise GpuctkError(f"ConfigMap {opts.configmap_uri}: snapshot is not a mapping")
     return doc
@@ -157,7 +175,9 @@ def cleanup(api: KubeAPI, opts: AgentOptions, created_namespace: bool, progress:
             api.delete(kind, name, ns)
         except KubeAPIError as exc:
             errors.append(f"{kind} {name}: {exc}")
-    progress("cleaned up the agent's Job, ConfigMap and RBAC" + (" and namespace" if created_namespace else ""))
+    progress(
+        "cleaned up the agent's Job, ConfigMap and RBAC" + (" and namespace" if created_namespace else "")
+    )
     if errors:
         progress("cleanup left some objects behind: " + "; ".join(errors))
 
@@ -187,12 +207,15 @@ def _wait_gone(api: KubeAPI, kind: str, name: str, namespace: str, limit: float 
     deadline = time.monotonic() + limit
     while api.get(kind, name, namespace) is not None:
         if time.monotonic() >= deadline:
-            raise GpuctkError(f"old {kind} {namespace}/{name} is still being deleted after {limit:g}s; try again")
+            raise GpuctkError(
+                f"old {kind} {namespace}/{name} is still being deleted after {limit:g}s; try again"
+            )
         time.sleep(0.25)
 
 
-def run_agent(api: KubeAPI, opts: AgentOptions, progress: Progress = _quiet,
-              auto_select: bool = True) -> dict[str, Any]:
+def run_agent(
+    api: KubeAPI, opts: AgentOptions, progress: Progress = _quiet, auto_select: bool = True
+) -> dict[str, Any]:
     """Deploy the agent, wait, and return the snapshot it wrote."""
     opts.validate()
     if opts.runtime_class:
@@ -213,9 +236,12 @@ def run_agent(api: KubeAPI, opts: AgentOptions, progress: Progress = _quiet,
             _wait_gone(api, "Job", opts.job_name, opts.namespace)
         api.delete("ConfigMap", opts.configmap, opts.namespace)
         api.create(build_job(opts))
-        progress(f"created Job {opts.namespace}/{opts.job_name} (image {opts.image}"
-                 + (f", runtimeClassName {opts.runtime_class}" if opts.runtime_class else "")
-                 + (", nvidia.com/gpu: 1" if opts.require_gpu else "") + ")")
+        progress(
+            f"created Job {opts.namespace}/{opts.job_name} (image {opts.image}"
+            + (f", runtimeClassName {opts.runtime_class}" if opts.runtime_class else "")
+            + (", nvidia.com/gpu: 1" if opts.require_gpu else "")
+            + ")"
+        )
         wait_for_job(api, opts, progress)
         return read_result(api, opts)
     finally:

@@ -80,8 +80,10 @@ def advertised_resources(gpus: list[dict[str, Any]], strategy: str) -> dict[str,
             raise GpuctkError("mig-strategy single: all GPUs must have the same MIG mode")
         profiles = {m.get("profile") for g in mig_on for m in g.get("mig_devices") or []}
         if len(profiles) > 1:
-            raise GpuctkError("mig-strategy single: all MIG devices must be the same profile, found "
-                              + ", ".join(sorted(str(p) for p in profiles)))
+            raise GpuctkError(
+                "mig-strategy single: all MIG devices must be the same profile, found "
+                + ", ".join(sorted(str(p) for p in profiles))
+            )
     for g in gpus:
         if strategy != "none" and g in mig_on:
             for m in g.get("mig_devices") or []:
@@ -156,7 +158,11 @@ def allocate_response(
     if any_cdi(strategies):
         names = [qn("gpu", i) for i in ids]
         names += [qn("imex-channel", c) for c in cfg.imex_channels]
-        for flag, cls in ((cfg.gdrcopy_enabled, "gdrcopy"), (cfg.gds_enabled, "gds"), (cfg.mofed_enabled, "mofed")):
+        for flag, cls in (
+            (cfg.gdrcopy_enabled, "gdrcopy"),
+            (cfg.gds_enabled, "gds"),
+            (cfg.mofed_enabled, "mofed"),
+        ):
             if flag:
                 names.append(qn(cls, "all"))
         if names:
@@ -173,8 +179,11 @@ def allocate_response(
             {"containerPath": "/mps/nvidia.com/gpu/pipe", "hostPath": f"{cfg.mps_root}/nvidia.com/gpu/pipe"},
             {"containerPath": "/dev/shm", "hostPath": f"{cfg.mps_root}/shm"},
         ]
-    for flag, env in ((cfg.gdrcopy_enabled, "NVIDIA_GDRCOPY"), (cfg.gds_enabled, "NVIDIA_GDS"),
-                      (cfg.mofed_enabled, "NVIDIA_MOFED")):
+    for flag, env in (
+        (cfg.gdrcopy_enabled, "NVIDIA_GDRCOPY"),
+        (cfg.gds_enabled, "NVIDIA_GDS"),
+        (cfg.mofed_enabled, "NVIDIA_MOFED"),
+    ):
         if flag:
             resp["envs"][env] = "enabled"
 
@@ -188,7 +197,9 @@ def allocate_response(
             for i in ids:
                 resp["mounts"].append({"containerPath": f"{VOLUME_MOUNT_DIR}/{i}", "hostPath": "/dev/null"})
             for c in cfg.imex_channels:
-                resp["mounts"].append({"containerPath": f"{VOLUME_MOUNT_DIR}/imex/{c}", "hostPath": "/dev/null"})
+                resp["mounts"].append(
+                    {"containerPath": f"{VOLUME_MOUNT_DIR}/imex/{c}", "hostPath": "/dev/null"}
+                )
         if cfg.pass_device_specs:
             root = cfg.dev_root.rstrip("/")
             for path in device_nodes or []:

@@ -18,8 +18,15 @@ GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 CDI_ENABLED_ANNOTATION = "gpuctk.nvidia.com/cdi-enabled"
 
 _PLUGIN_ENV_KEYS = (
-    "DEVICE_LIST_STRATEGY", "DEVICE_ID_STRATEGY", "CDI_ANNOTATION_PREFIX", "NVIDIA_CDI_HOOK_PATH",
-    "NVIDIA_DRIVER_ROOT", "NVIDIA_DEV_ROOT", "MIG_STRATEGY", "CDI_ENABLED", "PASS_DEVICE_SPECS",
+    "DEVICE_LIST_STRATEGY",
+    "DEVICE_ID_STRATEGY",
+    "CDI_ANNOTATION_PREFIX",
+    "NVIDIA_CDI_HOOK_PATH",
+    "NVIDIA_DRIVER_ROOT",
+    "NVIDIA_DEV_ROOT",
+    "MIG_STRATEGY",
+    "CDI_ENABLED",
+    "PASS_DEVICE_SPECS",
 )
 
 
@@ -76,7 +83,9 @@ def _container_env(container: dict[str, Any]) -> dict[str, str]:
 def device_plugin_facts(daemonsets: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The NVIDIA device plugin DaemonSet's settings, from its container env."""
     for ds in daemonsets:
-        containers = (((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        containers = (((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+            "containers"
+        ) or []
         for c in containers:
             image = str(c.get("image", ""))
             name = str((ds.get("metadata") or {}).get("name", ""))
@@ -89,7 +98,8 @@ def device_plugin_facts(daemonsets: list[dict[str, Any]]) -> dict[str, Any] | No
                 "image": image,
                 "env": {k: env[k] for k in _PLUGIN_ENV_KEYS if k in env},
                 "runtime_class": (((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
-                    "runtimeClassName"),
+                    "runtimeClassName"
+                ),
             }
     return None
 
@@ -102,7 +112,9 @@ def cluster_policy_facts(policies: list[dict[str, Any]]) -> dict[str, Any] | Non
     cdi = spec.get("cdi") or {}
     toolkit = spec.get("toolkit") or {}
     operator = spec.get("operator") or {}
-    tk_env = {str(e.get("name")): str(e.get("value", "")) for e in toolkit.get("env") or [] if isinstance(e, dict)}
+    tk_env = {
+        str(e.get("name")): str(e.get("value", "")) for e in toolkit.get("env") or [] if isinstance(e, dict)
+    }
     enabled = _truthy(cdi.get("enabled"))
     tk_enabled = _truthy(toolkit.get("enabled"))
     return {
@@ -142,14 +154,33 @@ def facts_from_objects(
 
 # Fields the facts read, and the JSON type each must have when present.
 _SHAPES: dict[str, tuple[tuple[str, type], ...]] = {
-    "nodes": (("metadata", dict), ("metadata.name", str), ("metadata.labels", dict), ("metadata.annotations", dict),
-              ("status", dict), ("status.nodeInfo", dict), ("status.nodeInfo.containerRuntimeVersion", str),
-              ("status.allocatable", dict), ("status.capacity", dict)),
+    "nodes": (
+        ("metadata", dict),
+        ("metadata.name", str),
+        ("metadata.labels", dict),
+        ("metadata.annotations", dict),
+        ("status", dict),
+        ("status.nodeInfo", dict),
+        ("status.nodeInfo.containerRuntimeVersion", str),
+        ("status.allocatable", dict),
+        ("status.capacity", dict),
+    ),
     "runtimeClasses": (("metadata", dict), ("metadata.name", str), ("handler", str)),
-    "daemonSets": (("metadata", dict), ("spec", dict), ("spec.template", dict), ("spec.template.spec", dict),
-                   ("spec.template.spec.containers", list)),
-    "clusterPolicies": (("metadata", dict), ("spec", dict), ("spec.cdi", dict), ("spec.toolkit", dict),
-                        ("spec.operator", dict), ("spec.toolkit.env", list)),
+    "daemonSets": (
+        ("metadata", dict),
+        ("spec", dict),
+        ("spec.template", dict),
+        ("spec.template.spec", dict),
+        ("spec.template.spec.containers", list),
+    ),
+    "clusterPolicies": (
+        ("metadata", dict),
+        ("spec", dict),
+        ("spec.cdi", dict),
+        ("spec.toolkit", dict),
+        ("spec.operator", dict),
+        ("spec.toolkit.env", list),
+    ),
 }
 
 
@@ -169,12 +200,15 @@ def _check_shapes(key: str, items: list[dict[str, Any]], source: str) -> None:
                 raise GpuctkError(f"{source}: {key}[{i}].{path}: expected a list of mappings")
         if key == "daemonSets":
             containers: list[dict[str, Any]] = (
-                ((item.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+                ((item.get("spec") or {}).get("template") or {}).get("spec") or {}
+            ).get("containers") or []
             for j, c in enumerate(containers):
                 env = c.get("env")
                 if env is not None and not (isinstance(env, list) and all(isinstance(e, dict) for e in env)):
-                    raise GpuctkError(f"{source}: {key}[{i}].spec.template.spec.containers[{j}].env: "
-                                      "expected a list of mappings")
+                    raise GpuctkError(
+                        f"{source}: {key}[{i}].spec.template.spec.containers[{j}].env: "
+                        "expected a list of mappings"
+                    )
 
 
 _KIND_KEYS = {
@@ -194,8 +228,10 @@ def facts_from_document(doc: Any, source: str = "<input>") -> dict[str, Any]:
     if isinstance(doc.get("kubernetes"), dict) and isinstance(doc["kubernetes"].get("cluster"), dict):
         doc = doc["kubernetes"]["cluster"]
     elif doc.get("kind") == "GpuctkSnapshot":
-        raise GpuctkError(f"{source}: kubernetes.cluster: this snapshot has no cluster data (taken outside a "
-                          "cluster); use `gpuctk snapshot --agent` or run it in a pod")
+        raise GpuctkError(
+            f"{source}: kubernetes.cluster: this snapshot has no cluster data (taken outside a "
+            "cluster); use `gpuctk snapshot --agent` or run it in a pod"
+        )
     if doc.get("kind") == "List" or ("items" in doc and "nodes" not in doc):
         grouped: dict[str, list[dict[str, Any]]] = {v: [] for v in _KIND_KEYS.values()}
         items = doc.get("items") or []
@@ -220,5 +256,6 @@ def facts_from_document(doc: Any, source: str = "<input>") -> dict[str, Any]:
     overrides = doc.get("nodeFacts") or {}
     if not isinstance(overrides, dict):
         raise GpuctkError(f"{source}: nodeFacts: expected a mapping of node name to facts")
-    return facts_from_objects(lists["nodes"], lists["runtimeClasses"], lists["daemonSets"],
-                              lists["clusterPolicies"], overrides)
+    return facts_from_objects(
+        lists["nodes"], lists["runtimeClasses"], lists["daemonSets"], lists["clusterPolicies"], overrides
+    )

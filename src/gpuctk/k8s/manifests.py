@@ -18,8 +18,12 @@ MANAGED = {"app.kubernetes.io/managed-by": "gpuctk", "app.kubernetes.io/componen
 
 
 def runtime_class(name: str, handler: str | None = None) -> dict[str, Any]:
-    return {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
-            "metadata": {"name": name, "labels": dict(MANAGED)}, "handler": handler or name}
+    return {
+        "apiVersion": "node.k8s.io/v1",
+        "kind": "RuntimeClass",
+        "metadata": {"name": name, "labels": dict(MANAGED)},
+        "handler": handler or name,
+    }
 
 
 def runtime_class_names(group: dict[str, Any]) -> list[str]:
@@ -32,9 +36,15 @@ def runtime_class_names(group: dict[str, Any]) -> list[str]:
     return ["nvidia"]
 
 
-def device_plugin_values(group: dict[str, Any], *, driver_root: str = "/", hook_path: str = DEFAULT_HOOK_PATH,
-                         device_id_strategy: str = "uuid", mig_strategy: str = "none",
-                         runtime_class_name: str = "nvidia") -> dict[str, Any]:
+def device_plugin_values(
+    group: dict[str, Any],
+    *,
+    driver_root: str = "/",
+    hook_path: str = DEFAULT_HOOK_PATH,
+    device_id_strategy: str = "uuid",
+    mig_strategy: str = "none",
+    runtime_class_name: str = "nvidia",
+) -> dict[str, Any]:
     """Values for the ``nvidia-device-plugin`` chart in the group's planned mode."""
     strategy = group["device_plugin"]["recommended_strategy"]
     if not strategy:
@@ -53,7 +63,9 @@ def device_plugin_values(group: dict[str, Any], *, driver_root: str = "/", hook_
         values["runtimeClassName"] = runtime_class_name
     if group["device_plugin"].get("annotation_prefix") not in (None, "cdi.k8s.io/"):
         # No Helm value for the prefix (§1.3): set the env on the plugin container.
-        values["env"] = [{"name": "CDI_ANNOTATION_PREFIX", "value": group["device_plugin"]["annotation_prefix"]}]
+        values["env"] = [
+            {"name": "CDI_ANNOTATION_PREFIX", "value": group["device_plugin"]["annotation_prefix"]}
+        ]
     return values
 
 
@@ -67,9 +79,17 @@ def toolkit_values(group: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def build(plan: dict[str, Any], group_index: int | None = None, *, only: tuple[str, ...] = (),
-          driver_root: str = "/", hook_path: str = DEFAULT_HOOK_PATH, device_id_strategy: str = "uuid",
-          mig_strategy: str = "none", validate: bool = True) -> list[dict[str, Any]]:
+def build(
+    plan: dict[str, Any],
+    group_index: int | None = None,
+    *,
+    only: tuple[str, ...] = (),
+    driver_root: str = "/",
+    hook_path: str = DEFAULT_HOOK_PATH,
+    device_id_strategy: str = "uuid",
+    mig_strategy: str = "none",
+    validate: bool = True,
+) -> list[dict[str, Any]]:
     """Documents ``{"name", "type" ("manifest"|"helm-values"), "content"}`` for the plan.
 
     ``only``: subset of ``runtimeclasses``, ``device-plugin-values``, ``toolkit-env``.
@@ -81,16 +101,23 @@ def build(plan: dict[str, Any], group_index: int | None = None, *, only: tuple[s
         if not 1 <= group_index <= len(groups):
             raise GpuctkError(f"--group {group_index}: the plan has {len(groups)} group(s)")
         chosen = [groups[group_index - 1]]
-    elif len(groups) > 1 and len({(g["row"], tuple(g["device_plugin"]["recommended_strategy"])) for g in groups}) > 1:
-        raise GpuctkError(f"the plan has {len(groups)} node groups needing different modes: pass --group N "
-                          "(see `gpuctk k8s plan`)")
+    elif (
+        len(groups) > 1
+        and len({(g["row"], tuple(g["device_plugin"]["recommended_strategy"])) for g in groups}) > 1
+    ):
+        raise GpuctkError(
+            f"the plan has {len(groups)} node groups needing different modes: pass --group N "
+            "(see `gpuctk k8s plan`)"
+        )
     else:
         chosen = [groups[0]]
     want = set(only) or {"runtimeclasses", "device-plugin-values", "toolkit-env"}
     unknown = want - {"runtimeclasses", "device-plugin-values", "toolkit-env"}
     if unknown:
-        raise UsageError(f"--only: unknown manifest kind(s) {', '.join(sorted(unknown))} "
-                         "(runtimeclasses, device-plugin-values, toolkit-env)")
+        raise UsageError(
+            f"--only: unknown manifest kind(s) {', '.join(sorted(unknown))} "
+            "(runtimeclasses, device-plugin-values, toolkit-env)"
+        )
     g = chosen[0]
     docs: list[dict[str, Any]] = []
     if "runtimeclasses" in want:
@@ -99,10 +126,19 @@ def build(plan: dict[str, Any], group_index: int | None = None, *, only: tuple[s
             rc = runtime_class(rc_name if name == "nvidia" else name)
             docs.append({"name": f"runtimeclass-{rc['metadata']['name']}", "type": "manifest", "content": rc})
     if "device-plugin-values" in want:
-        docs.append({"name": "device-plugin-values", "type": "helm-values",
-                     "content": device_plugin_values(g, driver_root=driver_root, hook_path=hook_path,
-                                                     device_id_strategy=device_id_strategy,
-                                                     mig_strategy=mig_strategy)})
+        docs.append(
+            {
+                "name": "device-plugin-values",
+                "type": "helm-values",
+                "content": device_plugin_values(
+                    g,
+                    driver_root=driver_root,
+                    hook_path=hook_path,
+                    device_id_strategy=device_id_strategy,
+                    mig_strategy=mig_strategy,
+                ),
+            }
+        )
     if "toolkit-env" in want:
         docs.append({"name": "toolkit-env", "type": "helm-values", "content": toolkit_values(g)})
     if validate:

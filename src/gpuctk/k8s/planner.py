@@ -33,7 +33,11 @@ ROW_TITLES = {
 
 
 def _is_gpu_node(n: dict[str, Any]) -> bool:
-    return bool(n.get("gpu_present")) or int(n.get("allocatable_gpu") or 0) > 0 or int(n.get("capacity_gpu") or 0) > 0
+    return (
+        bool(n.get("gpu_present"))
+        or int(n.get("allocatable_gpu") or 0) > 0
+        or int(n.get("capacity_gpu") or 0) > 0
+    )
 
 
 def _group_key(n: dict[str, Any]) -> tuple[str, str, Any]:
@@ -70,8 +74,13 @@ def _current_plugin(facts: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _select_row(engine: str, version: tuple[int, int, int] | None, support: dict[str, Any],
-                cdi_enabled: bool | None, cp: dict[str, Any] | None) -> tuple[int, bool | None]:
+def _select_row(
+    engine: str,
+    version: tuple[int, int, int] | None,
+    support: dict[str, Any],
+    cdi_enabled: bool | None,
+    cp: dict[str, Any] | None,
+) -> tuple[int, bool | None]:
     """Decision-table row and the (possibly inferred) CDI-enabled state of the runtime."""
     if cp and cp["cdi_enabled"] and cp["nri_plugin_enabled"] and engine in ("containerd", "crio"):
         return 8, True
@@ -103,8 +112,13 @@ def _select_row(engine: str, version: tuple[int, int, int] | None, support: dict
 def _toolkit_env(row: int, engine: str, rc_name: str) -> dict[str, str]:
     env: dict[str, str] = {}
     if row in (1, 2, 4, 6, 8):
-        env.update({"CDI_ENABLED": "true", "NVIDIA_RUNTIME_SET_AS_DEFAULT": "false",
-                    "NVIDIA_CONTAINER_RUNTIME_MODE": "cdi"})
+        env.update(
+            {
+                "CDI_ENABLED": "true",
+                "NVIDIA_RUNTIME_SET_AS_DEFAULT": "false",
+                "NVIDIA_CONTAINER_RUNTIME_MODE": "cdi",
+            }
+        )
         if engine == "crio":
             env["CRIO_CONFIG_MODE"] = "config"
         if row == 8:
@@ -137,22 +151,31 @@ def _recommended_strategy(row: int, support: dict[str, Any], operator: bool) -> 
 def _injection(strategies: list[str], prefix: str, row: int, native: bool, cri_field: bool) -> str:
     """Who injects a device-plugin GPU: ``native``, ``hook``, ``nvidia-runtime`` or ``none``
     (``unknown`` is used for row 10)."""
-    if native and (("cdi-cri" in strategies and cri_field)
-                   or ("cdi-annotations" in strategies and prefix == DEFAULT_ANNOTATION_PREFIX)):
+    if native and (
+        ("cdi-cri" in strategies and cri_field)
+        or ("cdi-annotations" in strategies and prefix == DEFAULT_ANNOTATION_PREFIX)
+    ):
         return "native"
     if row == 7:
         return "hook" if "envvar" in strategies else "none"
     if row == 8:
         # NRI mode: no RuntimeClass exists, so only native CDI reaches the container
         return "none"
-    if ("envvar" in strategies or "volume-mounts" in strategies
-            or ("cdi-annotations" in strategies and prefix != DEFAULT_ANNOTATION_PREFIX)):
+    if (
+        "envvar" in strategies
+        or "volume-mounts" in strategies
+        or ("cdi-annotations" in strategies and prefix != DEFAULT_ANNOTATION_PREFIX)
+    ):
         return "nvidia-runtime"
     return "none"
 
 
-def _plan_group(key: tuple[str, str, Any], nodes: list[dict[str, Any]], facts: dict[str, Any],
-                current: dict[str, Any] | None) -> dict[str, Any]:
+def _plan_group(
+    key: tuple[str, str, Any],
+    nodes: list[dict[str, Any]],
+    facts: dict[str, Any],
+    current: dict[str, Any] | None,
+) -> dict[str, Any]:
     engine, version_s, cdi_known = key
     raw = sorted({n.get("runtime_version") or "" for n in nodes})
     _, version = parse_runtime_version(raw[0]) if raw else ("", None)
@@ -173,29 +196,47 @@ def _plan_group(key: tuple[str, str, Any], nodes: list[dict[str, Any]], facts: d
     injection = "unknown" if row == 10 else _injection(strategies, cur_prefix, row, native, cri_field)
 
     if engine == "containerd" and support["needs_enable_cdi"] and cdi_known is None and row in (2, 4):
-        warnings.append("enable_cdi inferred from the GPU Operator's cdi.enabled; verify with `gpuctk snapshot` on a node")
+        warnings.append(
+            "enable_cdi inferred from the GPU Operator's cdi.enabled; verify with `gpuctk snapshot` on a node"
+        )
     if row == 3:
         if current and injection == "none":
             warnings.append(
                 f"device plugin strategy {','.join(strategies)} needs CDI but this containerd has it off: devices "
                 "are silently dropped; set enable_cdi = true (gpuctk runtime configure --runtime containerd "
-                "--enable-cdi) or use deviceListStrategy envvar")
+                "--enable-cdi) or use deviceListStrategy envvar"
+            )
         if cdi_known is None:
-            warnings.append("containerd 1.7: enable_cdi not known to be on, assuming off; set it and mark the "
-                            "nodes with annotation gpuctk.nvidia.com/cdi-enabled=true to get native CDI (row 2)")
+            warnings.append(
+                "containerd 1.7: enable_cdi not known to be on, assuming off; set it and mark the "
+                "nodes with annotation gpuctk.nvidia.com/cdi-enabled=true to get native CDI (row 2)"
+            )
     if row == 5 and cp and cp["cdi_enabled"]:
-        warnings.append("GPU Operator cdi.enabled=true on containerd < 1.7: workloads get no GPU "
-                        "(no automatic fallback); set cdi.enabled=false in the ClusterPolicy")
+        warnings.append(
+            "GPU Operator cdi.enabled=true on containerd < 1.7: workloads get no GPU "
+            "(no automatic fallback); set cdi.enabled=false in the ClusterPolicy"
+        )
     if row == 10:
-        warnings.append(f"container runtime {raw[0] if raw else ''!r} not recognised: no decision; "
-                        "pin GPU workloads to nodes with a known runtime")
+        warnings.append(
+            f"container runtime {raw[0] if raw else ''!r} not recognised: no decision; "
+            "pin GPU workloads to nodes with a known runtime"
+        )
     if current and row not in (3, 10) and injection == "none":
-        warnings.append(f"device plugin strategy {','.join(strategies) or '(none)'} (prefix {cur_prefix}) "
-                        f"injects nothing on this runtime; use {','.join(recommended)}")
-    elif current and row != 10 and injection != "none" and set(strategies) != set(recommended) and not (
-            injection == "native" and native):
-        warnings.append(f"device plugin strategy {','.join(strategies)} differs from the recommended "
-                        f"{','.join(recommended)}")
+        warnings.append(
+            f"device plugin strategy {','.join(strategies) or '(none)'} (prefix {cur_prefix}) "
+            f"injects nothing on this runtime; use {','.join(recommended)}"
+        )
+    elif (
+        current
+        and row != 10
+        and injection != "none"
+        and set(strategies) != set(recommended)
+        and not (injection == "native" and native)
+    ):
+        warnings.append(
+            f"device plugin strategy {','.join(strategies)} differs from the recommended "
+            f"{','.join(recommended)}"
+        )
 
     # Allocated GPUs: always the resource; runtimeClassName only where the nvidia runtime
     # must do the injection and NRI mode is off (§7 step 4).
@@ -204,8 +245,10 @@ def _plan_group(key: tuple[str, str, Any], nodes: list[dict[str, Any]], facts: d
     if needs_rc:
         gpu_rc = rc_name
         if not rc_exists:
-            warnings.append(f"RuntimeClass {rc_name!r} not found: create it (gpuctk k8s manifests) unless "
-                            "nvidia is the node's default runtime")
+            warnings.append(
+                f"RuntimeClass {rc_name!r} not found: create it (gpuctk k8s manifests) unless "
+                "nvidia is the node's default runtime"
+            )
     gpu_workload = {
         "resources": {"limits": {"nvidia.com/gpu": "N"}},
         "runtimeClassName": gpu_rc,
@@ -241,27 +284,60 @@ def _plan_group(key: tuple[str, str, Any], nodes: list[dict[str, Any]], facts: d
 def _management(row: int, rc_name: str, rc_exists: bool, warnings: list[str]) -> dict[str, Any]:
     """nvidia-smi/NVML access without a device-plugin GPU, in §7 step 5 order."""
     if row == 8:
-        return {"method": "nri-annotation", "runtimeClassName": None, "env": {},
-                "annotations": {NRI_ANNOTATION_PREFIX + "<container>": MANAGEMENT_DEVICE},
-                "consumes_gpu": False, "note": "no RuntimeClass exists in NRI mode"}
+        return {
+            "method": "nri-annotation",
+            "runtimeClassName": None,
+            "env": {},
+            "annotations": {NRI_ANNOTATION_PREFIX + "<container>": MANAGEMENT_DEVICE},
+            "consumes_gpu": False,
+            "note": "no RuntimeClass exists in NRI mode",
+        }
     if row == 7:
-        return {"method": "env", "runtimeClassName": None, "env": {"NVIDIA_VISIBLE_DEVICES": "all"},
-                "annotations": {}, "consumes_gpu": False, "note": "the OCI prestart hook injects for every container"}
+        return {
+            "method": "env",
+            "runtimeClassName": None,
+            "env": {"NVIDIA_VISIBLE_DEVICES": "all"},
+            "annotations": {},
+            "consumes_gpu": False,
+            "note": "the OCI prestart hook injects for every container",
+        }
     if row == 10:
-        return {"method": "none", "runtimeClassName": None, "env": {}, "annotations": {},
-                "consumes_gpu": False, "note": "unknown runtime"}
+        return {
+            "method": "none",
+            "runtimeClassName": None,
+            "env": {},
+            "annotations": {},
+            "consumes_gpu": False,
+            "note": "unknown runtime",
+        }
     if rc_exists:
-        note = ("needs accept-nvidia-visible-devices-envvar-when-unprivileged = true (the default) "
-                "or a privileged pod")
+        note = (
+            "needs accept-nvidia-visible-devices-envvar-when-unprivileged = true (the default) "
+            "or a privileged pod"
+        )
         if row in (1, 2, 4, 6):
             note = f"the {rc_name} handler in cdi mode resolves {MANAGEMENT_DEVICE}; " + note
-        return {"method": "runtime-class", "runtimeClassName": rc_name,
-                "env": {"NVIDIA_VISIBLE_DEVICES": "all"}, "annotations": {}, "consumes_gpu": False, "note": note}
-    warnings.append(f"no RuntimeClass {rc_name!r}: management-only access falls back to requesting "
-                    "nvidia.com/gpu: 1, which pends when all GPUs are allocated")
-    return {"method": "gpu-request", "runtimeClassName": None, "env": {}, "annotations": {},
-            "resources": {"limits": {"nvidia.com/gpu": "1"}}, "consumes_gpu": True,
-            "note": f"create RuntimeClass {rc_name!r} (gpuctk k8s manifests) to avoid consuming a GPU"}
+        return {
+            "method": "runtime-class",
+            "runtimeClassName": rc_name,
+            "env": {"NVIDIA_VISIBLE_DEVICES": "all"},
+            "annotations": {},
+            "consumes_gpu": False,
+            "note": note,
+        }
+    warnings.append(
+        f"no RuntimeClass {rc_name!r}: management-only access falls back to requesting "
+        "nvidia.com/gpu: 1, which pends when all GPUs are allocated"
+    )
+    return {
+        "method": "gpu-request",
+        "runtimeClassName": None,
+        "env": {},
+        "annotations": {},
+        "resources": {"limits": {"nvidia.com/gpu": "1"}},
+        "consumes_gpu": True,
+        "note": f"create RuntimeClass {rc_name!r} (gpuctk k8s manifests) to avoid consuming a GPU",
+    }
 
 
 def plan(facts: dict[str, Any]) -> dict[str, Any]:
@@ -277,17 +353,24 @@ def plan(facts: dict[str, Any]) -> dict[str, Any]:
     engines = sorted({g["runtime"] for g in planned})
     mixed = len(engines) > 1
     if mixed:
-        msg = (f"mixed container runtimes across GPU nodes ({', '.join(engines)}): decided per group; "
-               "cluster-wide settings (GPU Operator RUNTIME, device-plugin strategy) cannot suit all groups; "
-               "pin workloads with a nodeSelector per group")
+        msg = (
+            f"mixed container runtimes across GPU nodes ({', '.join(engines)}): decided per group; "
+            "cluster-wide settings (GPU Operator RUNTIME, device-plugin strategy) cannot suit all groups; "
+            "pin workloads with a nodeSelector per group"
+        )
         warnings.append(msg)
         for g in planned:
-            g["warnings"].insert(0, f"mixed runtimes: this group ({g['runtime']}) differs from others; "
-                                    "pin its workloads to these nodes")
+            g["warnings"].insert(
+                0,
+                f"mixed runtimes: this group ({g['runtime']}) differs from others; "
+                "pin its workloads to these nodes",
+            )
     elif len({(g["row"], g["native_cdi"]) for g in planned}) > 1:
         warnings.append("GPU node groups need different injection paths: see each group")
     if not gpu_nodes:
-        warnings.append("no GPU nodes: no node has label nvidia.com/gpu.present=true or allocatable nvidia.com/gpu")
+        warnings.append(
+            "no GPU nodes: no node has label nvidia.com/gpu.present=true or allocatable nvidia.com/gpu"
+        )
     cp = facts.get("cluster_policy")
     return {
         "gpu_nodes": len(gpu_nodes),
@@ -304,24 +387,32 @@ def plan(facts: dict[str, Any]) -> dict[str, Any]:
 def render_table(p: dict[str, Any]) -> str:
     """Human-readable plan."""
     lines: list[str] = []
-    lines.append(f"GPU nodes: {p['gpu_nodes']} (other nodes: {p['other_nodes']}); RuntimeClasses: "
-                 + (", ".join(p["runtime_classes"]) or "none"))
+    lines.append(
+        f"GPU nodes: {p['gpu_nodes']} (other nodes: {p['other_nodes']}); RuntimeClasses: "
+        + (", ".join(p["runtime_classes"]) or "none")
+    )
     dp = p.get("device_plugin")
     if dp:
-        lines.append(f"device plugin: {','.join(dp['strategies']) or '?'} prefix {dp['annotation_prefix']} "
-                     f"ids {dp['device_id_strategy']} ({dp['source']})")
+        lines.append(
+            f"device plugin: {','.join(dp['strategies']) or '?'} prefix {dp['annotation_prefix']} "
+            f"ids {dp['device_id_strategy']} ({dp['source']})"
+        )
     else:
         lines.append("device plugin: not found")
     if p.get("gpu_operator"):
         cp = p["gpu_operator"]
-        lines.append(f"GPU Operator: cdi.enabled={str(cp['cdi_enabled']).lower()} "
-                     f"nriPluginEnabled={str(cp['nri_plugin_enabled']).lower()} runtimeClass={cp['runtime_class']}")
+        lines.append(
+            f"GPU Operator: cdi.enabled={str(cp['cdi_enabled']).lower()} "
+            f"nriPluginEnabled={str(cp['nri_plugin_enabled']).lower()} runtimeClass={cp['runtime_class']}"
+        )
     for w in p["warnings"]:
         lines.append(f"WARNING: {w}")
     for i, g in enumerate(p["groups"], 1):
         lines.append("")
-        lines.append(f"[group {i}] {g['runtime']} {g['version']}  nodes: {', '.join(g['nodes'])}  "
-                     f"(allocatable GPUs: {g['allocatable_gpus']})")
+        lines.append(
+            f"[group {i}] {g['runtime']} {g['version']}  nodes: {', '.join(g['nodes'])}  "
+            f"(allocatable GPUs: {g['allocatable_gpus']})"
+        )
         rows = [
             ("case", f"row {g['row']}: {g['case']}"),
             ("native CDI", "yes" if g["native_cdi"] else "no"),
@@ -332,13 +423,24 @@ def render_table(p: dict[str, Any]) -> str:
         ]
         gw = g["gpu_workload"]
         if gw["injected_by"] == "none":
-            rows.append(("GPU workloads", "BROKEN: the device plugin's strategy injects nothing here (see warnings)"))
+            rows.append(
+                ("GPU workloads", "BROKEN: the device plugin's strategy injects nothing here (see warnings)")
+            )
         elif gw["injected_by"] == "unknown":
             rows.append(("GPU workloads", "undecided (unknown runtime)"))
         else:
-            rows.append(("GPU workloads", "limits nvidia.com/gpu: N; "
-                         + (f"runtimeClassName: {gw['runtimeClassName']}" if gw["runtimeClassName"]
-                            else "no runtimeClassName") + f" ({gw['injected_by']} injection)"))
+            rows.append(
+                (
+                    "GPU workloads",
+                    "limits nvidia.com/gpu: N; "
+                    + (
+                        f"runtimeClassName: {gw['runtimeClassName']}"
+                        if gw["runtimeClassName"]
+                        else "no runtimeClassName"
+                    )
+                    + f" ({gw['injected_by']} injection)",
+                )
+            )
         m = g["management"]
         desc = {
             "runtime-class": f"runtimeClassName: {m['runtimeClassName']} + NVIDIA_VISIBLE_DEVICES=all (no GPU consumed)",

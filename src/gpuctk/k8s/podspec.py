@@ -19,8 +19,10 @@ DEFAULT_IMAGE = "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"
 def _choose_group(plan: dict[str, Any], group: int | None, management: bool) -> tuple[dict[str, Any], bool]:
     groups = plan["groups"]
     if not groups:
-        raise GpuctkError("no GPU nodes in the plan: no node has label nvidia.com/gpu.present=true or allocatable "
-                          "nvidia.com/gpu; install the NVIDIA device plugin and check `gpuctk k8s check-gpu`")
+        raise GpuctkError(
+            "no GPU nodes in the plan: no node has label nvidia.com/gpu.present=true or allocatable "
+            "nvidia.com/gpu; install the NVIDIA device plugin and check `gpuctk k8s check-gpu`"
+        )
     if group is not None:
         if not 1 <= group <= len(groups):
             raise UsageError(f"--group {group}: the plan has {len(groups)} group(s)")
@@ -29,8 +31,10 @@ def _choose_group(plan: dict[str, Any], group: int | None, management: bool) -> 
         key = "management" if management else "gpu_workload"
         shapes = {repr(sorted((k, repr(v)) for k, v in g[key].items() if k not in ("note",))) for g in groups}
         if len(shapes) > 1:
-            raise UsageError(f"GPU nodes fall into {len(groups)} groups that need different pod specs: pass "
-                             "--group N (see `gpuctk k8s plan`)")
+            raise UsageError(
+                f"GPU nodes fall into {len(groups)} groups that need different pod specs: pass "
+                "--group N (see `gpuctk k8s plan`)"
+            )
     return groups[0], False
 
 
@@ -38,10 +42,18 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-def build_pod(plan: dict[str, Any], *, gpus: int | None = None, management: bool = False,
-              image: str = DEFAULT_IMAGE, name: str = "gpu-sandbox", namespace: str | None = None,
-              group: int | None = None, command: list[str] | None = None,
-              sandbox_runtime_class: str | None = None) -> dict[str, Any]:
+def build_pod(
+    plan: dict[str, Any],
+    *,
+    gpus: int | None = None,
+    management: bool = False,
+    image: str = DEFAULT_IMAGE,
+    name: str = "gpu-sandbox",
+    namespace: str | None = None,
+    group: int | None = None,
+    command: list[str] | None = None,
+    sandbox_runtime_class: str | None = None,
+) -> dict[str, Any]:
     """``sandbox_runtime_class`` (e.g. ``gvisor``, ``kata``) is honoured where injection does not
     depend on the nvidia runtime handler, as OpenShell honours a template's runtime class."""
     if (gpus is None) == (not management):
@@ -62,8 +74,10 @@ def build_pod(plan: dict[str, Any], *, gpus: int | None = None, management: bool
     if gpus is not None:
         gw = g["gpu_workload"]
         if gw["injected_by"] == "none":
-            raise GpuctkError(f"{g['runtime']} {g['version']} nodes: the device plugin's current strategy injects "
-                              "nothing there: " + "; ".join(g["warnings"]))
+            raise GpuctkError(
+                f"{g['runtime']} {g['version']} nodes: the device plugin's current strategy injects "
+                "nothing there: " + "; ".join(g["warnings"])
+            )
         ctr["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
         if gw["runtimeClassName"]:
             spec["runtimeClassName"] = gw["runtimeClassName"]
@@ -86,12 +100,27 @@ def build_pod(plan: dict[str, Any], *, gpus: int | None = None, management: bool
             raise GpuctkError(
                 f"{g['runtime']} {g['version']} nodes inject through RuntimeClass {spec['runtimeClassName']!r} "
                 f"here, so a sandbox RuntimeClass {sandbox_runtime_class!r} would bypass it: use native-CDI nodes "
-                "(gpuctk k8s plan) or configure the sandbox handler with the GPU runtime")
+                "(gpuctk k8s plan) or configure the sandbox handler with the GPU runtime"
+            )
         spec["runtimeClassName"] = sandbox_runtime_class
     if pin:
-        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "kubernetes.io/hostname", "operator": "In", "values": list(g["nodes"])}]}]}}}
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "kubernetes.io/hostname",
+                                    "operator": "In",
+                                    "values": list(g["nodes"]),
+                                }
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
@@ -106,32 +135,44 @@ def check_gpu(facts: dict[str, Any], plan: dict[str, Any]) -> tuple[bool, list[s
     ok = True
     if with_gpu:
         total = sum(int(n["allocatable_gpu"]) for n in with_gpu)
-        lines.append(f"ok: {len(with_gpu)} node(s) with allocatable nvidia.com/gpu ({total} GPUs): "
-                     + ", ".join(n["name"] for n in with_gpu))
+        lines.append(
+            f"ok: {len(with_gpu)} node(s) with allocatable nvidia.com/gpu ({total} GPUs): "
+            + ", ".join(n["name"] for n in with_gpu)
+        )
     else:
         ok = False
         labelled = [n["name"] for n in nodes if n.get("gpu_present")]
         if labelled:
-            lines.append(f"error: node(s) {', '.join(labelled)} are labelled nvidia.com/gpu.present=true but none has "
-                         "allocatable nvidia.com/gpu: check the NVIDIA device plugin pods on them "
-                         "(kubectl -n <ns> logs ds/nvidia-device-plugin…) and that the driver works (`gpuctk doctor`)")
+            lines.append(
+                f"error: node(s) {', '.join(labelled)} are labelled nvidia.com/gpu.present=true but none has "
+                "allocatable nvidia.com/gpu: check the NVIDIA device plugin pods on them "
+                "(kubectl -n <ns> logs ds/nvidia-device-plugin…) and that the driver works (`gpuctk doctor`)"
+            )
         else:
-            lines.append("error: no node has allocatable nvidia.com/gpu: install the NVIDIA driver and device plugin "
-                         "(values from `gpuctk k8s manifests`), then run `gpuctk k8s check-gpu` again")
+            lines.append(
+                "error: no node has allocatable nvidia.com/gpu: install the NVIDIA driver and device plugin "
+                "(values from `gpuctk k8s manifests`), then run `gpuctk k8s check-gpu` again"
+            )
     rcs = set(plan.get("runtime_classes") or [])
     for g in plan.get("groups") or []:
         rc = g["gpu_workload"]["runtimeClassName"]
         where = f"{g['runtime']} {g['version']} ({', '.join(g['nodes'])})"
         if rc and rc not in rcs:
             ok = False
-            lines.append(f"error: {where}: GPU pods need RuntimeClass {rc!r}, which does not exist: apply "
-                         "`gpuctk k8s manifests --only runtimeclasses` (or make nvidia the node's default runtime)")
+            lines.append(
+                f"error: {where}: GPU pods need RuntimeClass {rc!r}, which does not exist: apply "
+                "`gpuctk k8s manifests --only runtimeclasses` (or make nvidia the node's default runtime)"
+            )
         elif rc:
             lines.append(f"ok: {where}: GPU pods use runtimeClassName {rc}")
         elif g["gpu_workload"]["injected_by"] == "none":
             ok = False
-            lines.append(f"error: {where}: the device plugin's strategy injects nothing here: "
-                         + "; ".join(g["warnings"]))
+            lines.append(
+                f"error: {where}: the device plugin's strategy injects nothing here: "
+                + "; ".join(g["warnings"])
+            )
         else:
-            lines.append(f"ok: {where}: GPU pods need no RuntimeClass ({g['gpu_workload']['injected_by']} injection)")
+            lines.append(
+                f"ok: {where}: GPU pods need no RuntimeClass ({g['gpu_workload']['injected_by']} injection)"
+            )
     return ok, lines

@@ -15,7 +15,9 @@ def validate_object(obj: dict[str, Any], version: str = SCHEMA_VERSION) -> list[
     try:
         import kubernetes_validate
     except ImportError as exc:
-        raise GpuctkError("schema validation needs kubernetes-validate: pip install kubernetes-validate") from exc
+        raise GpuctkError(
+            "schema validation needs kubernetes-validate: pip install kubernetes-validate"
+        ) from exc
     name = f"{obj.get('kind', '?')}/{(obj.get('metadata') or {}).get('name', '?')}"
     try:
         kubernetes_validate.validate(obj, version, strict=True)
@@ -24,7 +26,9 @@ def validate_object(obj: dict[str, Any], version: str = SCHEMA_VERSION) -> list[
         msg = str(exc.message).splitlines()[0]
         return [f"{name}: {path or '(top)'}: {msg}"]
     except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as exc:
-        return [f"{name}: no schema for {obj.get('apiVersion')} {obj.get('kind')} in kubernetes {version} ({type(exc).__name__})"]
+        return [
+            f"{name}: no schema for {obj.get('apiVersion')} {obj.get('kind')} in kubernetes {version} ({type(exc).__name__})"
+        ]
     return []
 
 

@@ -48,10 +48,18 @@ def parse_spec_bytes(path: str, raw: bytes) -> dict:
 # (dotted field, JSON type, item type) for the parts of a spec gpuctk reads or edits; a value of
 # another type would otherwise be skipped, replaced or crash an edit half-way.
 _SHAPE: tuple[tuple[str, type, type | None], ...] = (
-    ("process", dict, None), ("process.env", list, str), ("process.user", dict, None),
-    ("root", dict, None), ("root.path", str, None), ("annotations", dict, None), ("mounts", list, dict),
-    ("hooks", dict, None), ("linux", dict, None), ("linux.devices", list, dict),
-    ("linux.resources", dict, None), ("linux.resources.devices", list, dict),
+    ("process", dict, None),
+    ("process.env", list, str),
+    ("process.user", dict, None),
+    ("root", dict, None),
+    ("root.path", str, None),
+    ("annotations", dict, None),
+    ("mounts", list, dict),
+    ("hooks", dict, None),
+    ("linux", dict, None),
+    ("linux.devices", list, dict),
+    ("linux.resources", dict, None),
+    ("linux.resources.devices", list, dict),
 )
 _HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 _TYPE_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}

@@ -91,7 +91,7 @@ class Host:
         except ImportError:
             raise ModifyError(
                 "jit-cdi and csv modes need gpuctk's spec generator (gpuctk.generate.jit), which this build "
-                "lacks; set nvidia-container-runtime.mode = \"cdi\" and generate a spec with `gpuctk cdi generate`"
+                'lacks; set nvidia-container-runtime.mode = "cdi" and generate a spec with `gpuctk cdi generate`'
             ) from None
         root = self.driver_root
         try:
@@ -100,7 +100,9 @@ class Host:
             return jit_spec(ids, self.cfg, driver_root=root, dev_root=root, mode=mode)  # type: ignore[call-arg]
         except TypeError as exc:
             if "mode" in str(exc):
-                raise ModifyError(f"the spec generator in this build cannot generate mode={mode} devices") from None
+                raise ModifyError(
+                    f"the spec generator in this build cannot generate mode={mode} devices"
+                ) from None
             raise
         except GpuctkError as exc:
             raise ModifyError(f"failed to generate CDI spec for mode={mode}: {exc}") from None
@@ -116,7 +118,9 @@ class Host:
         own = find_gpuctk_tool("gpuctk-runtime-hook")
         if own:
             return own
-        raise ModifyError(f"legacy mode: prestart hook {configured!r} not found, and neither is gpuctk-runtime-hook")
+        raise ModifyError(
+            f"legacy mode: prestart hook {configured!r} not found, and neither is gpuctk-runtime-hook"
+        )
 
     def cdi_hook_path(self) -> str:
         """The executable named in CDI hooks gpuctk adds itself (``nvidia-ctk.path`` or gpuctk-hook)."""
@@ -152,7 +156,9 @@ class Host:
         import glob
 
         out = []
-        for path in sorted(glob.glob(os.path.join(self.driver_root, "proc/driver/nvidia/gpus/*/information"))):
+        for path in sorted(
+            glob.glob(os.path.join(self.driver_root, "proc/driver/nvidia/gpus/*/information"))
+        ):
             info: dict[str, str] = {}
             try:
                 with open(path) as f:
@@ -162,8 +168,13 @@ class Host:
                             info[key.strip()] = value.strip()
             except OSError:
                 continue
-            out.append({"uuid": info.get("GPU UUID", ""), "bus_id": info.get("Bus Location", ""),
-                        "minor": info.get("Device Minor", "")})
+            out.append(
+                {
+                    "uuid": info.get("GPU UUID", ""),
+                    "bus_id": info.get("Bus Location", ""),
+                    "minor": info.get("Device Minor", ""),
+                }
+            )
         return out
 
     def drm_nodes(self, bus_id: str) -> list[str]:
@@ -190,9 +201,11 @@ class Host:
         if lib.cuInit(0) == 0:
             dev = ctypes.c_int(0)
             major, minor = ctypes.c_int(0), ctypes.c_int(0)
-            if lib.cuDeviceGet(ctypes.byref(dev), 0) == 0 and \
-                    lib.cuDeviceGetAttribute(ctypes.byref(major), 75, dev) == 0 and \
-                    lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, dev) == 0:
+            if (
+                lib.cuDeviceGet(ctypes.byref(dev), 0) == 0
+                and lib.cuDeviceGetAttribute(ctypes.byref(major), 75, dev) == 0
+                and lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, dev) == 0
+            ):
                 props["arch"] = f"{major.value}.{minor.value}"
         return props
 
@@ -201,5 +214,7 @@ class Host:
         try:
             from gpuctk.sandbox.gvisor import runsc_ready_oci_spec
         except ImportError:
-            raise ModifyError("sandbox = \"gvisor\" needs gpuctk.sandbox.gvisor, which this build lacks") from None
+            raise ModifyError(
+                'sandbox = "gvisor" needs gpuctk.sandbox.gvisor, which this build lacks'
+            ) from None
         return runsc_ready_oci_spec(oci_spec)

@@ -32,8 +32,15 @@ class Logger:
         self.warnings: list[str] = []
         self.configured = False
 
-    def configure(self, debug_path: str = "/dev/null", level: str = "info", runc_log: str | None = None,
-                  runc_log_format: str | None = None, runc_debug: bool = False, open_files: bool = True) -> None:
+    def configure(
+        self,
+        debug_path: str = "/dev/null",
+        level: str = "info",
+        runc_log: str | None = None,
+        runc_log_format: str | None = None,
+        runc_debug: bool = False,
+        open_files: bool = True,
+    ) -> None:
         self.configured = True
         lvl = LEVELS.get(level.strip().lower())
         if lvl is None:
@@ -63,7 +70,9 @@ class Logger:
         from gpuctk import fastjson  # json's encoder without importing json (and re)
 
         if self.json:
-            return (fastjson.dumps({"level": _NAMES[level], "msg": msg, "time": _timestamp()}) + "\n").encode()
+            return (
+                fastjson.dumps({"level": _NAMES[level], "msg": msg, "time": _timestamp()}) + "\n"
+            ).encode()
         return f'time="{_timestamp()}" level={_NAMES[level]} msg={fastjson.dumps(msg)}\n'.encode()
 
     def log(self, level_name: str, msg: str) -> None:

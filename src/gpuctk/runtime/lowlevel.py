@@ -44,13 +44,19 @@ def find_executable(name: str, path_env: str | None = None, skip: frozenset[str]
     return None
 
 
-def find_runtime(candidates: list[str], path_env: str | None = None, skip: frozenset[str] = frozenset()) -> str:
+def find_runtime(
+    candidates: list[str], path_env: str | None = None, skip: frozenset[str] = frozenset()
+) -> str:
     """The first of ``candidates`` (config ``runtimes``) that exists."""
     if not candidates:
-        raise RuntimeNotFoundError("no low-level runtime configured (nvidia-container-runtime.runtimes is empty)")
+        raise RuntimeNotFoundError(
+            "no low-level runtime configured (nvidia-container-runtime.runtimes is empty)"
+        )
     for name in candidates:
         found = find_executable(name, path_env, skip)
         if found:
             return found
-    raise RuntimeNotFoundError(f"no low-level runtime found (looked for {', '.join(candidates)} in PATH and "
-                               f"{', '.join(DEFAULT_DIRS)})")
+    raise RuntimeNotFoundError(
+        f"no low-level runtime found (looked for {', '.join(candidates)} in PATH and "
+        f"{', '.join(DEFAULT_DIRS)})"
+    )

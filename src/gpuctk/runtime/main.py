@@ -53,8 +53,9 @@ def _ensure_log(log: Logger, args: list[str]) -> None:
         pass
 
 
-def handle_create(args: list[str], cfg: dict, log: Logger, mode_override: str | None = None,
-                  host: object | None = None) -> str | None:
+def handle_create(
+    args: list[str], cfg: dict, log: Logger, mode_override: str | None = None, host: object | None = None
+) -> str | None:
     """Edit the bundle's config.json for a ``create``; returns the mode used (None = untouched)."""
     from gpuctk.oci.args import bundle_dir, spec_path
     from gpuctk.oci.spec import may_request_devices, parse_spec_bytes, read_spec_bytes

@@ -18,10 +18,16 @@ from gpuctk.runtime.log import Logger
 from gpuctk.runtime.platform import resolve_mode
 
 # env var -> generator mode of the feature-gated devices (legacy, csv, jit-cdi)
-GATED_MODES = (("NVIDIA_GDS", "gds"), ("NVIDIA_MOFED", "mofed"), ("NVIDIA_GDRCOPY", "gdrcopy"),
-               ("NVIDIA_NVSWITCH", "nvswitch"))
-MIXED_VENDOR_ERROR = ("requesting a CDI device with vendor 'runtime.nvidia.com' is not supported when "
-                      "requesting other CDI devices")
+GATED_MODES = (
+    ("NVIDIA_GDS", "gds"),
+    ("NVIDIA_MOFED", "mofed"),
+    ("NVIDIA_GDRCOPY", "gdrcopy"),
+    ("NVIDIA_NVSWITCH", "nvswitch"),
+)
+MIXED_VENDOR_ERROR = (
+    "requesting a CDI device with vendor 'runtime.nvidia.com' is not supported when "
+    "requesting other CDI devices"
+)
 
 
 def cdi_device_names(devices: list[str], default_kind: str) -> list[str]:
@@ -42,7 +48,7 @@ def parse_jit_requests(names: list[str]) -> list[tuple[str, list[str]]]:
     grouped: dict[str, list[str]] = {}
     for name in names:
         if name.startswith(AUTOMATIC_KIND + "="):
-            mode, ident = "auto", name[len(AUTOMATIC_KIND) + 1:]
+            mode, ident = "auto", name[len(AUTOMATIC_KIND) + 1 :]
         else:
             fields = dict(f.partition("=")[::2] for f in name.split(","))
             mode, ident = fields.get("mode", ""), fields.get("id", "")
@@ -69,7 +75,9 @@ class Modifier:
         for mode, ids in parse_jit_requests(requests):
             cdi_spec = self.host.jit_spec(mode, (ids or ["all"]) if mode in ("auto", "csv") else ids)
             applied = self.host.apply_cdi_spec(spec, cdi_spec, f"<generated mode={mode}>")
-            self.log.info(f"Injected generated CDI devices for mode={mode}: {', '.join(applied) or '(common edits)'}")
+            self.log.info(
+                f"Injected generated CDI devices for mode={mode}: {', '.join(applied) or '(common edits)'}"
+            )
 
     def remove_hooks(self, spec: dict) -> None:
         removed = remove_nvidia_hooks(spec)
@@ -107,12 +115,17 @@ class Modifier:
             return
         version = self.host.driver_version()
         if not version:
-            self.log.warning("cuda-compat-mode = hook: host driver version unknown; no enable-cuda-compat hook")
+            self.log.warning(
+                "cuda-compat-mode = hook: host driver version unknown; no enable-cuda-compat hook"
+            )
             return
         path = self.host.cdi_hook_path()
-        hook = {"hookName": "createContainer", "path": path,
-                "args": self.host.hook_args(path, "enable-cuda-compat", [f"--host-driver-version={version}"]),
-                "env": ["NVIDIA_CTK_DEBUG=false"]}
+        hook = {
+            "hookName": "createContainer",
+            "path": path,
+            "args": self.host.hook_args(path, "enable-cuda-compat", [f"--host-driver-version={version}"]),
+            "env": ["NVIDIA_CTK_DEBUG=false"],
+        }
         self.host.apply_edits(spec, {"hooks": [hook]})
 
     def graphics(self, spec: dict, image: ContainerImage) -> None:
@@ -128,20 +141,32 @@ class Modifier:
         nodes: list[dict] = []
         links: list[str] = []
         for gpu in self.host.gpu_information():
-            if "all" not in wanted and not wanted & {gpu["minor"], gpu["uuid"], gpu["bus_id"], gpu["bus_id"].lower()}:
+            if "all" not in wanted and not wanted & {
+                gpu["minor"],
+                gpu["uuid"],
+                gpu["bus_id"],
+                gpu["bus_id"].lower(),
+            }:
                 continue
             for node in self.host.drm_nodes(gpu["bus_id"].lower()):
                 nodes.append({"path": node})
                 kind = "card" if "/card" in node else "render"
-                links.append(f"--link=../{node.rsplit('/', 1)[1]}::/dev/dri/by-path/pci-{gpu['bus_id'].lower()}-{kind}")
+                links.append(
+                    f"--link=../{node.rsplit('/', 1)[1]}::/dev/dri/by-path/pci-{gpu['bus_id'].lower()}-{kind}"
+                )
         if not nodes:
             return
         edits: dict = {"deviceNodes": nodes}
         if links:
             path = self.host.cdi_hook_path()
-            edits["hooks"] = [{"hookName": "createContainer", "path": path,
-                               "args": self.host.hook_args(path, "create-symlinks", links),
-                               "env": ["NVIDIA_CTK_DEBUG=false"]}]
+            edits["hooks"] = [
+                {
+                    "hookName": "createContainer",
+                    "path": path,
+                    "args": self.host.hook_args(path, "create-symlinks", links),
+                    "env": ["NVIDIA_CTK_DEBUG=false"],
+                }
+            ]
         self.host.apply_edits(spec, edits)
         self.log.info(f"Added DRM devices for graphics: {', '.join(n['path'] for n in nodes)}")
 
@@ -171,7 +196,9 @@ class Modifier:
         self.apply_jit(spec, [f"mode=csv,id={i}" for i in ids] or ["mode=csv"])
 
 
-def modify_spec(spec: dict, cfg: dict, host: Host, log: Logger, mode_override: str | None = None) -> str | None:
+def modify_spec(
+    spec: dict, cfg: dict, host: Host, log: Logger, mode_override: str | None = None
+) -> str | None:
     """Edit ``spec`` for the GPUs it requests. Returns the mode used, or None when the container
     asks for nothing (the spec is then untouched)."""
     configured = mode_override or cfg["nvidia-container-runtime"]["mode"]

@@ -34,7 +34,9 @@ class Probes:
 
 
 class StaticProbes(Probes):
-    def __init__(self, dxcore: bool = False, tegra: bool = False, nvml: bool = False, igpu: bool = False) -> None:
+    def __init__(
+        self, dxcore: bool = False, tegra: bool = False, nvml: bool = False, igpu: bool = False
+    ) -> None:
         self.dxcore, self.tegra, self.nvml, self.igpu = dxcore, tegra, nvml, igpu
 
     def has_dxcore(self) -> bool:

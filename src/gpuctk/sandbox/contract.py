@@ -91,7 +91,7 @@ def malformed_env(entries: Iterable[object]) -> list[str]:
 
 def env_values(entries: Iterable[object], name: str) -> list[str]:
     prefix = name + "="
-    return [e[len(prefix):] for e in entries if isinstance(e, str) and e.startswith(prefix)]
+    return [e[len(prefix) :] for e in entries if isinstance(e, str) and e.startswith(prefix)]
 
 
 def runsc_env_lookup(entries: list[object], name: str) -> str | None:
@@ -124,8 +124,10 @@ def is_request(value: str | None) -> bool:
 
 
 def is_legacy_cuda_image(entries: list[object]) -> bool:
-    return toolkit_env_lookup(entries, "CUDA_VERSION") is not None and \
-        toolkit_env_lookup(entries, "NVIDIA_REQUIRE_CUDA") is None
+    return (
+        toolkit_env_lookup(entries, "CUDA_VERSION") is not None
+        and toolkit_env_lookup(entries, "NVIDIA_REQUIRE_CUDA") is None
+    )
 
 
 # ---------------------------------------------------------------- hooks
@@ -201,13 +203,21 @@ def is_nvidia_ipc(path: object) -> bool:
     return isinstance(path, str) and any(p in path for p in _SOCKET_PATHS)
 
 
-def socket_mounts(mounts: Iterable[dict], is_socket: Callable[[str], bool] | None = None,
-                  *, src_key: str = "source", dst_key: str = "destination") -> list[dict]:
+def socket_mounts(
+    mounts: Iterable[dict],
+    is_socket: Callable[[str], bool] | None = None,
+    *,
+    src_key: str = "source",
+    dst_key: str = "destination",
+) -> list[dict]:
     found = []
     for m in mounts:
         src, dst = m.get(src_key), m.get(dst_key)
-        if looks_like_socket(src) or looks_like_socket(dst) or \
-                (is_socket is not None and isinstance(src, str) and is_socket(src)):
+        if (
+            looks_like_socket(src)
+            or looks_like_socket(dst)
+            or (is_socket is not None and isinstance(src, str) and is_socket(src))
+        ):
             found.append(m)
     return found
 
@@ -275,14 +285,18 @@ def load_driver_table(path: str | None = None) -> dict:
             if key == "arm64_only":
                 continue
             raise GpuctkError(f"{source}: {key}: missing")
-        if not isinstance(table[key], kind) or (kind is list and not all(isinstance(v, str) for v in table[key])):
-            raise GpuctkError(f"{source}: {key}: expected {'a string' if kind is str else 'a list of strings'}")
+        if not isinstance(table[key], kind) or (
+            kind is list and not all(isinstance(v, str) for v in table[key])
+        ):
+            raise GpuctkError(
+                f"{source}: {key}: expected {'a string' if kind is str else 'a list of strings'}"
+            )
     table.setdefault("arm64_only", [])
     return table
 
 
 def classify_driver(version: str, table: dict) -> str:
-    """"supported", "arm64_only", "unsupported" (needs the allow flag) or "unknown" (exact match)."""
+    """ "supported", "arm64_only", "unsupported" (needs the allow flag) or "unknown" (exact match)."""
     v = version.strip()
     for key in ("supported", "arm64_only", "unsupported"):
         if v in table.get(key, ()):
@@ -292,6 +306,7 @@ def classify_driver(version: str, table: dict) -> str:
 
 def nearest_supported(version: str, table: dict) -> str | None:
     """The supported version on the same branch with the closest number, else the newest one."""
+
     def key(v: str) -> tuple[int, ...]:
         return tuple(int(p) for p in re.findall(r"\d+", v))
 

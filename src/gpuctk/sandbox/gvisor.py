@@ -19,8 +19,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from gpuctk.sandbox.check import Finding, Report
 
-__all__ = ["Finding", "Report", "analyze", "check_spec", "load_driver_table", "runsc_ready_cdi_spec",
-           "runsc_ready_oci_spec"]
+__all__ = [
+    "Finding",
+    "Report",
+    "analyze",
+    "check_spec",
+    "load_driver_table",
+    "runsc_ready_cdi_spec",
+    "runsc_ready_oci_spec",
+]
 
 
 def check_spec(oci_spec: dict, driver_version: str | None = None, **kwargs) -> list[Finding]:  # type: ignore[no-untyped-def]

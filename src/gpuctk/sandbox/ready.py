@@ -39,7 +39,9 @@ class _Notes:
         for old, new in self.renamed:
             line = f"hooks now run through {new} (was {old}); runsc recognises that name"
             if not os.path.exists(new):  # the producer may run where the launcher is not installed yet
-                line += " — not present on this host: install the nvidia-cdi-hook launcher there (gpuctk install)"
+                line += (
+                    " — not present on this host: install the nvidia-cdi-hook launcher there (gpuctk install)"
+                )
             out.append(line)
         return out + self.lines
 
@@ -61,13 +63,17 @@ def _rewrite_hooks(hook_list: list, override: str | None, warnings: _Notes) -> l
             continue
         name, rest = parsed
         if name == c.DISABLE_NODE_MOD:
-            warnings.append(f"dropped the {name} hook (nvproxy already forces ModifyDeviceFiles: 0; "
-                            "older runsc fails on it, D4)")
+            warnings.append(
+                f"dropped the {name} hook (nvproxy already forces ModifyDeviceFiles: 0; "
+                "older runsc fails on it, D4)"
+            )
             continue
         if name == "create-symlinks":
             rest = _without_dri_links(rest)
             if not any(a.startswith("--link") for a in rest):
-                warnings.append("dropped the /dev/dri/by-path create-symlinks hook (its DRM nodes are dropped)")
+                warnings.append(
+                    "dropped the /dev/dri/by-path create-symlinks hook (its DRM nodes are dropped)"
+                )
                 continue
         path = str(h.get("path", ""))
         new = dict(h)
@@ -112,8 +118,10 @@ def _single_void(env: list, warnings: _Notes, where: str) -> list:
     if not replaced:
         out.append(_VOID)
     elif replaced != [_VOID]:
-        warnings.append(f"{where}: {', '.join(replaced)} replaced by a single {_VOID} (keeps runsc from also "
-                        "running nvidia-container-cli, D2)")
+        warnings.append(
+            f"{where}: {', '.join(replaced)} replaced by a single {_VOID} (keeps runsc from also "
+            "running nvidia-container-cli, D2)"
+        )
     return out
 
 
@@ -148,23 +156,32 @@ def runsc_ready_cdi_spec(cdi_spec: dict, *, cdi_hook_path: str | None = None) ->
             continue
         kept.append(dev)
     if not kept:
-        raise GpuctkError(f"CDI spec {spec.get('kind', '')}: no device nvproxy can serve is left after the "
-                          "gVisor edits")
+        raise GpuctkError(
+            f"CDI spec {spec.get('kind', '')}: no device nvproxy can serve is left after the gVisor edits"
+        )
     spec["devices"] = kept
     common = spec.setdefault("containerEdits", {})
     _ready_edits(common, "containerEdits", cdi_hook_path, warnings, common=True)
-    all_paths = [str(n.get("path")) for e in [common] + [d.get("containerEdits", {}) for d in kept]
-                 for n in c.as_list(c.as_dict(e).get("deviceNodes")) if isinstance(n, dict)]
+    all_paths = [
+        str(n.get("path"))
+        for e in [common] + [d.get("containerEdits", {}) for d in kept]
+        for n in c.as_list(c.as_dict(e).get("deviceNodes"))
+        if isinstance(n, dict)
+    ]
     if "/dev/nvidiactl" not in all_paths:
-        warnings.append("no /dev/nvidiactl in the spec: runsc will see no GPU request on the CDI path "
-                        "(A.8 D1/S2)")
+        warnings.append(
+            "no /dev/nvidiactl in the spec: runsc will see no GPU request on the CDI path (A.8 D1/S2)"
+        )
     return spec, warnings.render()
 
 
 def _ready_edits(edits: dict, where: str, hook_path: str | None, warnings: _Notes, *, common: bool) -> None:
     nodes = [n for n in c.as_list(edits.get("deviceNodes")) if isinstance(n, dict)]
-    drop = [str(n.get("path")) for n in nodes
-            if c.is_gpu_related(str(n.get("path"))) and not c.is_backed_by_nvproxy(str(n.get("path")))]
+    drop = [
+        str(n.get("path"))
+        for n in nodes
+        if c.is_gpu_related(str(n.get("path"))) and not c.is_backed_by_nvproxy(str(n.get("path")))
+    ]
     if drop:
         warnings.nodes.update(dict.fromkeys(drop))
         kept = [n for n in nodes if str(n.get("path")) not in drop]
@@ -173,15 +190,17 @@ def _ready_edits(edits: dict, where: str, hook_path: str | None, warnings: _Note
         if "additionalGids" in edits:
             dropped_gids = {n.get("gid") for n in nodes if str(n.get("path")) in drop}
             needed = {n.get("gid") for n in kept}
-            edits["additionalGids"] = [g for g in c.as_list(edits["additionalGids"])
-                                       if g not in dropped_gids or g in needed]
+            edits["additionalGids"] = [
+                g for g in c.as_list(edits["additionalGids"]) if g not in dropped_gids or g in needed
+            ]
             if not edits["additionalGids"]:
                 del edits["additionalGids"]
     mounts = [m for m in c.as_list(edits.get("mounts")) if isinstance(m, dict)]
     sockets = c.socket_mounts(mounts, src_key="hostPath", dst_key="containerPath")
     if sockets:
-        warnings.append("dropped UNIX-socket mounts (C5): "
-                        f"{', '.join(str(m.get('containerPath')) for m in sockets)}")
+        warnings.append(
+            f"dropped UNIX-socket mounts (C5): {', '.join(str(m.get('containerPath')) for m in sockets)}"
+        )
         edits["mounts"] = [m for m in mounts if m not in sockets]
     if "hooks" in edits:
         edits["hooks"] = _rewrite_hooks(c.as_list(edits["hooks"]), hook_path, warnings)
@@ -202,8 +221,9 @@ def _ready_edits(edits: dict, where: str, hook_path: str | None, warnings: _Note
 # ---------------------------------------------------------------- OCI specs
 
 
-def runsc_ready_oci_spec(oci_spec: dict, *, cdi_hook_path: str | None = None,
-                         legacy_hook_path: str | None = None) -> list[str]:
+def runsc_ready_oci_spec(
+    oci_spec: dict, *, cdi_hook_path: str | None = None, legacy_hook_path: str | None = None
+) -> list[str]:
     """Edit an OCI spec (after the shim's own edits) in place so runsc + nvproxy accept it.
 
     CDI/JIT/CSV-edited specs: as ``runsc_ready_cdi_spec`` on the spec itself, plus removal of legacy
@@ -214,8 +234,11 @@ def runsc_ready_oci_spec(oci_spec: dict, *, cdi_hook_path: str | None = None,
     warnings = _Notes()
     paths = [str(d.get("path")) for d in c.devices(oci_spec)]
     cdi_style = any(c.is_gpu_related(p) for p in paths) or any(
-        c.toolkit_hook_name(h) is not None for h in c.hooks(oci_spec, "createContainer"))
-    legacy = [h for h in c.hooks(oci_spec, "prestart") if c.is_runsc_legacy_hook(h) or c.is_legacy_hook_alias(h)]
+        c.toolkit_hook_name(h) is not None for h in c.hooks(oci_spec, "createContainer")
+    )
+    legacy = [
+        h for h in c.hooks(oci_spec, "prestart") if c.is_runsc_legacy_hook(h) or c.is_legacy_hook_alias(h)
+    ]
     if not cdi_style and not legacy:
         return []
     process = oci_spec.get("process")
@@ -223,8 +246,10 @@ def runsc_ready_oci_spec(oci_spec: dict, *, cdi_hook_path: str | None = None,
         bad = c.malformed_env(process["env"])
         if bad:
             process["env"] = [e for e in process["env"] if isinstance(e, str) and not c.malformed_env([e])]
-            warnings.append(f"process.env: dropped malformed entries {', '.join(bad)} (runsc would read every "
-                            "variable as unset, C6)")
+            warnings.append(
+                f"process.env: dropped malformed entries {', '.join(bad)} (runsc would read every "
+                "variable as unset, C6)"
+            )
     if cdi_style:
         _ready_oci_cdi(oci_spec, paths, legacy, cdi_hook_path, warnings)
     elif legacy:
@@ -232,8 +257,9 @@ def runsc_ready_oci_spec(oci_spec: dict, *, cdi_hook_path: str | None = None,
     return warnings.render()
 
 
-def _ready_oci_cdi(spec: dict, paths: list[str], legacy: list[dict], hook_path: str | None,
-                   warnings: _Notes) -> None:
+def _ready_oci_cdi(
+    spec: dict, paths: list[str], legacy: list[dict], hook_path: str | None, warnings: _Notes
+) -> None:
     hooks_obj = c.as_dict(spec.get("hooks"))
     if legacy:
         hooks_obj["prestart"] = [h for h in c.hooks(spec, "prestart") if h not in legacy]
@@ -248,19 +274,24 @@ def _ready_oci_cdi(spec: dict, paths: list[str], legacy: list[dict], hook_path: 
         warnings.nodes.update(dict.fromkeys(drop))
     mig = [p for p in paths if c.is_mig_cap(p)]
     if mig:
-        warnings.append(f"linux.devices: MIG capability nodes {', '.join(mig)} left in place: nvproxy does not "
-                        "support MIG (the check fails C4)")
+        warnings.append(
+            f"linux.devices: MIG capability nodes {', '.join(mig)} left in place: nvproxy does not "
+            "support MIG (the check fails C4)"
+        )
     mounts = [m for m in c.as_list(spec.get("mounts")) if isinstance(m, dict)]
     sockets = c.socket_mounts(mounts)
     ipc = [m for m in sockets if c.is_nvidia_ipc(m.get("source")) or c.is_nvidia_ipc(m.get("destination"))]
     if ipc:
         spec["mounts"] = [m for m in mounts if m not in ipc]
-        warnings.append(f"mounts: dropped NVIDIA IPC socket mounts: "
-                        f"{', '.join(str(m.get('destination')) for m in ipc)}")
+        warnings.append(
+            f"mounts: dropped NVIDIA IPC socket mounts: {', '.join(str(m.get('destination')) for m in ipc)}"
+        )
     others = [m for m in sockets if m not in ipc]
     if others:
-        warnings.append(f"mounts: {', '.join(str(m.get('destination')) for m in others)} look like UNIX sockets "
-                        "and were left in place: runsc fails on socket bind mounts unless --host-uds allows them")
+        warnings.append(
+            f"mounts: {', '.join(str(m.get('destination')) for m in others)} look like UNIX sockets "
+            "and were left in place: runsc fails on socket bind mounts unless --host-uds allows them"
+        )
     process = spec.get("process")
     if isinstance(process, dict):
         process["env"] = _single_void(c.as_list(process.get("env")), warnings, "process.env")
@@ -271,10 +302,15 @@ def _ready_oci_legacy(spec: dict, legacy: list[dict], hook_path: str | None, war
     first = legacy[0]
     path = str(first.get("path", ""))
     directory = os.path.dirname(path) if path.startswith("/") else "/usr/bin"
-    shaped = {"path": hook_path or os.path.join(directory, c.LEGACY_HOOK), "args": [c.LEGACY_HOOK, "prestart"]}
+    shaped = {
+        "path": hook_path or os.path.join(directory, c.LEGACY_HOOK),
+        "args": [c.LEGACY_HOOK, "prestart"],
+    }
     if first.get("path") != shaped["path"]:
-        warnings.append(f"hooks.prestart: legacy hook {path} renamed to {shaped['path']} (runsc recognises only "
-                        "that name and replays it instead of executing it, L1)")
+        warnings.append(
+            f"hooks.prestart: legacy hook {path} renamed to {shaped['path']} (runsc recognises only "
+            "that name and replays it instead of executing it, L1)"
+        )
     new = []
     for h in prestart:
         if h is first:
@@ -287,5 +323,7 @@ def _ready_oci_legacy(spec: dict, legacy: list[dict], hook_path: str | None, war
         env = c.as_list(process.get("env"))
         if c.toolkit_env_lookup(env, c.NVD) is None and c.is_legacy_cuda_image(env):
             process["env"] = [*env, c.NVD + "=all"]
-            warnings.append("process.env: added NVIDIA_VISIBLE_DEVICES=all, which the toolkit implies for this "
-                            "legacy CUDA image and runsc needs explicit (L2)")
+            warnings.append(
+                "process.env: added NVIDIA_VISIBLE_DEVICES=all, which the toolkit implies for this "
+                "legacy CUDA image and runsc needs explicit (L2)"
+            )

@@ -39,8 +39,9 @@ class SimNode:
         return asdict(self)
 
 
-def create_node(profile: str, directory: str, *, driver_version: str | None = None,
-                real_devices: bool | None = None) -> SimNode:
+def create_node(
+    profile: str, directory: str, *, driver_version: str | None = None, real_devices: bool | None = None
+) -> SimNode:
     """Create (or recreate) a simulated node of ``profile`` under ``directory``."""
     from gpuctk.sim.build import Builder, build_dgpu, build_jetson, build_wsl
 
@@ -52,7 +53,9 @@ def create_node(profile: str, directory: str, *, driver_version: str | None = No
             shutil.rmtree(root)
         os.makedirs(root)
     except OSError as exc:
-        raise GpuctkError(f"{directory}: cannot create simulated node directory: {exc.strerror or exc}") from None
+        raise GpuctkError(
+            f"{directory}: cannot create simulated node directory: {exc.strerror or exc}"
+        ) from None
     if real_devices is None:
         real_devices = os.geteuid() == 0
     template = data.pop("template")
@@ -68,17 +71,35 @@ def create_node(profile: str, directory: str, *, driver_version: str | None = No
             build_dgpu(b, data, template)
     except OSError as exc:
         raise GpuctkError(f"sim create: cannot build {profile} node in {directory}: {exc}") from None
-    smi = {"tegra": "/usr/bin/nvidia-smi", "wsl": "/usr/lib/wsl/lib/nvidia-smi"}.get(data["platform"], "/usr/bin/nvidia-smi")
+    smi = {"tegra": "/usr/bin/nvidia-smi", "wsl": "/usr/lib/wsl/lib/nvidia-smi"}.get(
+        data["platform"], "/usr/bin/nvidia-smi"
+    )
     inventory_path = os.path.join(directory, "inventory.json")
     _write_json(inventory_path, inventory)
     node = SimNode(
-        profile=profile, directory=directory, root=root, driver_root=root, dev_root=root,
-        inventory_path=inventory_path, nvidia_smi=os.path.join(root, smi.lstrip("/")),
-        gpus=[{"index": g["index"], "uuid": g["uuid"], "minor": g["minor"], "name": g["name"],
-               "pci_bus_id": g.get("pci_bus_id"),
-               "mig_devices": [{"index": m["index"], "uuid": m["uuid"], "profile": m["profile"]}
-                               for m in g.get("mig_devices", [])]} for g in data["gpus"]],
-        driver_version=data["driver_version"], device_mode="mknod" if real_devices else "descriptor",
+        profile=profile,
+        directory=directory,
+        root=root,
+        driver_root=root,
+        dev_root=root,
+        inventory_path=inventory_path,
+        nvidia_smi=os.path.join(root, smi.lstrip("/")),
+        gpus=[
+            {
+                "index": g["index"],
+                "uuid": g["uuid"],
+                "minor": g["minor"],
+                "name": g["name"],
+                "pci_bus_id": g.get("pci_bus_id"),
+                "mig_devices": [
+                    {"index": m["index"], "uuid": m["uuid"], "profile": m["profile"]}
+                    for m in g.get("mig_devices", [])
+                ],
+            }
+            for g in data["gpus"]
+        ],
+        driver_version=data["driver_version"],
+        device_mode="mknod" if real_devices else "descriptor",
         ldcache=b.ldconfig_method,
     )
     _write_json(os.path.join(directory, "node.json"), node.to_dict())

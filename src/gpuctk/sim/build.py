@@ -115,9 +115,11 @@ def _mig_minors(gpu_minors: list[int]) -> str:
 
 
 def _nvrm_version(v: str, arch: str) -> str:
-    return (f"NVRM version: NVIDIA UNIX Open Kernel Module for {arch}  {v}  Release Build  "
-            "(dvs-builder@U22-I3-AF03-09-1)  Wed Oct 29 23:15:11 UTC 2025\n"
-            "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n")
+    return (
+        f"NVRM version: NVIDIA UNIX Open Kernel Module for {arch}  {v}  Release Build  "
+        "(dvs-builder@U22-I3-AF03-09-1)  Wed Oct 29 23:15:11 UTC 2025\n"
+        "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n"
+    )
 
 
 def build_dgpu(b: Builder, inv: dict[str, Any], template: str | None) -> None:
@@ -156,8 +158,11 @@ def build_dgpu(b: Builder, inv: dict[str, Any], template: str | None) -> None:
         majors["nvidia-caps-imex-channels"] = P.MAJORS["nvidia-caps-imex-channels"]
     b.write("/proc/devices", _proc_devices(majors))
     b.write("/proc/driver/nvidia/version", _nvrm_version(v, inv.get("arch", "x86_64")))
-    b.write("/proc/driver/nvidia/params", "ResmanDebugLevel: 4294967295\nModifyDeviceFiles: 1\n"
-            "DeviceFileUID: 0\nDeviceFileGID: 0\nDeviceFileMode: 438\n")
+    b.write(
+        "/proc/driver/nvidia/params",
+        "ResmanDebugLevel: 4294967295\nModifyDeviceFiles: 1\n"
+        "DeviceFileUID: 0\nDeviceFileGID: 0\nDeviceFileMode: 438\n",
+    )
     b.write("/proc/driver/nvidia-caps/mig-minors", _mig_minors([g["minor"] for g in inv["gpus"]] or [0]))
     os.makedirs(b.path("/proc/driver/nvidia/gpus"), exist_ok=True)
 
@@ -182,11 +187,13 @@ def build_dgpu(b: Builder, inv: dict[str, Any], template: str | None) -> None:
         b.write(f"{sysdev}/class", "0x030200\n")
         os.makedirs(b.path(f"{sysdev}/drm/{card}"), exist_ok=True)
         os.makedirs(b.path(f"{sysdev}/drm/{render}"), exist_ok=True)
-        b.write(f"/proc/driver/nvidia/gpus/{bus}/information",
-                f"Model: \t\t {gpu['name']}\nIRQ:   \t\t 0\nGPU UUID: \t {gpu['uuid']}\n"
-                f"Video BIOS: \t 96.00.99.00.01\nBus Type: \t PCIe\nDMA Size: \t 52 bits\n"
-                f"DMA Mask: \t 0xfffffffffffff\nBus Location: \t {bus}\nDevice Minor: \t {minor}\n"
-                f"GPU Firmware: \t {v}\nGPU Excluded:\t No\n")
+        b.write(
+            f"/proc/driver/nvidia/gpus/{bus}/information",
+            f"Model: \t\t {gpu['name']}\nIRQ:   \t\t 0\nGPU UUID: \t {gpu['uuid']}\n"
+            f"Video BIOS: \t 96.00.99.00.01\nBus Type: \t PCIe\nDMA Size: \t 52 bits\n"
+            f"DMA Mask: \t 0xfffffffffffff\nBus Location: \t {bus}\nDevice Minor: \t {minor}\n"
+            f"GPU Firmware: \t {v}\nGPU Excluded:\t No\n",
+        )
         for mig in gpu.get("mig_devices", []):
             gi, ci = mig["gpu_instance_id"], mig["compute_instance_id"]
             gim, cim = P.mig_gi_minor(minor, gi), P.mig_ci_minor(minor, gi, ci)
@@ -194,7 +201,9 @@ def build_dgpu(b: Builder, inv: dict[str, Any], template: str | None) -> None:
             b.chardev(f"/dev/nvidia-caps/nvidia-cap{cim}", caps, cim, 0o444)
             base = f"/proc/driver/nvidia/capabilities/gpu{minor}/mig/gi{gi}"
             b.write(f"{base}/access", f"DeviceFileMinor: {gim}\nDeviceFileMode: 292\nDeviceFileModify: 1\n")
-            b.write(f"{base}/ci{ci}/access", f"DeviceFileMinor: {cim}\nDeviceFileMode: 292\nDeviceFileModify: 1\n")
+            b.write(
+                f"{base}/ci{ci}/access", f"DeviceFileMinor: {cim}\nDeviceFileMode: 292\nDeviceFileModify: 1\n"
+            )
     if inv.get("nvswitches"):
         sw = P.MAJORS["nvidia-nvswitch"]
         b.chardev("/dev/nvidia-nvswitchctl", sw, 255)
@@ -213,11 +222,17 @@ def build_jetson(b: Builder, inv: dict[str, Any]) -> None:
     for link, target in P.JETSON_SYMLINKS.items():
         b.symlink(f"{d}/{link}", target.format(v=v))
     b.symlink("/usr/lib/aarch64-linux-gnu/libcuda.so", "nvidia/libcuda.so")
-    b.write("/etc/nv_tegra_release", "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, "
-            "DATE: Fri Sep 13 04:36:44 UTC 2024\n# KERNEL_VARIANT: oot\nTARGET_USERSPACE_LIB_DIR=nvidia\n"
-            "TARGET_USERSPACE_LIB_DIR_PATH=usr/lib/aarch64-linux-gnu/nvidia\n")
+    b.write(
+        "/etc/nv_tegra_release",
+        "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, "
+        "DATE: Fri Sep 13 04:36:44 UTC 2024\n# KERNEL_VARIANT: oot\nTARGET_USERSPACE_LIB_DIR=nvidia\n"
+        "TARGET_USERSPACE_LIB_DIR_PATH=usr/lib/aarch64-linux-gnu/nvidia\n",
+    )
     b.write("/sys/devices/soc0/family", "Tegra\n")
-    b.write("/proc/devices", _proc_devices({"nvidia": P.MAJORS["nvidia"], "drm": 226, "nvhost-gpu": P.MAJORS["nvhost"]}))
+    b.write(
+        "/proc/devices",
+        _proc_devices({"nvidia": P.MAJORS["nvidia"], "drm": 226, "nvhost-gpu": P.MAJORS["nvhost"]}),
+    )
     for path, key, minor, mode, gid in P.JETSON_DEVICES:
         b.chardev(path, P.MAJORS[key], minor, mode, gid)
     b.symlink("/dev/dri/by-path/platform-17000000.gpu-card", "../card0")
@@ -246,10 +261,14 @@ def build_wsl(b: Builder, inv: dict[str, Any], template: str | None) -> None:
     b.lib(wsl, "libcuda.so.1.1", "libcuda.so.1")
     b.symlink(f"{wsl}/libcuda.so", "libcuda.so.1")
     b.lib(wsl, "libnvidia-ml.so.1", "libnvidia-ml.so.1")
-    for name, soname in [("libcuda.so.1.1", "libcuda.so.1"), ("libcuda_loader.so", "libcuda_loader.so"),
-                         ("libnvidia-ptxjitcompiler.so.1", "libnvidia-ptxjitcompiler.so.1"),
-                         ("libnvidia-ml.so.1", "libnvidia-ml.so.1"), ("libnvidia-ml_loader.so", "libnvidia-ml_loader.so"),
-                         ("libnvdxgdmal.so.1", "libnvdxgdmal.so.1")]:
+    for name, soname in [
+        ("libcuda.so.1.1", "libcuda.so.1"),
+        ("libcuda_loader.so", "libcuda_loader.so"),
+        ("libnvidia-ptxjitcompiler.so.1", "libnvidia-ptxjitcompiler.so.1"),
+        ("libnvidia-ml.so.1", "libnvidia-ml.so.1"),
+        ("libnvidia-ml_loader.so", "libnvidia-ml_loader.so"),
+        ("libnvdxgdmal.so.1", "libnvdxgdmal.so.1"),
+    ]:
         b.write(f"{store}/{name}", shared_object(soname))
     b.write(f"{store}/nvcubins.bin", b"\0" * 64)
     b.write(f"{store}/nvwgf2umx.dll", b"MZ" + b"\0" * 62)

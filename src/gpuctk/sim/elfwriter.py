@@ -14,15 +14,28 @@ EM_X86_64 = 62
 EM_AARCH64 = 183
 MACHINES = {"x86_64": EM_X86_64, "aarch64": EM_AARCH64}
 
-_DT_NULL, _DT_NEEDED, _DT_HASH, _DT_STRTAB, _DT_SYMTAB, _DT_STRSZ, _DT_SYMENT, _DT_SONAME = 0, 1, 4, 5, 6, 10, 11, 14
+_DT_NULL, _DT_NEEDED, _DT_HASH, _DT_STRTAB, _DT_SYMTAB, _DT_STRSZ, _DT_SYMENT, _DT_SONAME = (
+    0,
+    1,
+    4,
+    5,
+    6,
+    10,
+    11,
+    14,
+)
 
 
 def _align(n: int, a: int = 8) -> int:
     return (n + a - 1) // a * a
 
 
-def shared_object(soname: str | None, machine: str = "x86_64", needed: tuple[str, ...] = ("libc.so.6",),
-                  note: tuple[str, bytes] | None = None) -> bytes:
+def shared_object(
+    soname: str | None,
+    machine: str = "x86_64",
+    needed: tuple[str, ...] = ("libc.so.6",),
+    note: tuple[str, bytes] | None = None,
+) -> bytes:
     """Bytes of a minimal ELF64 little-endian ``ET_DYN`` with the given SONAME.
 
     ``note``: optional (owner, descriptor) for one PT_NOTE (type 1).
@@ -47,13 +60,20 @@ def shared_object(soname: str | None, machine: str = "x86_64", needed: tuple[str
     note_off = off
     if note:
         owner = note[0].encode() + b"\0"
-        note_bytes = struct.pack("<III", len(owner), len(note[1]), 1) + owner.ljust(_align(len(owner), 4), b"\0")
+        note_bytes = struct.pack("<III", len(owner), len(note[1]), 1) + owner.ljust(
+            _align(len(owner), 4), b"\0"
+        )
         note_bytes += note[1].ljust(_align(len(note[1]), 4), b"\0")
         off = _align(off + len(note_bytes))
     dyn_off = off
     entries = [(_DT_NEEDED, offsets[n]) for n in needed]
-    entries += [(_DT_HASH, hash_off), (_DT_STRTAB, strtab_off), (_DT_SYMTAB, symtab_off),
-                (_DT_STRSZ, len(strtab)), (_DT_SYMENT, 24)]
+    entries += [
+        (_DT_HASH, hash_off),
+        (_DT_STRTAB, strtab_off),
+        (_DT_SYMTAB, symtab_off),
+        (_DT_STRSZ, len(strtab)),
+        (_DT_SYMENT, 24),
+    ]
     if soname:
         entries.append((_DT_SONAME, offsets[soname]))
     entries.append((_DT_NULL, 0))
@@ -65,14 +85,16 @@ def shared_object(soname: str | None, machine: str = "x86_64", needed: tuple[str
     phdrs = struct.pack("<IIQQQQQQ", 1, 4 | 2, 0, 0, 0, size, size, 0x1000)  # PT_LOAD R+W
     phdrs += struct.pack("<IIQQQQQQ", 2, 4 | 2, dyn_off, dyn_off, dyn_off, len(dynamic), len(dynamic), 8)
     if note:
-        phdrs += struct.pack("<IIQQQQQQ", 4, 4, note_off, note_off, note_off, len(note_bytes), len(note_bytes), 4)
+        phdrs += struct.pack(
+            "<IIQQQQQQ", 4, 4, note_off, note_off, note_off, len(note_bytes), len(note_bytes), 4
+        )
     body = bytearray(size)
-    body[0:len(header)] = header
-    body[64:64 + len(phdrs)] = phdrs
-    body[strtab_off:strtab_off + len(strtab)] = strtab
-    body[symtab_off:symtab_off + len(symtab)] = symtab
-    body[hash_off:hash_off + len(hashtab)] = hashtab
+    body[0 : len(header)] = header
+    body[64 : 64 + len(phdrs)] = phdrs
+    body[strtab_off : strtab_off + len(strtab)] = strtab
+    body[symtab_off : symtab_off + len(symtab)] = symtab
+    body[hash_off : hash_off + len(hashtab)] = hashtab
     if note:
-        body[note_off:note_off + len(note_bytes)] = note_bytes
-    body[dyn_off:dyn_off + len(dynamic)] = dynamic
+        body[note_off : note_off + len(note_bytes)] = note_bytes
+    body[dyn_off : dyn_off + len(dynamic)] = dynamic
     return bytes(body)

@@ -56,10 +56,13 @@ def _mig_xml(gpu: dict[str, Any]) -> tuple[str, str]:
                 f"\t\t\t\t\t<total>{mem_gb * 1024 - 256} MiB</total>\n"
                 "\t\t\t\t\t<used>13 MiB</used>\n"
                 "\t\t\t\t</fb_memory_usage>\n"
-                "\t\t\t</mig_device>")
+                "\t\t\t</mig_device>"
+            )
         devices = "\t\t<mig_devices>\n" + "\n".join(parts) + "\n\t\t</mig_devices>"
-    mode_xml = (f"\t\t<mig_mode>\n\t\t\t<current_mig>{mode}</current_mig>\n"
-                f"\t\t\t<pending_mig>{mode}</pending_mig>\n\t\t</mig_mode>")
+    mode_xml = (
+        f"\t\t<mig_mode>\n\t\t\t<current_mig>{mode}</current_mig>\n"
+        f"\t\t\t<pending_mig>{mode}</pending_mig>\n\t\t</mig_mode>"
+    )
     return mode_xml, devices
 
 
@@ -69,7 +72,7 @@ def render_xml(inv: dict[str, Any], template: str | None) -> str:
         doc = f.read()
     head, _, rest = doc.partition("\t<gpu id=")
     blocks = re.findall(r"\t<gpu id=.*?</gpu>\n", "\t<gpu id=" + rest, flags=re.S)
-    tail = rest[rest.rfind("</gpu>") + len("</gpu>\n"):]
+    tail = rest[rest.rfind("</gpu>") + len("</gpu>\n") :]
     head = _sub(head, "driver_version", inv["driver_version"])
     head = _sub(head, "cuda_version", inv["cuda_version"])
     head = _sub(head, "attached_gpus", str(len(inv["gpus"])))

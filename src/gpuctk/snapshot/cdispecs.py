@@ -77,8 +77,11 @@ def _load(path: str) -> dict[str, Any]:
     return doc
 
 
-def check_specs(root: str = "/", spec_dirs: tuple[str, ...] | list[str] = DEFAULT_SPEC_DIRS,
-                driver_version: str | None = None) -> list[dict[str, Any]]:
+def check_specs(
+    root: str = "/",
+    spec_dirs: tuple[str, ...] | list[str] = DEFAULT_SPEC_DIRS,
+    driver_version: str | None = None,
+) -> list[dict[str, Any]]:
     """One entry per spec file found (``.json``/``.yaml``/``.yml``), in directory order."""
     results = []
     for d in spec_dirs:
@@ -91,8 +94,15 @@ def check_specs(root: str = "/", spec_dirs: tuple[str, ...] | list[str] = DEFAUL
             if not name.endswith((".json", ".yaml", ".yml")):
                 continue
             path = os.path.join(d, name)
-            entry: dict[str, Any] = {"path": path, "kind": None, "devices": [], "valid": None, "errors": [],
-                                     "stale": False, "stale_reasons": []}
+            entry: dict[str, Any] = {
+                "path": path,
+                "kind": None,
+                "devices": [],
+                "valid": None,
+                "errors": [],
+                "stale": False,
+                "stale_reasons": [],
+            }
             try:
                 doc = _load(os.path.join(full, name))
             except RecursionError:
@@ -118,6 +128,7 @@ def check_specs(root: str = "/", spec_dirs: tuple[str, ...] | list[str] = DEFAUL
             if driver_version and versions and driver_version not in versions:
                 entry["stale"] = True
                 entry["stale_reasons"].append(
-                    f"spec names driver {', '.join(versions)} but the loaded driver is {driver_version}")
+                    f"spec names driver {', '.join(versions)} but the loaded driver is {driver_version}"
+                )
             results.append(entry)
     return results

@@ -49,14 +49,19 @@ def collect_gpus(nvidia_smi: str | None = None, timeout: float = 10.0) -> dict[s
     if not exe:
         return {"available": False, "count": 0, "error": "nvidia-smi not found on PATH"}
     try:
-        proc = subprocess.run([exe, "-q", "-x"], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              check=False)
+        proc = subprocess.run(
+            [exe, "-q", "-x"], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"available": False, "count": 0, "nvidia_smi": exe, "error": f"cannot run {exe}: {exc}"}
     if proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
-        return {"available": False, "count": 0, "nvidia_smi": exe,
-                "error": f"{exe} -q -x exited {proc.returncode}: {msg[0] if msg else ''}"}
+        return {
+            "available": False,
+            "count": 0,
+            "nvidia_smi": exe,
+            "error": f"{exe} -q -x exited {proc.returncode}: {msg[0] if msg else ''}",
+        }
     from gpuctk.discover.nvsmi import parse_nvidia_smi_xml
     from gpuctk.errors import GpuctkError
 
@@ -95,10 +100,16 @@ def collect_engines(opts: SnapshotOptions) -> list[dict[str, Any]]:
     from gpuctk.errors import GpuctkError
 
     root = opts.host_root
-    engines = [opts.runtime] if opts.runtime else [
-        e for e in ENGINES
-        if os.path.exists(_under(root, DEFAULT_CONFIG[e])) or (root in ("", "/") and shutil.which(BINARIES[e]))
-    ]
+    engines = (
+        [opts.runtime]
+        if opts.runtime
+        else [
+            e
+            for e in ENGINES
+            if os.path.exists(_under(root, DEFAULT_CONFIG[e]))
+            or (root in ("", "/") and shutil.which(BINARIES[e]))
+        ]
+    )
     out = []
     for engine in engines:
         kw: dict[str, Any] = {"config": _under(root, DEFAULT_CONFIG[engine])}

@@ -22,20 +22,44 @@ class Check:
 def _driver(snap: dict[str, Any]) -> list[Check]:
     gpu = snap.get("gpu") or {}
     if not gpu.get("available"):
-        return [Check("driver", "fail", f"NVIDIA driver not usable: {gpu.get('error', 'nvidia-smi failed')}",
-                      "install the NVIDIA driver (or the GPU Operator's driver container) and check that "
-                      "`nvidia-smi` works on the host")]
-    checks = [Check("driver", "pass", f"driver {gpu.get('driver_version')} (CUDA {gpu.get('cuda_version')}), "
-                                      f"{gpu.get('count', 0)} GPU(s)")]
+        return [
+            Check(
+                "driver",
+                "fail",
+                f"NVIDIA driver not usable: {gpu.get('error', 'nvidia-smi failed')}",
+                "install the NVIDIA driver (or the GPU Operator's driver container) and check that "
+                "`nvidia-smi` works on the host",
+            )
+        ]
+    checks = [
+        Check(
+            "driver",
+            "pass",
+            f"driver {gpu.get('driver_version')} (CUDA {gpu.get('cuda_version')}), "
+            f"{gpu.get('count', 0)} GPU(s)",
+        )
+    ]
     if gpu.get("count", 0) == 0:
-        checks[0] = Check("driver", "fail", "nvidia-smi reports no GPUs",
-                          "check `nvidia-smi -L`, the kernel log (dmesg | grep -i nvrm) and that the GPUs are not "
-                          "bound to vfio-pci")
-    off = [str(g.get("index")) for g in gpu.get("gpus") or [] if (g.get("persistence_mode") or "") == "Disabled"]
+        checks[0] = Check(
+            "driver",
+            "fail",
+            "nvidia-smi reports no GPUs",
+            "check `nvidia-smi -L`, the kernel log (dmesg | grep -i nvrm) and that the GPUs are not "
+            "bound to vfio-pci",
+        )
+    off = [
+        str(g.get("index")) for g in gpu.get("gpus") or [] if (g.get("persistence_mode") or "") == "Disabled"
+    ]
     if off:
-        checks.append(Check("persistence-mode", "warn", f"persistence mode off on GPU(s) {', '.join(off)}",
-                            "enable nvidia-persistenced (systemctl enable --now nvidia-persistenced) or run "
-                            "`nvidia-smi -pm 1`"))
+        checks.append(
+            Check(
+                "persistence-mode",
+                "warn",
+                f"persistence mode off on GPU(s) {', '.join(off)}",
+                "enable nvidia-persistenced (systemctl enable --now nvidia-persistenced) or run "
+                "`nvidia-smi -pm 1`",
+            )
+        )
     elif gpu.get("gpus"):
         checks.append(Check("persistence-mode", "pass", "persistence mode on for every GPU"))
     return checks
@@ -47,20 +71,43 @@ def _specs(snap: dict[str, Any]) -> list[Check]:
     driver_ok = (snap.get("gpu") or {}).get("available")
     if not specs:
         status = "warn" if driver_ok else "pass"
-        return [Check("cdi-specs", status, f"no CDI specs in {', '.join(cdi.get('spec_dirs') or [])}",
-                      GENERATE_FIX if driver_ok else "")]
+        return [
+            Check(
+                "cdi-specs",
+                status,
+                f"no CDI specs in {', '.join(cdi.get('spec_dirs') or [])}",
+                GENERATE_FIX if driver_ok else "",
+            )
+        ]
     out = []
     for s in specs:
         if s.get("valid") is False:
-            out.append(Check("cdi-spec", "fail", f"{s['path']} is invalid: {'; '.join(s.get('errors') or [])}",
-                             f"regenerate it: {GENERATE_FIX.replace('/etc/cdi/nvidia.yaml', s['path'])}"))
+            out.append(
+                Check(
+                    "cdi-spec",
+                    "fail",
+                    f"{s['path']} is invalid: {'; '.join(s.get('errors') or [])}",
+                    f"regenerate it: {GENERATE_FIX.replace('/etc/cdi/nvidia.yaml', s['path'])}",
+                )
+            )
         elif s.get("stale"):
-            out.append(Check("cdi-spec", "fail", f"{s['path']} is stale: {'; '.join(s.get('stale_reasons') or [])}",
-                             f"regenerate it after driver changes: "
-                             f"{GENERATE_FIX.replace('/etc/cdi/nvidia.yaml', s['path'])}"))
+            out.append(
+                Check(
+                    "cdi-spec",
+                    "fail",
+                    f"{s['path']} is stale: {'; '.join(s.get('stale_reasons') or [])}",
+                    f"regenerate it after driver changes: "
+                    f"{GENERATE_FIX.replace('/etc/cdi/nvidia.yaml', s['path'])}",
+                )
+            )
         else:
-            out.append(Check("cdi-spec", "pass", f"{s['path']} ({s.get('kind')}, {len(s.get('devices') or [])} "
-                                                 "devices) matches the node"))
+            out.append(
+                Check(
+                    "cdi-spec",
+                    "pass",
+                    f"{s['path']} ({s.get('kind')}, {len(s.get('devices') or [])} devices) matches the node",
+                )
+            )
     return out
 
 
@@ -68,8 +115,14 @@ def _engines(snap: dict[str, Any]) -> list[Check]:
     out = []
     engines = snap.get("engines") or []
     if not engines:
-        return [Check("engine", "warn", "no container engine found (containerd, CRI-O or Docker)",
-                      "install a container engine, or pass --runtime to say which one to check")]
+        return [
+            Check(
+                "engine",
+                "warn",
+                "no container engine found (containerd, CRI-O or Docker)",
+                "install a container engine, or pass --runtime to say which one to check",
+            )
+        ]
     for e in engines:
         name = e.get("engine", "?")
         if e.get("error"):
@@ -81,26 +134,52 @@ def _engines(snap: dict[str, Any]) -> list[Check]:
             if e.get("cdi_enabled"):
                 out.append(Check(f"cdi-{name}", "pass", f"{name} {ver}: CDI enabled"))
             else:
-                out.append(Check(f"cdi-{name}", "fail", f"{name} {ver} supports CDI but it is disabled "
-                                                         "(CDI devices are silently dropped)",
-                                 rec.get("command") or f"gpuctk runtime configure --runtime {name} --enable-cdi"))
+                out.append(
+                    Check(
+                        f"cdi-{name}",
+                        "fail",
+                        f"{name} {ver} supports CDI but it is disabled (CDI devices are silently dropped)",
+                        rec.get("command") or f"gpuctk runtime configure --runtime {name} --enable-cdi",
+                    )
+                )
             if not e.get("gpu_runtime_configured"):
-                out.append(Check(f"gpu-runtime-{name}", "warn",
-                                 f"{name}: no GPU runtime handler configured (needed for management-only pods "
-                                 "with runtimeClassName)", f"gpuctk runtime configure --runtime {name}"))
+                out.append(
+                    Check(
+                        f"gpu-runtime-{name}",
+                        "warn",
+                        f"{name}: no GPU runtime handler configured (needed for management-only pods "
+                        "with runtimeClassName)",
+                        f"gpuctk runtime configure --runtime {name}",
+                    )
+                )
             else:
-                out.append(Check(f"gpu-runtime-{name}", "pass",
-                                 f"{name}: GPU runtime(s) {', '.join(e.get('gpu_runtimes') or [])} configured"))
+                out.append(
+                    Check(
+                        f"gpu-runtime-{name}",
+                        "pass",
+                        f"{name}: GPU runtime(s) {', '.join(e.get('gpu_runtimes') or [])} configured",
+                    )
+                )
         else:
             if not e.get("gpu_runtime_configured"):
-                out.append(Check(f"gpu-runtime-{name}", "fail",
-                                 f"{name} {ver} has no native CDI and no GPU runtime configured: containers get "
-                                 "no GPU", rec.get("command") or f"gpuctk runtime configure --runtime {name} "
-                                                                 "--set-as-default"))
+                out.append(
+                    Check(
+                        f"gpu-runtime-{name}",
+                        "fail",
+                        f"{name} {ver} has no native CDI and no GPU runtime configured: containers get "
+                        "no GPU",
+                        rec.get("command") or f"gpuctk runtime configure --runtime {name} --set-as-default",
+                    )
+                )
             else:
-                out.append(Check(f"gpu-runtime-{name}", "pass",
-                                 f"{name} {ver}: GPU runtime {', '.join(e.get('gpu_runtimes') or [])} configured "
-                                 "(no native CDI)"))
+                out.append(
+                    Check(
+                        f"gpu-runtime-{name}",
+                        "pass",
+                        f"{name} {ver}: GPU runtime {', '.join(e.get('gpu_runtimes') or [])} configured "
+                        "(no native CDI)",
+                    )
+                )
     return out
 
 
@@ -109,18 +188,31 @@ def _dev_char(snap: dict[str, Any]) -> list[Check]:
     missing = dc.get("missing") or []
     if missing:
         shown = ", ".join(f"{m['link']} -> {m['device']}" for m in missing[:4])
-        return [Check("dev-char-links", "warn", f"{len(missing)} /dev/char link(s) missing: {shown}",
-                      "gpuctk system create-dev-char-symlinks (without them a systemd "
-                      "daemon-reload can cut containers off their GPUs)")]
+        return [
+            Check(
+                "dev-char-links",
+                "warn",
+                f"{len(missing)} /dev/char link(s) missing: {shown}",
+                "gpuctk system create-dev-char-symlinks (without them a systemd "
+                "daemon-reload can cut containers off their GPUs)",
+            )
+        ]
     if dc.get("checked"):
-        return [Check("dev-char-links", "pass", f"/dev/char links present for {dc['checked']} NVIDIA device(s)")]
+        return [
+            Check("dev-char-links", "pass", f"/dev/char links present for {dc['checked']} NVIDIA device(s)")
+        ]
     return []
 
 
 # (dotted section, JSON type, type of its items) for what the checks read
 _SHAPE: tuple[tuple[str, type, type | None], ...] = (
-    ("gpu", dict, None), ("gpu.gpus", list, dict), ("cdi", dict, None), ("cdi.specs", list, dict),
-    ("engines", list, dict), ("dev_char", dict, None), ("dev_char.missing", list, dict),
+    ("gpu", dict, None),
+    ("gpu.gpus", list, dict),
+    ("cdi", dict, None),
+    ("cdi.specs", list, dict),
+    ("engines", list, dict),
+    ("dev_char", dict, None),
+    ("dev_char.missing", list, dict),
 )
 _TYPE_NAMES: dict[type, str] = {dict: "a mapping", list: "a list"}
 
