@@ -86,9 +86,9 @@ def test_native_cdi_values_match_the_openshell_shape():
 
 
 def test_runtime_classes_per_mode():
-    names = lambda n: [
-        d["content"]["metadata"]["name"] for d in build(plan(facts_of(n)), only=("runtimeclasses",))
-    ]  # noqa: E731
+    def names(n):
+        return [d["content"]["metadata"]["name"] for d in build(plan(facts_of(n)), only=("runtimeclasses",))]
+
     assert names("row1-containerd2") == ["nvidia", "nvidia-cdi", "nvidia-legacy"]
     assert names("row5-containerd16") == ["nvidia"]
     assert names("row8-nri") == []  # the operator deletes them in NRI mode
