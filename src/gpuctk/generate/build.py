@@ -7,13 +7,12 @@ import re
 from typing import Any
 
 from gpuctk.discover import devices as D
-from gpuctk.discover.inventory import select_inventory
 from gpuctk.discover.procfs import nvidia_major, parse_mig_minors, parse_proc_devices, read_text
-from gpuctk.discover.rootfs import DriverRoot
 from gpuctk.errors import GpuctkError, UsageError
 from gpuctk.generate import transform as T
+from gpuctk.generate.context import GenerateContext, device_names
 from gpuctk.generate.driver import RO_OPTIONS, discover_driver
-from gpuctk.generate.hooks import ldcache_hook, make_hook, resolve_hook_path, symlinks_hook
+from gpuctk.generate.hooks import ldcache_hook, make_hook, symlinks_hook
 from gpuctk.generate.options import FEATURE_FLAGS, HOOK_NAMES, MODES, NAME_STRATEGIES, GenerateOptions
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.:\-]*[A-Za-z0-9])?$")
@@ -33,55 +32,6 @@ MANAGEMENT_GLOBS = [
     "/dev/nvidiactl",
     "/dev/nvidia-caps-imex-channels/channel*",
 ]
-
-
-class _Ctx:
-    def __init__(self, opts: GenerateOptions) -> None:
-        self.opts = opts
-        self.warnings: list[str] = []
-        self.root = DriverRoot(opts.driver_root or "/", opts.library_search_paths)
-        self.dev_root = os.path.abspath(opts.dev_root or opts.driver_root or "/")
-        self.hook_path = resolve_hook_path(opts.hook_path)
-        self.add_gids = "no-additional-gids-for-device-nodes" not in opts.feature_flags
-        self._inventory: dict[str, Any] | None = None
-
-    def inventory(self) -> dict[str, Any]:
-        if self._inventory is None:
-            self._inventory = select_inventory(
-                self.opts.inventory, dev_root=self.dev_root, driver_root=self.root.root
-            )
-        return self._inventory
-
-    def node(self, path: str) -> tuple[dict[str, Any], list[int]]:
-        return D.device_node_edit(self.dev_root, path, additional_gids=self.add_gids)
-
-    def edits_for_nodes(self, paths: list[str]) -> dict[str, Any]:
-        nodes, gids = [], []
-        for p in paths:
-            n, g = self.node(p)
-            nodes.append(n)
-            gids += g
-        edits: dict[str, Any] = {"deviceNodes": nodes}
-        if gids:
-            edits["additionalGids"] = sorted(set(gids))
-        return edits
-
-    def driver_version(self) -> str:
-        version = None
-        # NVML first when it can be there (the host root); it is also cached for the GPUs
-        inv = self.inventory() if self.root.root == "/" and self.dev_root == "/" else self._inventory
-        if inv is not None and str(inv.get("source", "")).startswith("nvml"):
-            version = inv.get("driver_version")
-        version = version or self.root.driver_version_from_libraries()
-        if not version:
-            inv = self.inventory()
-            version = inv.get("driver_version")
-        if not version or "*" in version:
-            raise GpuctkError(
-                f"{self.root.root}: cannot determine the NVIDIA driver version "
-                "(no libcuda.so.<version> or libnvidia-ml.so.<version> found)"
-            )
-        return str(version)
 
 
 def _check_options(opts: GenerateOptions) -> None:
@@ -109,7 +59,7 @@ def _check_options(opts: GenerateOptions) -> None:
             raise UsageError(f"{label}: invalid value {value!r}")
 
 
-def resolve_mode(ctx: _Ctx) -> str:
+def resolve_mode(ctx: GenerateContext) -> str:
     """auto: WSL if dxcore is present, Tegra if tegra files and no GPUs from NVML/procfs, else nvml."""
     root = ctx.root
     if root.locate_libraries("libdxcore.so"):
@@ -121,21 +71,6 @@ def resolve_mode(ctx: _Ctx) -> str:
         if not inv["gpus"] or any("(nvgpu)" in (g.get("name") or "") for g in inv["gpus"]):
             return "csv"
     return "nvml"
-
-
-def _names(kind: str, index: str, uuid: str | None, strategies: list[str], warnings: list[str]) -> list[str]:
-    out = []
-    for s in strategies:
-        if s == "index":
-            out.append(index)
-        elif s == "type-index":
-            out.append(("gpu" if kind == "gpu" else "mig") + index)
-        elif s == "uuid":
-            if uuid:
-                out.append(uuid)
-            else:
-                warnings.append(f"device {index}: no UUID known (inventory without NVML); uuid name skipped")
-    return list(dict.fromkeys(out))
 
 
 def _select(
@@ -171,7 +106,7 @@ def _select(
     return sel_full, sel_mig
 
 
-def _gpu_devices(ctx: _Ctx) -> list[dict[str, Any]]:
+def _gpu_devices(ctx: GenerateContext) -> list[dict[str, Any]]:
     inv = ctx.inventory()
     opts = ctx.opts
     full, migs = _select(inv, opts.device_ids)
@@ -183,7 +118,9 @@ def _gpu_devices(ctx: _Ctx) -> list[dict[str, Any]]:
         hook = symlinks_hook(opts, ctx.hook_path, D.by_path_links(ctx.dev_root, g["pci_bus_id"], paths))
         if hook:
             edits["hooks"] = [hook]
-        for name in _names("gpu", str(g["index"]), g["uuid"], opts.device_name_strategies, ctx.warnings):
+        for name in device_names(
+            "gpu", str(g["index"]), g["uuid"], opts.device_name_strategies, ctx.warnings
+        ):
             out.append({"name": name, "containerEdits": edits})
     for g, m in migs:
         if mig_minors is None:
@@ -208,14 +145,14 @@ def _gpu_devices(ctx: _Ctx) -> list[dict[str, Any]]:
             hook = symlinks_hook(opts, ctx.hook_path, D.by_path_links(ctx.dev_root, g["pci_bus_id"], drm))
             if hook:
                 edits["hooks"] = [hook]
-        for name in _names(
+        for name in device_names(
             "mig", f"{g['index']}:{m['index']}", m["uuid"], opts.device_name_strategies, ctx.warnings
         ):
             out.append({"name": name, "containerEdits": edits})
     return out
 
 
-def _driver_common(ctx: _Ctx, *, graphics: bool, management: bool) -> dict[str, Any]:
+def _driver_common(ctx: GenerateContext, *, graphics: bool, management: bool) -> dict[str, Any]:
     opts = ctx.opts
     version = ctx.driver_version()
     drv = discover_driver(
@@ -241,7 +178,9 @@ def _driver_common(ctx: _Ctx, *, graphics: bool, management: bool) -> dict[str, 
     return edits
 
 
-def _chmod_hook(ctx: _Ctx, devices: list[dict[str, Any]], common: dict[str, Any]) -> dict[str, Any] | None:
+def _chmod_hook(
+    ctx: GenerateContext, devices: list[dict[str, Any]], common: dict[str, Any]
+) -> dict[str, Any] | None:
     dirs = set()
     for edits in [common, *[d["containerEdits"] for d in devices]]:
         for n in edits.get("deviceNodes", []):
@@ -256,7 +195,7 @@ def _chmod_hook(ctx: _Ctx, devices: list[dict[str, Any]], common: dict[str, Any]
     return make_hook(ctx.opts, ctx.hook_path, "chmod", args)
 
 
-def _nvml(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _nvml(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     ctx.driver_version()  # no driver at all is the clearer error
     devices = _gpu_devices(ctx)
     if not ctx.inventory()["gpus"] and "none" not in ctx.opts.device_ids:
@@ -274,7 +213,7 @@ def _nvml(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return devices, common
 
 
-def _check_majors(ctx: _Ctx, devices: list[dict[str, Any]], common: dict[str, Any]) -> None:
+def _check_majors(ctx: GenerateContext, devices: list[dict[str, Any]], common: dict[str, Any]) -> None:
     """Warn when a node's major disagrees with /proc/devices (a stale node from another driver)."""
     text = read_text(ctx.dev_root, "/proc/devices")
     if not text:
@@ -307,7 +246,7 @@ def _check_majors(ctx: _Ctx, devices: list[dict[str, Any]], common: dict[str, An
                 )
 
 
-def _management(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _management(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     paths = [
         p
         for p in D.glob_nodes(ctx.dev_root, MANAGEMENT_GLOBS)
@@ -319,7 +258,7 @@ def _management(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return devices, _driver_common(ctx, graphics=False, management=True)
 
 
-def _gated(ctx: _Ctx, mode: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _gated(ctx: GenerateContext, mode: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     paths = D.glob_nodes(ctx.dev_root, GATED[mode])
     if not paths:
         raise GpuctkError(f"{ctx.dev_root}: no device nodes for mode {mode} ({', '.join(GATED[mode])})")
@@ -335,7 +274,7 @@ def _gated(ctx: _Ctx, mode: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return [{"name": "all", "containerEdits": edits}], {}
 
 
-def _imex(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _imex(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     ids = ctx.opts.device_ids
     if "all" in ids:
         chans = D.glob_nodes(ctx.dev_root, ["/dev/nvidia-caps-imex-channels/channel*"])
@@ -358,13 +297,13 @@ def _imex(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return devices, {}
 
 
-def _wsl(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _wsl(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from gpuctk.generate.wsl import wsl_edits
 
     return wsl_edits(ctx)
 
 
-def _csv(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _csv(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from gpuctk.generate.csvmode import csv_edits
 
     return csv_edits(ctx)
@@ -372,7 +311,7 @@ def _csv(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def build_spec(opts: GenerateOptions) -> tuple[dict[str, Any], list[str]]:
     _check_options(opts)
-    ctx = _Ctx(opts)
+    ctx = GenerateContext(opts)
     mode = opts.mode
     if mode == "auto":
         mode = resolve_mode(ctx)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gpuctk.discover import devices as D
 from gpuctk.discover.csvfiles import load_csv
 from gpuctk.errors import GpuctkError
+from gpuctk.generate.context import GenerateContext, device_names
 from gpuctk.generate.driver import _so_links, mount
 from gpuctk.generate.hooks import ldcache_hook, make_hook, symlinks_hook
 from gpuctk.generate.options import CSV_BASE_FILES, CSV_DEFAULT_DIR
-
-if TYPE_CHECKING:
-    from gpuctk.generate.build import _Ctx
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
@@ -28,7 +26,7 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     return False
 
 
-def csv_entries(ctx: _Ctx) -> dict[str, list[str]]:
+def csv_entries(ctx: GenerateContext) -> dict[str, list[str]]:
     files = ctx.opts.csv_files or [ctx.root.host(f"{CSV_DEFAULT_DIR}/{f}") for f in CSV_BASE_FILES]
     by_type: dict[str, list[str]] = {"dev": [], "lib": [], "sym": [], "dir": []}
     for f in files:
@@ -48,7 +46,7 @@ def csv_entries(ctx: _Ctx) -> dict[str, list[str]]:
     return by_type
 
 
-def _chain_links(ctx: _Ctx, path: str) -> tuple[list[str], str | None]:
+def _chain_links(ctx: GenerateContext, path: str) -> tuple[list[str], str | None]:
     """``--link`` args for every symlink in the chain of ``path`` and the final target."""
     links = []
     cur = path
@@ -64,7 +62,7 @@ def _chain_links(ctx: _Ctx, path: str) -> tuple[list[str], str | None]:
     return links, final
 
 
-def csv_edits(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def csv_edits(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     opts = ctx.opts
     entries = csv_entries(ctx)
     if any(":" in i for i in opts.device_ids):
@@ -84,9 +82,7 @@ def csv_edits(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         inv = ctx.inventory()
         uuid = inv["gpus"][0]["uuid"] if inv["gpus"] else None
         edits = ctx.edits_for_nodes(dev_paths)
-        from gpuctk.generate.build import _names
-
-        for name in _names("gpu", "0", uuid, opts.device_name_strategies, ctx.warnings):
+        for name in device_names("gpu", "0", uuid, opts.device_name_strategies, ctx.warnings):
             devices.append({"name": name, "containerEdits": edits})
 
     mounts: list[dict[str, Any]] = []

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gpuctk.errors import GpuctkError
+from gpuctk.generate.context import GenerateContext
 from gpuctk.generate.driver import mount
 from gpuctk.generate.hooks import ldcache_hook, symlinks_hook
-
-if TYPE_CHECKING:
-    from gpuctk.generate.build import _Ctx
 
 STORE_FILES = (
     "libcuda.so.1.1",
@@ -25,14 +23,14 @@ STORE_FILES = (
 )
 
 
-def find_driver_store(ctx: _Ctx) -> str | None:
+def find_driver_store(ctx: GenerateContext) -> str | None:
     """The driver store dir holding libcuda.so.1.1 (what dxcore reports on a real host)."""
     hits = sorted(glob.glob(ctx.root.host("/usr/lib/wsl/drivers/*/libcuda.so.1.1")))
     hits += sorted(glob.glob(ctx.root.host("/usr/lib/wsl/drivers/*/*/libcuda.so.1.1")))
     return os.path.dirname(hits[0]) if hits else None
 
 
-def wsl_edits(ctx: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def wsl_edits(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     dxg = ctx.edits_for_nodes(["/dev/dxg"])
     if "major" not in dxg["deviceNodes"][0]:
         raise GpuctkError(f"{ctx.dev_root}/dev/dxg: not a character device (is this a WSL2 host?)")
