@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gpuctk.config import default_config
-from gpuctk.image import ContainerImage
+from gpuctk.request import ContainerRequest
 from gpuctk.runtime.platform import HostProbes, StaticProbes, platform_of, resolve_mode
 
 ROOT = "/var/run/nvidia-container-devices"
@@ -14,7 +14,7 @@ ROOT = "/var/run/nvidia-container-devices"
 def image(env=(), mounts=(), accept_mounts=False):
     cfg = default_config()
     cfg["accept-nvidia-visible-devices-as-volume-mounts"] = accept_mounts
-    return ContainerImage.from_spec({"process": {"env": list(env)}, "mounts": list(mounts)}, cfg)
+    return ContainerRequest.from_spec({"process": {"env": list(env)}, "mounts": list(mounts)}, cfg)
 
 
 CASES = [

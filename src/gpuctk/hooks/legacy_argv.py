@@ -114,7 +114,7 @@ def resolve_mode_ok(cfg: dict[str, Any], devices: list[str]) -> str | None:
     if mode == "legacy":
         return None
     if mode == "auto":
-        from gpuctk.image import is_qualified_cdi_name
+        from gpuctk.request import is_qualified_cdi_name
 
         if devices and all(is_qualified_cdi_name(d) for d in devices):
             return "cdi"
@@ -133,9 +133,9 @@ def build_argv(
     exists: Callable[[str], bool] = os.path.exists,
 ) -> list[str] | None:
     """The full argv, or None when the container requests no GPU (not a GPU container)."""
-    from gpuctk.image import ContainerImage
+    from gpuctk.request import ContainerRequest
 
-    image = ContainerImage.from_spec(spec, cfg, annotation_prefixes=())
+    image = ContainerRequest.from_spec(spec, cfg, annotation_prefixes=())
     devices = image.visible_devices()
     if not devices:
         return None

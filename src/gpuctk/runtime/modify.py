@@ -11,8 +11,8 @@ caller writes the file only then, so a container that asks for no GPU keeps its
 
 from __future__ import annotations
 
-from gpuctk.image import ContainerImage, is_qualified_cdi_name
 from gpuctk.oci.spec import add_prestart_hook, remove_nvidia_hooks
+from gpuctk.request import ContainerRequest, is_qualified_cdi_name
 from gpuctk.runtime.host import AUTOMATIC_KIND, Host, ModifyError
 from gpuctk.runtime.log import Logger
 from gpuctk.runtime.platform import resolve_mode
@@ -68,7 +68,7 @@ class Modifier:
         self.rt = cfg["nvidia-container-runtime"]
 
     # ----------------------------------------------------------------- shared pieces
-    def gated_requests(self, image: ContainerImage) -> list[str]:
+    def gated_requests(self, image: ContainerRequest) -> list[str]:
         return [f"mode={mode}" for env, mode in GATED_MODES if image.feature_enabled(env)]
 
     def apply_jit(self, spec: dict, requests: list[str]) -> None:
@@ -85,7 +85,7 @@ class Modifier:
             self.log.info(f"Removed {removed} NVIDIA prestart hook(s)")
 
     # ----------------------------------------------------------------- modes
-    def cdi(self, spec: dict, image: ContainerImage, mode: str) -> None:
+    def cdi(self, spec: dict, image: ContainerRequest, mode: str) -> None:
         self.remove_hooks(spec)
         default_kind = self.rt["modes"]["cdi"]["default-kind"] if mode == "cdi" else AUTOMATIC_KIND
         names = cdi_device_names(image.visible_devices(), default_kind)
@@ -103,7 +103,7 @@ class Modifier:
         applied = self.host.inject_registry_devices(spec, names, spec_dirs)
         self.log.info(f"Injected CDI devices: {', '.join(applied)}")
 
-    def feature_gated(self, spec: dict, image: ContainerImage, mode: str) -> None:
+    def feature_gated(self, spec: dict, image: ContainerRequest, mode: str) -> None:
         if not image.visible_devices():
             return
         gated = self.gated_requests(image)
@@ -128,7 +128,7 @@ class Modifier:
         }
         self.host.apply_edits(spec, {"hooks": [hook]})
 
-    def graphics(self, spec: dict, image: ContainerImage) -> None:
+    def graphics(self, spec: dict, image: ContainerRequest) -> None:
         """DRM nodes (and their /dev/dri/by-path links) for the visible GPUs when graphics/display
         is requested; nvidia-container-cli mounts the graphics libraries itself."""
         visible = image.visible_devices()
@@ -170,14 +170,14 @@ class Modifier:
         self.host.apply_edits(spec, edits)
         self.log.info(f"Added DRM devices for graphics: {', '.join(n['path'] for n in nodes)}")
 
-    def legacy(self, spec: dict, image: ContainerImage) -> None:
+    def legacy(self, spec: dict, image: ContainerRequest) -> None:
         self.feature_gated(spec, image, "legacy")
         self.graphics(spec, image)
         path = self.host.legacy_hook_path()
         if add_prestart_hook(spec, path):
             self.log.info(f"Added prestart hook {path}")
 
-    def csv(self, spec: dict, image: ContainerImage) -> None:
+    def csv(self, spec: dict, image: ContainerRequest) -> None:
         self.remove_hooks(spec)
         self.feature_gated(spec, image, "csv")
         ids = [d for d in image.visible_devices() if d and d != "none"]
@@ -185,7 +185,7 @@ class Modifier:
         if requirements:
             props = self.host.cuda_properties()
             if props:
-                from gpuctk.image.requirements import RequirementError, check_requirements
+                from gpuctk.request.requirements import RequirementError, check_requirements
 
                 try:
                     check_requirements(requirements, props)
@@ -202,7 +202,7 @@ def modify_spec(
     """Edit ``spec`` for the GPUs it requests. Returns the mode used, or None when the container
     asks for nothing (the spec is then untouched)."""
     configured = mode_override or cfg["nvidia-container-runtime"]["mode"]
-    image = ContainerImage.from_spec(spec, cfg)
+    image = ContainerRequest.from_spec(spec, cfg)
     if configured not in ("auto", "cdi"):
         image = image.without_annotations()
     if not image.visible_devices() and not image.imex_channels():

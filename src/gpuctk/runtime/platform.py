@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from gpuctk.image import ContainerImage
+from gpuctk.request import ContainerRequest
 
 PLATFORM_WSL = "wsl"
 PLATFORM_TEGRA = "tegra"
@@ -132,7 +132,7 @@ def platform_of(probes: Probes) -> str:
     return PLATFORM_UNKNOWN
 
 
-def resolve_mode(mode: str, image: ContainerImage, probes: Probes) -> str:
+def resolve_mode(mode: str, image: ContainerRequest, probes: Probes) -> str:
     """``auto`` → ``cdi`` when every request is a qualified CDI name; else ``csv`` on Tegra and
     ``jit-cdi`` everywhere else. Other modes are returned unchanged."""
     if mode != "auto":
