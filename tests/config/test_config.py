@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gpuctk import cachefile
+from gpuctk import _cachefile as cachefile
 from gpuctk import config as C
+from gpuctk.config import load as config_load
+from gpuctk.config.render import _toml_value
 from gpuctk.config.schema import COMMENTED_DEFAULTS, SCHEMA
 
 DATA = Path(__file__).parent / "data"
@@ -95,9 +97,9 @@ def test_comment_rules(key, value, commented):
     name = key.rpartition(".")[2]
     lines = C.render(cfg).splitlines()
     if commented:
-        assert f"#{name} = {C._toml_value(COMMENTED_DEFAULTS[key])}" in lines
+        assert f"#{name} = {_toml_value(COMMENTED_DEFAULTS[key])}" in lines
     else:
-        assert f"{name} = {C._toml_value(value)}" in lines
+        assert f"{name} = {_toml_value(value)}" in lines
 
 
 def test_explicit_keys_are_never_commented():
@@ -125,8 +127,8 @@ def test_features_and_extension_keys_render_only_when_set():
 
 
 def test_string_escaping():
-    assert C._toml_value('a"b\\c\n') == '"a\\"b\\\\c\\n"'
-    assert tomllib.loads("x = " + C._toml_value('a"b\\c\n\t\x01'))["x"] == 'a"b\\c\n\t\x01'
+    assert _toml_value('a"b\\c\n') == '"a\\"b\\\\c\\n"'
+    assert tomllib.loads("x = " + _toml_value('a"b\\c\n\t\x01'))["x"] == 'a"b\\c\n\t\x01'
 
 
 # ------------------------------------------------------------------ lookup and loading
@@ -309,7 +311,7 @@ def test_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
     files = list(cache.iterdir())
     assert len(files) == 1 and files[0].stat().st_mode & 0o777 == 0o600
     # a hit does not parse: prove it by making tomllib unusable
-    monkeypatch.setattr(C, "read_config", lambda *a, **k: pytest.fail("cache not used"))
+    monkeypatch.setattr(config_load, "read_config", lambda *a, **k: pytest.fail("cache not used"))
     assert C.load_config(str(p))["nvidia-container-runtime"]["mode"] == "cdi"
     monkeypatch.undo()
     monkeypatch.setenv("GPUCTK_CONFIG_CACHE_DIR", str(cache))
@@ -325,7 +327,7 @@ def test_cache_is_not_trusted_when_writable_by_others(tmp_path, monkeypatch):
     C.load_config(str(p))
     (f,) = cache.iterdir()
     f.chmod(0o666)
-    monkeypatch.setattr(C, "read_config", lambda *a, **k: (C.default_config(), set()))
+    monkeypatch.setattr(config_load, "read_config", lambda *a, **k: (C.default_config(), set()))
     assert C.load_config(str(p))["nvidia-container-runtime"]["mode"] == "auto"  # re-read, not the cache
 
 
@@ -346,8 +348,8 @@ def test_cache_disabled_and_bad_files_not_cached(tmp_path, monkeypatch):
 def test_cache_keeps_few_entries(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("GPUCTK_CONFIG_CACHE_DIR", str(cache))
-    for i in range(C._CACHE_MAX_ENTRIES + 5):
+    for i in range(config_load._CACHE_MAX_ENTRIES + 5):
         p = tmp_path / f"c{i}.toml"
         p.write_text(f'swarm-resource = "R{i}"\n')
         assert C.load_config(str(p))["swarm-resource"] == f"R{i}"
-    assert len(list(cache.iterdir())) == C._CACHE_MAX_ENTRIES
+    assert len(list(cache.iterdir())) == config_load._CACHE_MAX_ENTRIES
