@@ -4,6 +4,7 @@ Exit codes (shared by every gpuctk command):
   0  success
   1  invalid input, unresolvable devices, a failed check, a failed operation
   2  usage error (bad flags)
+  3  internal error (a bug in gpuctk): one line, GPUCTK_DEBUG=1 shows the traceback
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
 
 
 class GpuctkError(Exception):

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from gpuctk import __version__
-from gpuctk.errors import EXIT_INVALID, EXIT_USAGE, GpuctkError
+from gpuctk.errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, GpuctkError
 
 # group name -> modules (in gpuctk.cli) whose register() adds subcommands to it.
 # A module registering into a group receives that group's subparsers action.
@@ -67,15 +67,6 @@ def _load(module: str):  # type: ignore[no-untyped-def]
     return importlib.import_module(f"gpuctk.cli.{module}")
 
 
-def _no_translation(message: str) -> str:
-    return message
-
-
-# argparse runs every help and error string through gettext, which searches the disk for
-# message catalogues on each call; gpuctk ships none, and the lookups cost ~5 ms per run.
-argparse._ = _no_translation  # type: ignore[attr-defined]
-
-
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="gpuctk", description="NVIDIA GPUs in containers and on Kubernetes nodes.")
     parser.add_argument("--version", action="version", version=f"gpuctk {__version__}")
@@ -85,12 +76,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue  # `gpuctk <group> …` builds only that group's parsers
         group_sub = None
         for module in modules:
-            try:
-                mod = _load(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != f"gpuctk.cli.{module}":
-                    raise
-                continue  # this group's module is not built yet
+            mod = _load(module)
             if kind == "group":
                 if group_sub is None:
                     grp = sub.add_parser(name, help=help_text, description=help_text)
@@ -101,8 +87,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 mod.register(group_sub)
             else:
                 mod.register(sub)
-        if name not in sub.choices:
-            sub.add_parser(name, help=help_text + " (not available in this build)")
     return parser
 
 
@@ -132,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"gpuctk: internal error: {type(exc).__name__}: {exc} (set GPUCTK_DEBUG=1 for a traceback)",
             file=sys.stderr,
         )
-        return 3
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

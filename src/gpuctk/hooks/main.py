@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from gpuctk.errors import EXIT_INVALID, EXIT_USAGE, GpuctkError
+from gpuctk.errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, GpuctkError
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -284,7 +284,7 @@ def run(argv: Sequence[str], prog: str = PROG) -> int:
         if debug:
             raise
         print(f"{prog}: internal error: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_INTERNAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
