@@ -27,7 +27,7 @@ debs:
 	fi
 
 demo: $(STAMP)
-	@$(PY) -m gpuctk.demo
+	@$(PY) -m gpuctk.sim.demo
 
 test: $(STAMP) debs
 	$(PY) -m pytest -q -p no:cacheprovider tests

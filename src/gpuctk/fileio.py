@@ -58,7 +58,7 @@ def read_text(path: str, what: str) -> str:
 def load_json(path: str, what: str) -> object:
     """``read_text`` then JSON: ``PATH: invalid JSON: line L column C: MESSAGE`` on bad input.
 
-    For the admin CLI; the runtime's create path parses with ``gpuctk.fastjson`` instead.
+    For the admin CLI; the runtime's create path parses with ``gpuctk._fastjson`` instead.
     """
     import json
 

@@ -1,8 +1,8 @@
-"""gpuctk.cachefile: marshal is only ever read from files nobody else could have written."""
+"""gpuctk._cachefile: marshal is only ever read from files nobody else could have written."""
 
 import os
 
-from gpuctk import cachefile
+from gpuctk import _cachefile as cachefile
 
 
 def test_round_trip_and_pruning(tmp_path, monkeypatch):

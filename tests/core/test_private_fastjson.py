@@ -1,4 +1,4 @@
-"""gpuctk.fastjson gives exactly what json.loads / json.dumps give (values, text, errors)."""
+"""gpuctk._fastjson gives exactly what json.loads / json.dumps give (values, text, errors)."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuctk import fastjson
+from gpuctk import _fastjson as fastjson
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 values = st.recursive(
@@ -110,7 +110,7 @@ def test_malformed_input_in_a_fresh_interpreter_is_json_decode_error(bad):
     import sys
 
     code = (
-        "import sys\nfrom gpuctk import fastjson\nassert 'json' not in sys.modules\n"
+        "import sys\nfrom gpuctk import _fastjson as fastjson\nassert 'json' not in sys.modules\n"
         "try:\n    fastjson.loads(sys.argv[1])\nexcept ValueError as e:\n"
         "    print(type(e).__module__ + '.' + type(e).__name__)\n"
     )

@@ -389,7 +389,7 @@ def test_hook_imports_are_stdlib_only():
         "import sys\n"
         "import gpuctk.hooks.main, gpuctk.hooks.legacy, gpuctk.hooks.legacy_argv, gpuctk.hooks.ldcache\n"
         "import gpuctk.hooks.compat, gpuctk.hooks.params, gpuctk.hooks.simple, gpuctk.hooks.state\n"
-        "import gpuctk.hooks.argv, gpuctk.config, gpuctk.image\n"
+        "import gpuctk.hooks.argv, gpuctk.config, gpuctk.request\n"
         "bad = sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'gpuctk', '__main__'})\n"
         "print(','.join(bad))\n"
     )
@@ -408,7 +408,7 @@ def test_cdi_hook_path_stays_lean():
     code = (
         "import sys\n"
         "import gpuctk.hooks.main, gpuctk.hooks.state, gpuctk.hooks.confine, gpuctk.hooks.simple, gpuctk.hooks.ldcache\n"
-        "from gpuctk.fastjson import loads\n"
+        "from gpuctk._fastjson import loads\n"
         "assert loads('{\"bundle\": \"/b\", \"pid\": 1}') == {'bundle': '/b', 'pid': 1}\n"
         "heavy = {'argparse', 're', 'json', 'typing', 'dataclasses', 'tempfile', 'secrets', 'platform', 'inspect'}\n"
         "print(','.join(sorted(heavy & set(sys.modules))))\n"

@@ -1,4 +1,4 @@
-"""`make demo` (python -m gpuctk.demo) runs end to end and shows the container's GPUs."""
+"""`make demo` (python -m gpuctk.sim.demo) runs end to end and shows the container's GPUs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def _demo(**env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gpuctk.demo"],
+        [sys.executable, "-m", "gpuctk.sim.demo"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -70,7 +70,7 @@ def test_demo_without_root_prints_oci_diff(tmp_path):
                 "--clear-groups",
                 sys.executable,
                 "-m",
-                "gpuctk.demo",
+                "gpuctk.sim.demo",
             ],
             capture_output=True,
             text=True,

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gpuctk.config import default_config
-from gpuctk.image import ContainerImage, is_qualified_cdi_name, parse_major_minor_version
+from gpuctk.request import ContainerRequest, is_qualified_cdi_name, parse_major_minor_version
 
 ROOT = "/var/run/nvidia-container-devices"
 
@@ -130,14 +130,14 @@ ENV_CASES = [
     ("desc", "env", "privileged", "overrides", "expected"), ENV_CASES, ids=[c[0] for c in ENV_CASES]
 )
 def test_visible_devices_from_env(desc, env, privileged, overrides, expected):
-    image = ContainerImage.from_spec(
+    image = ContainerRequest.from_spec(
         spec(env, privileged=privileged), cfg(**{k.replace("-", "_"): v for k, v in overrides.items()})
     )
     assert image.visible_devices() == expected
 
 
 def test_rejected_env_is_warned():
-    image = ContainerImage.from_spec(
+    image = ContainerRequest.from_spec(
         spec(["NVIDIA_VISIBLE_DEVICES=all"]),
         cfg(accept_nvidia_visible_devices_envvar_when_unprivileged=False),
     )
@@ -200,7 +200,7 @@ MOUNT_CASES = [
     ("desc", "mounts", "accept", "env", "expected"), MOUNT_CASES, ids=[c[0] for c in MOUNT_CASES]
 )
 def test_visible_devices_from_mounts(desc, mounts, accept, env, expected):
-    image = ContainerImage.from_spec(
+    image = ContainerRequest.from_spec(
         spec(env, mounts), cfg(accept_nvidia_visible_devices_as_volume_mounts=accept)
     )
     assert image.visible_devices() == expected
@@ -211,7 +211,7 @@ def test_mount_requests_ignore_privilege_rule():
         accept_nvidia_visible_devices_as_volume_mounts=True,
         accept_nvidia_visible_devices_envvar_when_unprivileged=False,
     )
-    image = ContainerImage.from_spec(spec(["NVIDIA_VISIBLE_DEVICES=all"], [devmount(f"{ROOT}/GPU0")]), c)
+    image = ContainerRequest.from_spec(spec(["NVIDIA_VISIBLE_DEVICES=all"], [devmount(f"{ROOT}/GPU0")]), c)
     assert image.visible_devices() == ["GPU0"]
 
 
@@ -254,13 +254,13 @@ ANNOTATION_CASES = [
     ids=[c[0] for c in ANNOTATION_CASES],
 )
 def test_visible_devices_from_annotations(desc, annotations, env, prefixes, expected):
-    image = ContainerImage.from_spec(spec(env, annotations=annotations), cfg(), prefixes)
+    image = ContainerRequest.from_spec(spec(env, annotations=annotations), cfg(), prefixes)
     assert image.visible_devices() == expected
 
 
 def test_annotations_ignore_privilege_rule_and_without_annotations():
     c = cfg(accept_nvidia_visible_devices_envvar_when_unprivileged=False)
-    image = ContainerImage.from_spec(
+    image = ContainerRequest.from_spec(
         spec(["NVIDIA_VISIBLE_DEVICES=all"], annotations={"cdi.k8s.io/x": "v/c=0"}), c
     )
     assert image.visible_devices() == ["v/c=0"]
@@ -270,7 +270,9 @@ def test_annotations_ignore_privilege_rule_and_without_annotations():
 def test_config_annotation_prefixes_are_used():
     c = cfg()
     c["nvidia-container-runtime"]["modes"]["cdi"]["annotation-prefixes"] = ["gpu.example/"]
-    image = ContainerImage.from_spec(spec(annotations={"gpu.example/a": "v/c=9", "cdi.k8s.io/b": "v/c=1"}), c)
+    image = ContainerRequest.from_spec(
+        spec(annotations={"gpu.example/a": "v/c=9", "cdi.k8s.io/b": "v/c=1"}), c
+    )
     assert image.visible_devices() == ["v/c=9"]
 
 
@@ -285,7 +287,7 @@ def test_config_annotation_prefixes_are_used():
 )
 def test_privilege_is_cap_sys_admin_in_bounding_set(caps, privileged):
     s = {"process": {"env": [], "capabilities": caps}}
-    assert ContainerImage.from_spec(s, cfg()).is_privileged() is privileged
+    assert ContainerRequest.from_spec(s, cfg()).is_privileged() is privileged
 
 
 IMEX_CASES = [
@@ -324,7 +326,7 @@ def test_imex_channels(desc, env, mounts, accept, overrides, expected):
     for k, v in overrides.items():
         if k != "ignore":
             c[k] = v
-    assert ContainerImage.from_spec(spec(env, mounts), c).imex_channels() == expected
+    assert ContainerRequest.from_spec(spec(env, mounts), c).imex_channels() == expected
 
 
 @pytest.mark.parametrize(
@@ -339,11 +341,11 @@ def test_imex_channels(desc, env, mounts, accept, overrides, expected):
 )
 def test_driver_capabilities(value, expected):
     env = [] if value is None else [f"NVIDIA_DRIVER_CAPABILITIES={value}"]
-    assert ContainerImage.from_spec(spec(env), cfg()).driver_capabilities() == expected
+    assert ContainerRequest.from_spec(spec(env), cfg()).driver_capabilities() == expected
 
 
 def test_driver_capabilities_restricted_to_supported():
-    image = ContainerImage.from_spec(spec(["NVIDIA_DRIVER_CAPABILITIES=all"]), cfg())
+    image = ContainerRequest.from_spec(spec(["NVIDIA_DRIVER_CAPABILITIES=all"]), cfg())
     assert image.driver_capabilities("compute,utility") == ["compute", "utility"]
 
 
@@ -379,7 +381,7 @@ REQUIREMENT_CASES = [
     ("desc", "env", "expected"), REQUIREMENT_CASES, ids=[c[0] for c in REQUIREMENT_CASES]
 )
 def test_requirements(desc, env, expected):
-    assert sorted(ContainerImage.from_spec(spec(env), cfg()).requirements()) == sorted(expected)
+    assert sorted(ContainerRequest.from_spec(spec(env), cfg()).requirements()) == sorted(expected)
 
 
 @pytest.mark.parametrize(
@@ -423,7 +425,7 @@ def test_parse_major_minor_invalid(version):
 
 
 def test_other_requests():
-    image = ContainerImage.from_spec(
+    image = ContainerRequest.from_spec(
         spec(
             [
                 "NVIDIA_MIG_CONFIG_DEVICES=0,1",
@@ -462,6 +464,6 @@ def test_qualified_names(name, ok):
 @given(st.lists(st.text(alphabet="abc01,:= -/", max_size=8), max_size=4))
 def test_env_parsing_never_crashes_and_never_yields_empty_tokens(values):
     env = [f"NVIDIA_VISIBLE_DEVICES={','.join(values)}"]
-    devices = ContainerImage.from_spec(spec(env), cfg()).visible_devices()
+    devices = ContainerRequest.from_spec(spec(env), cfg()).visible_devices()
     assert all(d and d == d.strip() for d in devices)
     assert "void" not in devices

@@ -6,7 +6,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuctk.image import _QUALIFIED_RE, is_qualified_cdi_name
+from gpuctk.request.container import _QUALIFIED_RE, is_qualified_cdi_name
 
 FULL = re.compile(_QUALIFIED_RE.rstrip("$") + r"\Z")
 ALPHABET = st.sampled_from(list("aZ09_.-:/=\n é"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuctk.image.requirements import (
+from gpuctk.request.requirements import (
     RequirementError,
     check_requirements,
     parse_factor,

@@ -301,7 +301,7 @@ def test_config_error_reaches_runc_log(env):
 
 def test_create_path_does_not_import_json_or_re(env):
     """``json`` drags in ``re``/``enum``/``functools``: milliseconds on every container start.
-    The create path parses and writes config.json through gpuctk.fastjson instead."""
+    The create path parses and writes config.json through gpuctk._fastjson instead."""
     spec_dir = env["tmp"] / "cdi"
     spec_dir.mkdir()
     (spec_dir / "x.json").write_text(

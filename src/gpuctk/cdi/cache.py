@@ -7,7 +7,7 @@ per-file errors) in one ``marshal`` file per list of spec dirs, keyed by the sta
 candidate file (device, inode, size, mtime, ctime: any rewrite, rename or chmod misses) and
 by gpuctk's version. A scan that hits loads no spec at all.
 
-Where it lives and when a file is trusted: :mod:`gpuctk.cachefile` (root-only directory,
+Where it lives and when a file is trusted: :mod:`gpuctk._cachefile` (root-only directory,
 files we own that nobody else can write, because ``marshal`` must never read attacker-
 controlled bytes).
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import stat
 
-from gpuctk import cachefile
-from gpuctk.cachefile import ENV_CACHE_DIR, cache_dir, trusted_dir  # noqa: F401 - re-exported
+from gpuctk import _cachefile as cachefile
+from gpuctk._cachefile import ENV_CACHE_DIR, cache_dir, trusted_dir  # noqa: F401 - re-exported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The spec model: ``Spec`` and ``Device`` over canonical dicts, plus reading and parsing.
 
-JSON goes through CPython's ``_json`` parser (``gpuctk.fastjson``, the same parser
+JSON goes through CPython's ``_json`` parser (``gpuctk._fastjson``, the same parser
 ``json.loads`` uses, without importing ``json``; duplicate keys rejected); YAML through
 ``gpuctk.cdi.yamlio``, imported only when a YAML document is actually parsed.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 
-from gpuctk import fastjson
+from gpuctk import _fastjson as fastjson
 from gpuctk.cdi.errors import CDIError
 
 # decode/validate/version are imported where used: a Registry served from its cache

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import stat
 
-from gpuctk import fastjson
-from gpuctk.cachefile import trusted_dir
+from gpuctk import _fastjson as fastjson
+from gpuctk._cachefile import trusted_dir
 from gpuctk.errors import GpuctkError
 
 TYPE_CHECKING = False  # keep `typing` off the warm create path

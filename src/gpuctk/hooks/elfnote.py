@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from gpuctk.fastjson import loads
+from gpuctk._fastjson import loads
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at start-up
 if TYPE_CHECKING:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from gpuctk._fastjson import loads
 from gpuctk.errors import GpuctkError
-from gpuctk.fastjson import loads
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at start-up
 if TYPE_CHECKING:

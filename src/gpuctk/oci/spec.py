@@ -31,7 +31,7 @@ def read_spec_bytes(path: str) -> bytes:
 
 
 def parse_spec_bytes(path: str, raw: bytes) -> dict:
-    from gpuctk import fastjson
+    from gpuctk import _fastjson as fastjson
 
     try:
         spec = fastjson.loads(raw)
@@ -114,7 +114,7 @@ def may_request_devices(raw: bytes, annotation_prefixes: list[str], swarm_resour
 
 def write_spec(path: str, spec: dict) -> None:
     """Rewrite atomically, compact JSON with a trailing newline (like upstream's encoder)."""
-    from gpuctk import fastjson
+    from gpuctk import _fastjson as fastjson
     from gpuctk.fileio import atomic_write
 
     try:

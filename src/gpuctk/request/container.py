@@ -1,6 +1,6 @@
 """What a container asks for: the request model of nvidia-container-toolkit.md §1.8/§1.10.
 
-``ContainerImage.from_spec(oci_spec, cfg)`` reads ``process.env``, ``mounts``, ``annotations``
+``ContainerRequest.from_spec(oci_spec, cfg)`` reads ``process.env``, ``mounts``, ``annotations``
 and the bounding capabilities of a raw OCI spec dict. Pure and stdlib-only: the runtime shim
 and the legacy hook both use it on every container start.
 """
@@ -13,7 +13,7 @@ __all__ = [
     "ALL_DRIVER_CAPABILITIES",
     "DEFAULT_DRIVER_CAPABILITIES",
     "DEVICE_LIST_AS_VOLUME_MOUNTS_ROOT",
-    "ContainerImage",
+    "ContainerRequest",
     "is_qualified_cdi_name",
     "parse_major_minor_version",
 ]
@@ -103,7 +103,7 @@ def _is_privileged(oci_spec: dict) -> bool:
     return False
 
 
-class ContainerImage:
+class ContainerRequest:
     """The container's requests, read from its OCI spec with the config's accept-* rules.
 
     (A plain class, not a dataclass: importing dataclasses costs milliseconds on the hot path.)
@@ -136,7 +136,7 @@ class ContainerImage:
     @classmethod
     def from_spec(
         cls, oci_spec: dict, cfg: dict, annotation_prefixes: tuple[str, ...] | list[str] | None = None
-    ) -> ContainerImage:
+    ) -> ContainerRequest:
         """Build the view. ``annotation_prefixes`` defaults to the config's
         ``modes.cdi.annotation-prefixes``; pass ``()`` to ignore annotations (non-cdi modes)."""
         process = oci_spec.get("process")
@@ -170,9 +170,9 @@ class ContainerImage:
             ignore_imex_requests=bool((cfg.get("features") or {}).get("ignore-imex-channel-requests")),
         )
 
-    def without_annotations(self) -> ContainerImage:
+    def without_annotations(self) -> ContainerRequest:
         """The same view with annotation requests ignored (every mode but ``cdi``)."""
-        return ContainerImage(
+        return ContainerRequest(
             self.env,
             self.mounts,
             self.annotations,

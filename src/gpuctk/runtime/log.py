@@ -67,7 +67,7 @@ class Logger:
             self.log("warning", w)
 
     def _line(self, level: int, msg: str) -> bytes:
-        from gpuctk import fastjson  # json's encoder without importing json (and re)
+        from gpuctk import _fastjson as fastjson  # json's encoder without importing json (and re)
 
         if self.json:
             return (

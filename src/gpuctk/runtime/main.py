@@ -69,7 +69,7 @@ def handle_create(
         log.debug("No GPU requested (nothing NVIDIA in the spec); passing it through unchanged")
         return None
     # only a spec that may ask for a GPU pays for JSON and the modifiers
-    from gpuctk import fastjson
+    from gpuctk import _fastjson as fastjson
     from gpuctk.oci.spec import write_spec
     from gpuctk.runtime.host import Host
     from gpuctk.runtime.modify import modify_spec
