@@ -10,7 +10,7 @@ from gpuctk.cdi.errors import CDIError, UnresolvableDevicesError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from gpuctk.cdi import annotations, names
-    from gpuctk.cdi.apply import merge_edits
+    from gpuctk.cdi.apply import apply_edits, merge_edits
     from gpuctk.cdi.model import MAX_SPEC_SIZE, Device, Spec, load_spec, parse_spec, validate_spec_dict
     from gpuctk.cdi.registry import DEFAULT_SPEC_DIRS, Registry
     from gpuctk.cdi.version import CURRENT_VERSION
@@ -22,6 +22,7 @@ _LAZY = {
     "annotations": "annotations",
     "names": "names",
     "merge_edits": "apply",
+    "apply_edits": "apply",
     "MAX_SPEC_SIZE": "model",
     "Device": "model",
     "Spec": "model",
@@ -85,19 +86,3 @@ __all__ = [
     "validate_spec_dict",
     "write_spec",
 ]
-
-
-def apply_edits(oci_spec: dict, edits: dict) -> None:
-    """Apply a raw ``containerEdits`` dict to a raw OCI spec dict in place (validated first)."""
-    from gpuctk.cdi.apply import apply_canonical
-    from gpuctk.cdi.decode import decode_edits
-    from gpuctk.cdi.validate import edits_problems
-
-    if oci_spec is None:
-        raise CDIError("can't edit nil OCI Spec")
-    problems: list[str] = []
-    canonical = decode_edits(edits, "containerEdits", problems)
-    problems = problems or edits_problems(canonical, "containerEdits")
-    if problems:
-        raise CDIError(f"invalid container edits: {problems[0]}", problems=problems)
-    apply_canonical(oci_spec, canonical)

@@ -310,3 +310,18 @@ def _apply_gids(oci: dict[str, Any], gids: list[int]) -> None:
     if process.get("user") is None:
         process["user"] = {}
     process["user"]["additionalGids"] = existing
+
+
+def apply_edits(oci_spec: dict, edits: dict) -> None:
+    """Apply a raw ``containerEdits`` dict to a raw OCI spec dict in place (validated first)."""
+    from gpuctk.cdi.decode import decode_edits
+    from gpuctk.cdi.validate import edits_problems
+
+    if oci_spec is None:
+        raise CDIError("can't edit nil OCI Spec")
+    problems: list[str] = []
+    canonical = decode_edits(edits, "containerEdits", problems)
+    problems = problems or edits_problems(canonical, "containerEdits")
+    if problems:
+        raise CDIError(f"invalid container edits: {problems[0]}", problems=problems)
+    apply_canonical(oci_spec, canonical)
