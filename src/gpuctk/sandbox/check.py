@@ -1,4 +1,4 @@
-"""Check an OCI spec against the runsc + nvproxy contract (gvisor-and-python.md A.8).
+"""Check an OCI spec against the runsc + nvproxy contract (rules and sources in docs/gvisor.md).
 
 ``analyze(spec) -> Report``: which flow the spec is in, whether runsc detects a GPU request, whether
 runsc would also run ``nvidia-container-cli``, and one ``Finding`` per applicable rule (C1–C8 always

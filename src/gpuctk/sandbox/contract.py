@@ -1,4 +1,5 @@
-"""Facts about how runsc (gVisor) + nvproxy reads an OCI spec (gvisor-and-python.md, Part A).
+"""Facts about how runsc (gVisor) + nvproxy reads an OCI spec (google/gvisor
+`runsc/specutils/nvidia.go`, `pkg/sentry/devices/nvproxy/`).
 
 Small pure helpers shared by the checker (``check``) and the producers (``ready``): which device
 nodes nvproxy backs, how runsc resolves ``NVIDIA_VISIBLE_DEVICES``, which hooks it recognises, and

@@ -1,6 +1,6 @@
 """gVisor (runsc + nvproxy): check OCI specs, and make CDI/OCI specs runsc-ready.
 
-The stable interface other areas import (INTERFACES.md "gVisor"):
+The interface other areas import (documented in docs/gvisor.md):
 
 * ``check_spec(oci_spec, driver_version=None) -> list[Finding]`` (``analyze`` gives the full ``Report``);
 * ``runsc_ready_cdi_spec(cdi_spec) -> (spec, warnings)`` for ``gpuctk cdi generate --sandbox gvisor``;

@@ -1,4 +1,4 @@
-"""Make CDI specs and edited OCI specs runsc-ready (gvisor-and-python.md A.8).
+"""Make CDI specs and edited OCI specs runsc-ready (rules and sources in docs/gvisor.md).
 
 * ``runsc_ready_cdi_spec(cdi_spec)`` for ``gpuctk cdi generate --sandbox gvisor``: returns a new spec.
 * ``runsc_ready_oci_spec(oci_spec)`` for the shim's ``nvidia-container-runtime.sandbox = "gvisor"``:
