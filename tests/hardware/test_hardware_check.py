@@ -140,6 +140,32 @@ def test_driver_root_found_from_nvidia_smi_on_path(tmp_path):
     assert p.returncode == 0, p.stdout
 
 
+def test_usr_local_nvidia_layout_found_from_path(tmp_path):
+    """The lent GPU machine's layout: the driver in /usr/local/nvidia/{lib64,bin}, devices in /."""
+    import shutil
+
+    node = fresh_node(tmp_path)
+    drv = tmp_path / "usr-local-nvidia"
+    shutil.copytree(os.path.join(node.root, "usr/lib/x86_64-linux-gnu"), drv / "lib64", symlinks=True)
+    shutil.copytree(os.path.join(node.root, "usr/bin"), drv / "bin", symlinks=True)
+    shutil.rmtree(os.path.join(node.root, "usr"))  # nothing left where a standard layout looks
+    env = dict(os.environ, PATH=str(drv / "bin") + ":" + os.environ["PATH"])
+    argv = ["--json", "--dev-root", node.root, "--inventory", node.inventory_path]
+    p = run_check(node, tmp_path / "out", *argv, env=env, use_roots=False)
+    checks, summary = checks_of(p)
+    assert summary["facts"]["driver_root"] == str(drv), summary["facts"]
+    assert summary["facts"]["driver_root_how"] == f"parent of nvidia-smi on PATH ({drv}/bin/nvidia-smi)"
+    for name in ("generate.nvml", "generate.management", "hostpaths", "versions", "inventory", "jit"):
+        assert checks[name]["status"] == "pass", checks[name]
+    spec = json.loads((tmp_path / "out" / "spec-nvml.json").read_text())
+    mounts = {m["containerPath"]: m["hostPath"] for m in spec["containerEdits"]["mounts"]}
+    assert mounts[f"/lib64/libcuda.so.{VERSION}"] == f"{drv}/lib64/libcuda.so.{VERSION}"
+    assert mounts["/bin/nvidia-smi"] == f"{drv}/bin/nvidia-smi"
+    if checks["container"]["status"] != "skip":  # root with namespaces: see the probe test
+        assert "/lib64/libcuda.so.1 -> /lib64/libcuda.so." in checks["container"]["detail"]
+    assert p.returncode == 0, p.stdout
+
+
 def test_version_mismatch_fails_the_version_check(tmp_path):
     node = fresh_node(tmp_path)
     # nvidia-smi (the kernel side) was upgraded, the user-space libraries were not
