@@ -330,3 +330,25 @@ def test_spec_checks_catch_a_missing_host_path_and_a_stray_version(baseline, tmp
     hostpaths, versions = rep.checks
     assert hostpaths["status"] == "fail" and "libnvidia-ptxjitcompiler.so.580.95.05" in hostpaths["detail"]
     assert versions["status"] == "fail" and "carries 580.95.05" in versions["detail"]
+
+
+def test_nvml_that_cannot_initialise_is_a_skip_with_the_reason(baseline, tmp_path):
+    node = baseline[0]
+    with open(node.inventory_path) as f:
+        inv = json.load(f)
+    d = write_fake_pynvml(tmp_path / "broken", inv)
+    src = os.path.join(d, "pynvml.py")
+    with open(src) as f:
+        text = f.read()
+    with open(src, "w") as f:
+        f.write(
+            text.replace(
+                "def nvmlInit():\n    pass", "def nvmlInit():\n    raise RuntimeError('Driver Not Loaded')"
+            )
+        )
+    p = run_check(node, tmp_path / "out", "--json", "--no-container", "--pynvml", d)
+    checks, _summary = checks_of(p)
+    assert checks["nvml"]["status"] == "skip"
+    assert "nvmlInit failed: RuntimeError: Driver Not Loaded" in checks["nvml"]["detail"]
+    assert checks["inventory"]["status"] == "pass" and "NVML" not in checks["inventory"]["detail"]
+    assert p.returncode == 0, p.stdout
