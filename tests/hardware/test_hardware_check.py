@@ -284,6 +284,15 @@ def test_container_probe_loads_the_injected_libcuda(baseline):
     probe = json.loads((out / "container" / "probe.json").read_text())
     assert probe["loaded"] is True
     assert probe["realpath"] == f"/usr/lib/x86_64-linux-gnu/libcuda.so.{VERSION}"
+    # the spec's device nodes are in the root's /dev, and nothing else is
+    assert set(probe["dev"]) == {f"nvidia{i}" for i in range(8)} | {
+        "nvidiactl",
+        "nvidia-modeset",
+        "nvidia-uvm",
+        "nvidia-uvm-tools",
+        "dri",
+    }
+    assert "update-ldcache" in checks["container"]["detail"]  # hooks it did not run are named
     # the root holds only what the probe and the spec brought: no host userland
     assert "bin" not in probe["root_entries"] and "home" not in probe["root_entries"]
     # the simulated libcuda has no code: the CUDA calls are skipped, and say why
