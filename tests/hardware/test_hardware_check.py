@@ -361,3 +361,65 @@ def test_nvml_that_cannot_initialise_is_a_skip_with_the_reason(baseline, tmp_pat
     assert "nvmlInit failed: RuntimeError: Driver Not Loaded" in checks["nvml"]["detail"]
     assert checks["inventory"]["status"] == "pass" and "NVML" not in checks["inventory"]["detail"]
     assert p.returncode == 0, p.stdout
+
+
+def test_no_driver_is_a_failed_summary_not_a_traceback(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = subprocess.run(
+        [
+            sys.executable,
+            SCRIPT,
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+            "--driver-root",
+            str(empty),
+            "--dev-root",
+            str(empty),
+            "--nvidia-smi",
+            str(empty / "nvidia-smi"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    checks, summary = checks_of(p)
+    assert summary["ok"] is False
+    assert checks["driver-root"]["status"] == "fail"
+    assert checks["capture.nvidia-smi"]["status"] == "fail"
+    assert {checks[n]["status"] for n in ("hostpaths", "versions", "jit", "container")} == {"skip"}
+
+
+def test_bad_inventory_is_a_usage_error(tmp_path):
+    bad = tmp_path / "inv.json"
+    bad.write_text("[1, 2")
+    p = subprocess.run(
+        [sys.executable, SCRIPT, "--out", str(tmp_path / "out"), "--inventory", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode == 2
+    assert p.stderr.startswith(f"hardware-check: error: --inventory: {bad}: invalid inventory JSON")
+
+
+def test_mig_devices_are_counted_on_every_side(tmp_path):
+    import shutil
+
+    node = create_node("dgx-a100-mig", str(tmp_path / "node"))
+    p = run_check(node, tmp_path / "out", "--json", "--no-container")
+    checks, _summary = checks_of(p)
+    assert p.returncode == 0, p.stdout
+    assert checks["inventory"]["status"] == "pass" and "MIG counts agree" in checks["inventory"]["detail"]
+    assert " 27 devices" in checks["generate.nvml"]["detail"]  # 6 GPUs + 7 MIG devices, twice, + all
+    # the kernel lost one of GPU 0's GPU instances: procfs now shows 3 MIG devices, NVML 4
+    caps = os.path.join(node.root, "proc/driver/nvidia/capabilities/gpu0/mig")
+    shutil.rmtree(os.path.join(caps, sorted(os.listdir(caps))[0]))
+    p = run_check(node, tmp_path / "out2", "--json", "--no-container")
+    checks, _summary = checks_of(p)
+    assert p.returncode == 1 and checks["inventory"]["status"] == "fail"
+    bus = node.gpus[0]["pci_bus_id"]
+    assert f"{bus}: mig devices 4 (inventory" in (tmp_path / "out2" / "inventory-compare.txt").read_text()
