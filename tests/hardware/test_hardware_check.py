@@ -162,7 +162,7 @@ def test_usr_local_nvidia_layout_found_from_path(tmp_path):
     assert mounts[f"/lib64/libcuda.so.{VERSION}"] == f"{drv}/lib64/libcuda.so.{VERSION}"
     assert mounts["/bin/nvidia-smi"] == f"{drv}/bin/nvidia-smi"
     if checks["container"]["status"] != "skip":  # root with namespaces: see the probe test
-        assert "/lib64/libcuda.so.1 -> /lib64/libcuda.so." in checks["container"]["detail"]
+        assert f"-> /lib64/libcuda.so.{VERSION}," in checks["container"]["detail"]
     assert p.returncode == 0, p.stdout
 
 
@@ -292,7 +292,12 @@ def test_container_probe_loads_the_injected_libcuda(baseline):
         "nvidia-uvm-tools",
         "dri",
     }
-    assert "update-ldcache" in checks["container"]["detail"]  # hooks it did not run are named
+    # the spec's createContainer hooks ran in the root: update-ldcache's ld.so.cache finds
+    # libcuda.so.1 (create-symlinks' link) by SONAME, as a CUDA program would
+    assert "hooks run: create-symlinks, enable-cuda-compat, update-ldcache" in checks["container"]["detail"]
+    assert probe["ld.so.cache_libcuda"] is True and probe["how"] == "soname", probe
+    assert "libcuda.so.1 loaded by SONAME (in the root's ld.so.cache)" in checks["container"]["detail"]
+    assert probe["loader_path"] == probe["realpath"]
     # the root holds only what the probe and the spec brought: no host userland
     assert "bin" not in probe["root_entries"] and "home" not in probe["root_entries"]
     # the simulated libcuda has no code: the CUDA calls are skipped, and say why
