@@ -168,11 +168,108 @@ def test_bad_argv_and_missing_spec_fail_cleanly(env):
     assert not env["out"].exists()
 
 
-def test_bad_config_fails_even_for_non_create(env):
-    env["cfg"].write_text("[nvidia-container-runtime]\nbogus = 1\n")
-    r = shim(env, "state", "x")
-    assert r.returncode == 1 and "unknown key 'nvidia-container-runtime.bogus'" in r.stderr
-    assert str(env["cfg"]) in r.stderr
+UNKNOWN_KEYS_TOML = (
+    "typo-at-top = 1\n[nvidia-container-runtime.future]\nx = 1\n"
+    "[nvidia-container-runtime.modes.cdi]\nnew-key = true\n"
+)
+
+
+def with_unknown_keys(env) -> None:
+    text = (
+        env["cfg"]
+        .read_text()
+        .replace("[nvidia-container-runtime]\n", "[nvidia-container-runtime]\nexperimental = false\n")
+    )
+    env["cfg"].write_text(UNKNOWN_KEYS_TOML + text)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["state", "x"], ["kill", "x", "KILL"], ["delete", "--force", "x"], ["create", "--bundle", "{b}", "x"]],
+    ids=["state", "kill", "delete", "create-gpu"],
+)
+def test_unknown_config_keys_never_fail_a_command_and_are_logged(env, argv):
+    with_unknown_keys(env)
+    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
+    log = env["tmp"] / "runc.log"
+    args = [a.replace("{b}", str(b)) for a in argv]
+    r = shim(env, "--log", str(log), "--log-format", "json", *args)
+    assert r.returncode == 0, r.stderr
+    assert stub_argv(env) == [env["stub"], "--log", str(log), "--log-format", "json", *args]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    warned = sorted(e["msg"] for e in entries if e["level"] == "warning")
+    assert warned == sorted(
+        f"{env['cfg']}: unknown key {k!r} (ignored)"
+        for k in (
+            "typo-at-top",
+            "nvidia-container-runtime.future",
+            "nvidia-container-runtime.modes.cdi.new-key",
+            "nvidia-container-runtime.experimental",
+        )
+    )
+    if argv[0] == "create":  # the GPU container was modified as usual (legacy: the prestart hook)
+        assert json.loads((b / "config.json").read_text())["hooks"]["prestart"]
+
+
+def runc_named_stub(env) -> None:
+    """Put the stub first in PATH under the name ``runc`` (the default runtimes' first entry)."""
+    d = env["tmp"] / "path-bin"
+    d.mkdir()
+    (d / "runc").symlink_to(env["stub"])
+    env["env"]["PATH"] = f"{d}:{env['env'].get('PATH', '/usr/bin:/bin')}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("this is = = not toml\n", "invalid TOML"),
+        ('[nvidia-container-runtime]\nruntimes = "runc"\n', "nvidia-container-runtime.runtimes"),
+        ('disable-require = "yes"\n', "disable-require: expected a boolean"),
+        ('[nvidia-container-runtime]\nmode = "magic"\n', "nvidia-container-runtime.mode"),
+    ],
+    ids=["not-toml", "runtimes-wrong-type", "bool-wrong-type", "bad-mode"],
+)
+def test_bad_config_never_fails_a_pass_through_command(env, text, message):
+    runc_named_stub(env)
+    env["cfg"].write_text(text)
+    log = env["tmp"] / "runc.log"
+    r = shim(env, "--log", str(log), "--log-format", "json", "state", "x")
+    assert r.returncode == 0, r.stderr
+    assert stub_argv(env)[-2:] == ["state", "x"]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(
+        e["level"] == "warning" and message in e["msg"] and str(env["cfg"]) in e["msg"] for e in entries
+    )
+
+
+def test_wrong_typed_key_fails_only_a_container_that_asks_for_a_gpu(env):
+    env["cfg"].write_text(
+        env["cfg"].read_text() + '[nvidia-container-runtime.modes.cdi]\nspec-dirs = "/etc/cdi"\n'
+    )
+    b = bundle(env["tmp"], [])
+    before = (b / "config.json").read_bytes()
+    r = shim(env, "create", "--bundle", str(b), "plain")
+    assert r.returncode == 0, r.stderr  # no GPU asked for: the key is not needed
+    assert (b / "config.json").read_bytes() == before
+    env["out"].unlink()
+    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
+    before = (b / "config.json").read_bytes()
+    r = shim(env, "create", "--bundle", str(b), "gpu")
+    assert r.returncode == 1
+    assert (
+        f"{env['cfg']}: nvidia-container-runtime.modes.cdi.spec-dirs: expected a list of strings" in r.stderr
+    )
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert (b / "config.json").read_bytes() == before
+    assert not env["out"].exists()
+
+
+def test_create_fails_on_a_config_that_is_not_toml(env):
+    env["cfg"].write_text("this is = = not toml\n")
+    b = bundle(env["tmp"], [])
+    r = shim(env, "create", "--bundle", str(b), "x")
+    assert r.returncode == 1 and "invalid TOML" in r.stderr and str(env["cfg"]) in r.stderr
+    assert not env["out"].exists()
 
 
 def test_no_runtime_found(env):
@@ -291,12 +388,12 @@ def test_pass_through_precheck(raw, prefixes, swarm, maybe):
 
 
 def test_config_error_reaches_runc_log(env):
-    env["cfg"].write_text("bogus = 1\n")
+    env["cfg"].write_text("bogus = = 1\n")
     log = env["tmp"] / "runc.log"
     r = shim(env, "--log", str(log), "--log-format", "json", "create", "--bundle", str(env["tmp"]), "cid")
     assert r.returncode == 1
     entry = json.loads(log.read_text().splitlines()[-1])
-    assert entry["level"] == "error" and "unknown key 'bogus'" in entry["msg"]
+    assert entry["level"] == "error" and "invalid TOML" in entry["msg"]
 
 
 def test_create_path_does_not_import_json_or_re(env):

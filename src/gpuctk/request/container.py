@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import posixpath
 
+TYPE_CHECKING = False  # no `typing` at run time: the shim and the legacy hook import this module
+if TYPE_CHECKING:
+    from typing import Any
+
+    from gpuctk.config.types import ConfigDict
+
 __all__ = [
     "ALL_DRIVER_CAPABILITIES",
     "DEFAULT_DRIVER_CAPABILITIES",
@@ -135,7 +141,10 @@ class ContainerRequest:
 
     @classmethod
     def from_spec(
-        cls, oci_spec: dict, cfg: dict, annotation_prefixes: tuple[str, ...] | list[str] | None = None
+        cls,
+        oci_spec: dict,
+        cfg: ConfigDict | dict[str, Any],
+        annotation_prefixes: tuple[str, ...] | list[str] | None = None,
     ) -> ContainerRequest:
         """Build the view. ``annotation_prefixes`` defaults to the config's
         ``modes.cdi.annotation-prefixes``; pass ``()`` to ignore annotations (non-cdi modes)."""

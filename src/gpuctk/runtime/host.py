@@ -14,6 +14,12 @@ from gpuctk.errors import GpuctkError
 from gpuctk.runtime.lowlevel import find_executable
 from gpuctk.runtime.platform import HostProbes, Probes
 
+TYPE_CHECKING = False  # no `typing` at run time: the shim's create path imports this module
+if TYPE_CHECKING:
+    from typing import Any
+
+    from gpuctk.config.types import ConfigDict
+
 AUTOMATIC_KIND = "runtime.nvidia.com/gpu"
 
 
@@ -39,7 +45,7 @@ def find_gpuctk_tool(name: str) -> str | None:
 
 
 class Host:
-    def __init__(self, cfg: dict, probes: Probes | None = None) -> None:
+    def __init__(self, cfg: ConfigDict, probes: Probes | None = None) -> None:
         self.cfg = cfg
         self.driver_root = cfg["nvidia-container-cli"]["root"] or "/"
         self._probes = probes
@@ -86,24 +92,12 @@ class Host:
 
     def jit_spec(self, mode: str, ids: list[str]) -> dict:
         """An in-memory CDI spec for the requested ids (mode ``auto`` = GPUs; ``gds``, ``imex``, …)."""
-        try:
-            from gpuctk.generate.jit import jit_spec
-        except ImportError:
-            raise ModifyError(
-                "jit-cdi and csv modes need gpuctk's spec generator (gpuctk.generate.jit), which this build "
-                'lacks; set nvidia-container-runtime.mode = "cdi" and generate a spec with `gpuctk cdi generate`'
-            ) from None
+        from gpuctk.generate.jit import jit_spec
+
         root = self.driver_root
+        plain: dict[str, Any] = self.cfg  # type: ignore[assignment]  # the generator takes a plain dict
         try:
-            if mode == "auto":
-                return jit_spec(ids, self.cfg, driver_root=root, dev_root=root)
-            return jit_spec(ids, self.cfg, driver_root=root, dev_root=root, mode=mode)  # type: ignore[call-arg]
-        except TypeError as exc:
-            if "mode" in str(exc):
-                raise ModifyError(
-                    f"the spec generator in this build cannot generate mode={mode} devices"
-                ) from None
-            raise
+            return jit_spec(ids, plain, driver_root=root, dev_root=root, mode=mode)
         except GpuctkError as exc:
             raise ModifyError(f"failed to generate CDI spec for mode={mode}: {exc}") from None
 
@@ -129,13 +123,8 @@ class Host:
         return found or find_gpuctk_tool("gpuctk-hook") or "/usr/bin/nvidia-ctk"
 
     def hook_args(self, hook_path: str, name: str, args: list[str]) -> list[str]:
-        try:
-            from gpuctk.hooks.argv import hook_argv
-        except ImportError:
-            base = os.path.basename(hook_path)
-            if base == "nvidia-ctk":
-                return [base, "hook", name, *args]
-            return [base, name, *args]
+        from gpuctk.hooks.argv import hook_argv
+
         return hook_argv(hook_path, name, args)
 
     # ----------------------------------------------------------------- driver facts
@@ -211,10 +200,6 @@ class Host:
 
     # ----------------------------------------------------------------- gVisor
     def runsc_ready(self, oci_spec: dict) -> list[str]:
-        try:
-            from gpuctk.sandbox.gvisor import runsc_ready_oci_spec
-        except ImportError:
-            raise ModifyError(
-                'sandbox = "gvisor" needs gpuctk.sandbox.gvisor, which this build lacks'
-            ) from None
+        from gpuctk.sandbox.gvisor import runsc_ready_oci_spec
+
         return runsc_ready_oci_spec(oci_spec)

@@ -17,6 +17,10 @@ from gpuctk.runtime.host import AUTOMATIC_KIND, Host, ModifyError
 from gpuctk.runtime.log import Logger
 from gpuctk.runtime.platform import resolve_mode
 
+TYPE_CHECKING = False  # no `typing` at run time: the shim's create path imports this module
+if TYPE_CHECKING:
+    from gpuctk.config.types import ConfigDict
+
 # env var -> generator mode of the feature-gated devices (legacy, csv, jit-cdi)
 GATED_MODES = (
     ("NVIDIA_GDS", "gds"),
@@ -61,7 +65,7 @@ def parse_jit_requests(names: list[str]) -> list[tuple[str, list[str]]]:
 
 
 class Modifier:
-    def __init__(self, cfg: dict, host: Host, log: Logger) -> None:
+    def __init__(self, cfg: ConfigDict, host: Host, log: Logger) -> None:
         self.cfg = cfg
         self.host = host
         self.log = log
@@ -197,7 +201,7 @@ class Modifier:
 
 
 def modify_spec(
-    spec: dict, cfg: dict, host: Host, log: Logger, mode_override: str | None = None
+    spec: dict, cfg: ConfigDict, host: Host, log: Logger, mode_override: str | None = None
 ) -> str | None:
     """Edit ``spec`` for the GPUs it requests. Returns the mode used, or None when the container
     asks for nothing (the spec is then untouched)."""
