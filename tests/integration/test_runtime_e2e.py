@@ -129,9 +129,10 @@ def test_runc_legacy_inserts_prestart_hook_that_runc_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "legacy-ok"
     spec = json.loads(Path(bundle, "config.json").read_text())
-    assert spec["hooks"]["prestart"] == [
-        {"path": str(hook), "args": ["nvidia-container-runtime-hook", "prestart"]}
-    ]
+    (prestart,) = spec["hooks"]["prestart"]
+    assert prestart["path"] == str(hook)
+    assert prestart["args"] == ["nvidia-container-runtime-hook", "prestart"]
+    assert prestart["env"][0].startswith("PATH=/")  # an explicit env, not the container's
     assert marker.read_text().strip() == "prestart"
     assert json.loads(Path(f"{marker}.state").read_text())["bundle"] == bundle
 
@@ -357,3 +358,52 @@ def test_runc_unknown_config_keys_create_state_kill_delete_and_warn(tmp_path):
         # once for each of create, start, kill and delete (state was called without --log)
         assert warned.count(msg) == 4, warned
     assert not [e for e in entries if e["level"] == "error"]
+
+
+# ------------------------------------------------------------------ hooks never get the image's env
+HOOK_TYPES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def test_runc_no_hook_of_any_type_sees_the_image_env(tmp_path):
+    """The image sets LD_PRELOAD to a path in its rootfs (the CVE-2025-23266 pattern). Every hook,
+    of every type, from the bundle's config.json and from a CDI spec, records the environment
+    runc gave it: none sees LD_PRELOAD or any other variable of the image."""
+    node = Node(tmp_path, "cdi")
+    records = tmp_path / "records"
+    records.mkdir()
+    recorder = tmp_path / "record-env"
+    recorder.write_text(f'#!/bin/sh\nenv > "{records}/$1.env"\n')
+    recorder.chmod(0o755)
+    # a CDI spec hook without an env of its own (like third-party and older upstream specs)
+    spec_path = node.spec_dir / "gpuctk-e2e.json"
+    cdi = json.loads(spec_path.read_text())
+    cdi["containerEdits"]["hooks"] = [
+        {"hookName": "createContainer", "path": str(recorder), "args": ["record-env", "cdi-createContainer"]}
+    ]
+    spec_path.write_text(json.dumps(cdi))
+    image_env = [
+        "PATH=/bin",
+        "NVIDIA_VISIBLE_DEVICES=0",
+        "LD_PRELOAD=/proc/self/cwd/evil.so",
+        "IMAGE_SECRET=x",
+    ]
+    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo ran"], env=image_env)
+    rootfs = Path(bundle, "rootfs")
+    (rootfs / "record-env").write_text('#!/bin/sh\nenv > "/$1.env"\n')  # startContainer runs in the container
+    (rootfs / "record-env").chmod(0o755)
+    config = json.loads(Path(bundle, "config.json").read_text())
+    config["hooks"] = {
+        t: [{"path": "/record-env" if t == "startContainer" else str(recorder), "args": ["record-env", t]}]
+        for t in HOOK_TYPES
+    }
+    Path(bundle, "config.json").write_text(json.dumps(config))
+    r = runc_run(bundle, runtime=node.runtime, env={**node.env(), "LD_PRELOAD": "", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ran"
+    seen = {p.stem: p.read_text() for p in records.glob("*.env")}
+    seen["startContainer"] = (rootfs / "startContainer.env").read_text()
+    assert sorted(seen) == sorted([*HOOK_TYPES, "cdi-createContainer"])
+    for name, text in seen.items():
+        env = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        assert "LD_PRELOAD" not in env and "IMAGE_SECRET" not in env, (name, env)
+        assert env["PATH"] == "/usr/bin:/bin", (name, env)

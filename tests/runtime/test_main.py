@@ -104,10 +104,16 @@ def test_configured_hook_path_is_used_when_it_exists(env):
     hook.write_text("#!/bin/sh\n")
     hook.chmod(0o755)
     env["cfg"].write_text(env["cfg"].read_text() + f'[nvidia-container-runtime-hook]\npath = "{hook}"\n')
-    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
+    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0", "LD_PRELOAD=/proc/self/cwd/x.so"])
+    env["env"]["PATH"] = "relative/bin:/usr/bin:/bin"
     assert shim(env, "create", "--bundle", str(b), "cid").returncode == 0
     assert json.loads((b / "config.json").read_text())["hooks"]["prestart"] == [
-        {"path": str(hook), "args": ["nvidia-container-runtime-hook", "prestart"]}
+        {
+            "path": str(hook),
+            "args": ["nvidia-container-runtime-hook", "prestart"],
+            # the shim's own (absolute) PATH and config file, never the container's env
+            "env": ["PATH=/usr/bin:/bin", f"NVIDIA_CTK_CONFIG_FILE_PATH={env['cfg']}"],
+        }
     ]
 
 

@@ -18,6 +18,9 @@ NV_HOOK = {
 }
 
 
+SAFE_ENV = ["PATH=/host/bin"]
+
+
 class FakeHost(Host):
     def __init__(self, cfg, probes=None):
         super().__init__(cfg, probes or StaticProbes(nvml=True))
@@ -44,6 +47,9 @@ class FakeHost(Host):
 
     def legacy_hook_path(self):
         return "/opt/gpuctk/bin/gpuctk-runtime-hook"
+
+    def hook_env(self):
+        return list(SAFE_ENV)
 
     def cdi_hook_path(self):
         return "/usr/bin/nvidia-ctk"
@@ -79,7 +85,7 @@ def spec(env=(), annotations=None, hooks=None, privileged=False):
     if annotations:
         s["annotations"] = annotations
     if hooks is not None:
-        s["hooks"] = hooks
+        s["hooks"] = copy.deepcopy(hooks)
     return s
 
 
@@ -131,7 +137,7 @@ def test_cdi_mode_qualifies_with_default_kind_and_removes_nvidia_hooks():
             ["/etc/cdi", "/var/run/cdi"],
         )
     ]
-    assert s["hooks"]["prestart"] == [{"path": "/x"}]
+    assert s["hooks"]["prestart"] == [{"path": "/x", "env": SAFE_ENV}]
     assert s["x-unknown"] == {"keep": [1, 2]}
 
 
@@ -211,8 +217,12 @@ def test_legacy_adds_prestart_hook_once():
     result, _ = run(s, "legacy")
     assert result == "legacy"
     assert s["hooks"]["prestart"] == [
-        {"path": "/other"},
-        {"path": "/opt/gpuctk/bin/gpuctk-runtime-hook", "args": ["gpuctk-runtime-hook", "prestart"]},
+        {"path": "/other", "env": SAFE_ENV},
+        {
+            "path": "/opt/gpuctk/bin/gpuctk-runtime-hook",
+            "args": ["gpuctk-runtime-hook", "prestart"],
+            "env": SAFE_ENV,
+        },
     ]
     run(s, "legacy")
     assert len(s["hooks"]["prestart"]) == 2
@@ -221,7 +231,7 @@ def test_legacy_adds_prestart_hook_once():
 def test_legacy_keeps_existing_nvidia_hook():
     s = spec(["NVIDIA_VISIBLE_DEVICES=0"], hooks={"prestart": [NV_HOOK]})
     run(s, "legacy")
-    assert s["hooks"]["prestart"] == [NV_HOOK]
+    assert s["hooks"]["prestart"] == [{**NV_HOOK, "env": SAFE_ENV}]
 
 
 def test_legacy_creates_hooks_section():
@@ -229,7 +239,11 @@ def test_legacy_creates_hooks_section():
     run(s, "legacy")
     assert s["hooks"] == {
         "prestart": [
-            {"path": "/opt/gpuctk/bin/gpuctk-runtime-hook", "args": ["gpuctk-runtime-hook", "prestart"]}
+            {
+                "path": "/opt/gpuctk/bin/gpuctk-runtime-hook",
+                "args": ["gpuctk-runtime-hook", "prestart"],
+                "env": SAFE_ENV,
+            }
         ]
     }
 
@@ -321,3 +335,46 @@ def test_real_gvisor_rules_are_applied():
     s = spec(["NVIDIA_VISIBLE_DEVICES=0"])
     notes = Host(cfg).runsc_ready(s)
     assert isinstance(notes, list) and all(isinstance(n, str) for n in notes)
+
+
+# ------------------------------------------------------------------ every hook gets its own env
+HOOK_TYPES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+@pytest.mark.parametrize("mode", ["cdi", "jit-cdi", "legacy", "csv"])
+def test_every_hook_of_every_type_gets_an_explicit_env_unless_it_has_one(mode):
+    own = ["ONLY=mine"]
+    hooks = {t: [{"path": f"/{t}"}, {"path": f"/{t}-own", "env": own}] for t in HOOK_TYPES}
+    hooks["createContainer"].append({"path": "/empty-env", "env": []})  # runc drops [] (omitempty)
+    hooks["poststop"].append({"path": "/null-env", "env": None})
+    s = spec(["NVIDIA_VISIBLE_DEVICES=0", "LD_PRELOAD=/proc/self/cwd/x.so"], hooks=hooks)
+    result, _ = run(s, mode)
+    assert result == mode
+    for t in HOOK_TYPES:
+        for hook in s["hooks"][t]:
+            want = own if hook["path"].endswith("-own") else SAFE_ENV
+            assert hook["env"] == want, (t, hook)
+
+
+def test_pass_through_keeps_hooks_without_env_untouched():
+    s = spec([], hooks={"createContainer": [{"path": "/x"}]})
+    assert run(s, "cdi")[0] is None
+    assert s["hooks"] == {"createContainer": [{"path": "/x"}]}
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]),
+        ({"PATH": ".:bin::/usr/bin:/usr/bin:/opt/x"}, ["PATH=/usr/bin:/opt/x"]),
+        (
+            {"PATH": "/bin", "NVIDIA_CTK_CONFIG_FILE_PATH": "/etc/x.toml", "LD_PRELOAD": "/x.so"},
+            ["PATH=/bin", "NVIDIA_CTK_CONFIG_FILE_PATH=/etc/x.toml"],
+        ),
+        ({"PATH": "/bin", "NVIDIA_CTK_CONFIG_FILE_PATH": "rel.toml"}, ["PATH=/bin"]),
+    ],
+)
+def test_safe_hook_env_is_minimal(environ, expected):
+    from gpuctk.oci.spec import safe_hook_env
+
+    assert safe_hook_env(environ) == expected

@@ -167,3 +167,44 @@ def add_prestart_hook(spec: dict, path: str, extra_basenames: tuple[str, ...] = 
         prestart = hooks["prestart"] = []
     prestart.append({"path": path, "args": [os.path.basename(path), "prestart"]})
     return True
+
+
+# Where a hook without an environment of its own looks for programs (upstream's default PATH
+# for its hooks' lookups, NVIDIA/nvidia-container-toolkit `internal/lookup/executable.go`).
+DEFAULT_HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def safe_hook_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """The environment given to every hook that has none: ``PATH`` (the absolute entries of
+    the shim's own PATH, which the engine set, never the container's) and the config file the
+    shim itself read (``NVIDIA_CTK_CONFIG_FILE_PATH``, when set to an absolute path)."""
+    dirs = [d for d in environ.get("PATH", "").split(":") if d.startswith("/")]
+    env = [f"PATH={':'.join(dict.fromkeys(dirs)) or DEFAULT_HOOK_PATH}"]
+    config = environ.get("NVIDIA_CTK_CONFIG_FILE_PATH", "")
+    if config.startswith("/"):
+        env.append(f"NVIDIA_CTK_CONFIG_FILE_PATH={config}")
+    return env
+
+
+def give_hooks_an_env(spec: dict, env: list[str]) -> int:
+    """Give every hook of every type that has no ``env`` (absent, null or empty) a copy of
+    ``env``; returns how many were changed.
+
+    runc runs a hook without an environment of its own with the environment of the process
+    that runs it, and for ``createContainer``/``startContainer`` hooks that is the container's
+    (``LD_PRELOAD=/proc/self/cwd/x.so`` from the image then runs the image's code as host root:
+    CVE-2025-23266). An empty list counts as none: runc drops it (``omitempty``) on its way to
+    the process that runs the hook, which then sees nil and inherits."""
+    hooks = spec.get("hooks")
+    if not isinstance(hooks, dict):
+        return 0
+    changed = 0
+    for name in _HOOK_NAMES:
+        entries = hooks.get(name)
+        if not isinstance(entries, list):
+            continue
+        for hook in entries:
+            if isinstance(hook, dict) and not hook.get("env"):
+                hook["env"] = list(env)
+                changed += 1
+    return changed

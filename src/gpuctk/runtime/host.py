@@ -122,6 +122,12 @@ class Host:
         found = find_executable(configured) if configured else None
         return found or find_gpuctk_tool("gpuctk-hook") or "/usr/bin/nvidia-ctk"
 
+    def hook_env(self) -> list[str]:
+        """The environment of every hook that has none of its own (never the container's)."""
+        from gpuctk.oci.spec import safe_hook_env
+
+        return safe_hook_env(os.environ)
+
     def hook_args(self, hook_path: str, name: str, args: list[str]) -> list[str]:
         from gpuctk.hooks.argv import hook_argv
 
