@@ -11,7 +11,7 @@ caller writes the file only then, so a container that asks for no GPU keeps its
 
 from __future__ import annotations
 
-from gpuctk.oci.spec import add_prestart_hook, give_hooks_an_env, remove_nvidia_hooks, safe_hook_env
+from gpuctk.oci.spec import add_prestart_hook, give_hooks_an_env, remove_nvidia_hooks
 from gpuctk.request import ContainerRequest, is_qualified_cdi_name
 from gpuctk.runtime.host import AUTOMATIC_KIND, Host, ModifyError
 from gpuctk.runtime.log import Logger
