@@ -378,3 +378,87 @@ def test_safe_hook_env_is_minimal(environ, expected):
     from gpuctk.oci.spec import safe_hook_env
 
     assert safe_hook_env(environ) == expected
+
+
+# ------------------------------------------------------------------ feature-gated without devices
+class NoGdsHost(FakeHost):
+    def jit_spec(self, mode, ids):
+        if mode == "gds":
+            raise ModifyError("failed to generate CDI spec for mode=gds: /: no device nodes for mode gds")
+        return super().jit_spec(mode, ids)
+
+
+class RecordingLogger(Logger):
+    def __init__(self):
+        super().__init__()
+        self.lines: list[tuple[str, str]] = []
+
+    def log(self, level_name, msg):
+        self.lines.append((level_name, msg))
+
+
+@pytest.mark.parametrize("mode", ["legacy", "csv"])
+def test_gated_feature_without_device_nodes_starts_the_container_without_it(mode):
+    cfg = default_config()
+    cfg["nvidia-container-runtime"]["mode"] = mode
+    host = NoGdsHost(cfg)
+    log = RecordingLogger()
+    s = spec(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_GDS=enabled", "NVIDIA_MOFED=enabled"])
+    assert modify_spec(s, cfg, host, log) == mode
+    assert ("jit", "mofed", []) in host.calls  # the other feature is still applied
+    assert (
+        "warning",
+        "failed to generate CDI spec for mode=gds: /: no device nodes for mode gds; "
+        "starting the container without mode=gds",
+    ) in log.lines
+    if mode == "legacy":
+        assert s["hooks"]["prestart"][0]["path"] == "/opt/gpuctk/bin/gpuctk-runtime-hook"
+
+
+def test_requested_jit_device_that_cannot_be_generated_still_fails():
+    cfg = default_config()
+    host = NoGdsHost(cfg)
+    s = spec(["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0", "NVIDIA_GDS=enabled"])
+    with pytest.raises(ModifyError, match="mode=gds"):
+        modify_spec(s, cfg, host, Logger(), "jit-cdi")
+
+
+# ------------------------------------------------------------------ driver version
+def test_driver_version_from_proc_then_from_libcuda_under_the_root(tmp_path):
+    cfg = default_config()
+    cfg["nvidia-container-cli"]["root"] = str(tmp_path)
+    host = Host(cfg)
+    assert host.driver_version() is None
+    lib = tmp_path / "usr/lib/x86_64-linux-gnu"
+    lib.mkdir(parents=True)
+    for name in (
+        "libcuda.so",
+        "libcuda.so.1",
+        "libcuda.so.550.54.15",
+        "libcuda.so.550.x",
+        "libcudart.so.12.4",
+    ):
+        (lib / name).write_text("")
+    assert host.driver_version() == "550.54.15"  # a driver container root: no proc/ of its own
+    (tmp_path / "proc/driver/nvidia").mkdir(parents=True)
+    (tmp_path / "proc/driver/nvidia/version").write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  560.35.03  Fri Aug 16 21:39:15 UTC 2024\n"
+    )
+    assert host.driver_version() == "560.35.03"
+
+
+def test_cuda_compat_hook_in_legacy_mode_uses_the_libcuda_version(tmp_path):
+    class RootHost(FakeHost):
+        driver_version = Host.driver_version
+
+    cfg = default_config()
+    cfg["nvidia-container-runtime"]["mode"] = "legacy"
+    cfg["nvidia-container-runtime"]["modes"]["legacy"]["cuda-compat-mode"] = "hook"
+    cfg["nvidia-container-cli"]["root"] = str(tmp_path)
+    (tmp_path / "usr/lib64").mkdir(parents=True)
+    (tmp_path / "usr/lib64/libcuda.so.535.183.01").write_text("")
+    host = RootHost(cfg)
+    s = spec(["NVIDIA_VISIBLE_DEVICES=0"])
+    modify_spec(s, cfg, host, Logger())
+    hooks = [c[1]["hooks"][0] for c in host.calls if c[0] == "edits"]
+    assert hooks[0]["args"][-1] == "--host-driver-version=535.183.01"

@@ -231,7 +231,11 @@ class ContainerRequest:
             src, dst = m.get("source"), m.get("destination")
             if not isinstance(src, str) or not isinstance(dst, str):
                 continue
-            if posixpath.normpath(src) != "/dev/null" or not dst.startswith(root + "/"):
+            if posixpath.normpath(src) != "/dev/null":
+                continue
+            # cleaned like upstream's filepath.Clean: ``…-devices/./5`` and ``…-devices//5`` are GPU 5
+            dst = "/" + posixpath.normpath(dst).lstrip("/") if dst.startswith("/") else posixpath.normpath(dst)
+            if not dst.startswith(root + "/"):
                 continue
             if dst in seen:
                 continue

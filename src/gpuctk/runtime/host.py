@@ -23,6 +23,39 @@ if TYPE_CHECKING:
 AUTOMATIC_KIND = "runtime.nvidia.com/gpu"
 
 
+# where a driver's libcuda.so.<version> lives, relative to the driver root
+LIBRARY_DIRS = (
+    "usr/lib64",
+    "usr/lib/x86_64-linux-gnu",
+    "usr/lib/aarch64-linux-gnu",
+    "lib64",
+    "lib/x86_64-linux-gnu",
+    "lib/aarch64-linux-gnu",
+    "usr/lib",
+    "lib",
+)
+
+
+def _is_version(word: str) -> bool:
+    parts = word.split(".")
+    return len(parts) >= 2 and all(p.isdigit() and len(p) <= 9 for p in parts)
+
+
+def libcuda_version(root: str) -> str | None:
+    """``550.54.15`` from ``<root>/<libdir>/libcuda.so.550.54.15`` (the first library dir that
+    holds one; the highest version there), else None."""
+    prefix = "libcuda.so."
+    for d in LIBRARY_DIRS:
+        try:
+            names = os.listdir(os.path.join(root, d))
+        except OSError:
+            continue
+        found = [n[len(prefix) :] for n in names if n.startswith(prefix) and _is_version(n[len(prefix) :])]
+        if found:
+            return max(found, key=lambda v: [int(p) for p in v.split(".")])
+    return None
+
+
 class ModifyError(GpuctkError):
     """The spec of a GPU container could not be modified; the container is not started."""
 
@@ -54,7 +87,9 @@ class Host:
     @property
     def probes(self) -> Probes:
         if self._probes is None:
-            self._probes = HostProbes(self.driver_root)
+            # the Tegra markers are looked for on the host's /, not under the driver root, as
+            # upstream does (NVIDIA/nvidia-container-toolkit `internal/info/auto.go`)
+            self._probes = HostProbes("/")
         return self._probes
 
     # ----------------------------------------------------------------- CDI
@@ -135,16 +170,19 @@ class Host:
 
     # ----------------------------------------------------------------- driver facts
     def driver_version(self) -> str | None:
+        """The host driver's version: ``proc/driver/nvidia/version`` under the driver root, else
+        the suffix of ``libcuda.so.<version>`` in the root's library directories (a driver
+        container's root such as ``/run/nvidia/driver`` has no ``/proc`` of its own), as
+        upstream's driver root does (NVIDIA/nvidia-container-toolkit `internal/lookup/root/root.go`)."""
         try:
             with open(os.path.join(self.driver_root, "proc/driver/nvidia/version")) as f:
-                first = f.readline()
+                first = f.readline(4096)
         except OSError:
-            return None
+            first = ""
         for word in first.split():
-            parts = word.split(".")
-            if len(parts) >= 2 and all(p.isdigit() for p in parts):
+            if _is_version(word):
                 return word
-        return None
+        return libcuda_version(self.driver_root)
 
     def gpu_information(self) -> list[dict[str, str]]:
         """``/proc/driver/nvidia/gpus/*/information`` under the driver root: UUID, bus id, minor."""

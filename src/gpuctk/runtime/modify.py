@@ -75,9 +75,17 @@ class Modifier:
     def gated_requests(self, image: ContainerRequest) -> list[str]:
         return [f"mode={mode}" for env, mode in GATED_MODES if image.feature_enabled(env)]
 
-    def apply_jit(self, spec: dict, requests: list[str]) -> None:
+    def apply_jit(self, spec: dict, requests: list[str], optional: bool = False) -> None:
+        """Generate and apply a spec per mode. ``optional``: a mode the node cannot generate
+        (no device nodes for it) is a warning, and the container starts without it."""
         for mode, ids in parse_jit_requests(requests):
-            cdi_spec = self.host.jit_spec(mode, (ids or ["all"]) if mode in ("auto", "csv") else ids)
+            try:
+                cdi_spec = self.host.jit_spec(mode, (ids or ["all"]) if mode in ("auto", "csv") else ids)
+            except ModifyError as exc:
+                if not optional:
+                    raise
+                self.log.warning(f"{exc}; starting the container without mode={mode}")
+                continue
             applied = self.host.apply_cdi_spec(spec, cdi_spec, f"<generated mode={mode}>")
             self.log.info(
                 f"Injected generated CDI devices for mode={mode}: {', '.join(applied) or '(common edits)'}"
@@ -112,7 +120,9 @@ class Modifier:
             return
         gated = self.gated_requests(image)
         if gated:
-            self.apply_jit(spec, gated)
+            # as upstream's feature-gated modifier (NVIDIA/nvidia-container-toolkit
+            # `internal/modifier/gated.go`): a feature whose devices the node lacks is left out
+            self.apply_jit(spec, gated, optional=True)
         if self.cfg["features"]["disable-cuda-compat-lib-hook"] or mode == "csv":
             return
         if self.rt["modes"]["legacy"]["cuda-compat-mode"] != "hook":
