@@ -470,3 +470,33 @@ def test_lone_surrogate_in_spec_survives_rewrite(env):
     raw = (b / "config.json").read_bytes()
     assert b"\\ud800" in raw and b"prestart" in raw
     assert json.loads(raw.decode("utf-8"))["x-vendor-field"]["a"] == "\ud800"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_create_never_blocks_on_or_reads_a_non_regular_config_json(env, kind):
+    b = env["tmp"] / "bundle"
+    b.mkdir()
+    target = b / "config.json"
+    if kind == "fifo":
+        os.mkfifo(target)  # no writer: a blocking open would hang the shim forever
+    elif kind == "dev-zero":
+        target.symlink_to("/dev/zero")
+    else:
+        target.mkdir()
+    r = shim(env, "create", "--bundle", str(b), "cid")
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"gpuctk-runtime: error: {target}: cannot read OCI spec: not a regular file"
+    assert not env["out"].exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_shim_never_blocks_on_a_non_regular_config_toml(env, kind):
+    env["cfg"].unlink()
+    if kind == "fifo":
+        os.mkfifo(env["cfg"])
+    else:
+        env["cfg"].symlink_to("/dev/zero")
+    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
+    r = shim(env, "create", "--bundle", str(b), "cid")
+    assert r.returncode == 1
+    assert r.stderr.strip().endswith(f"{env['cfg']}: cannot read config file: not a regular file")

@@ -234,7 +234,9 @@ class ContainerRequest:
             if posixpath.normpath(src) != "/dev/null":
                 continue
             # cleaned like upstream's filepath.Clean: ``…-devices/./5`` and ``…-devices//5`` are GPU 5
-            dst = "/" + posixpath.normpath(dst).lstrip("/") if dst.startswith("/") else posixpath.normpath(dst)
+            dst = (
+                "/" + posixpath.normpath(dst).lstrip("/") if dst.startswith("/") else posixpath.normpath(dst)
+            )
             if not dst.startswith(root + "/"):
                 continue
             if dst in seen:
