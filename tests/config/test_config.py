@@ -1,4 +1,4 @@
-"""config.toml: schema, lookup, loading and upstream's rendering rules (§2)."""
+"""config.toml: schema, lookup, loading and upstream's rendering rules (`api/config/v1/toml.go`)."""
 
 from __future__ import annotations
 

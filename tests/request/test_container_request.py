@@ -1,4 +1,4 @@
-"""What a container asks for (§1.8): upstream's cuda_image cases restated as tables."""
+"""What a container asks for: upstream's `internal/config/image/cuda_image_test.go` cases restated as tables."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``auto`` mode resolution (§1.5): upstream's auto_test matrix restated with swappable probes."""
+"""``auto`` mode resolution: upstream's `internal/info/auto_test.go` matrix restated with swappable probes."""
 
 from __future__ import annotations
 

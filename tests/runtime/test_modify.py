@@ -1,4 +1,4 @@
-"""Modifier stacks per mode (§1.6) with the outside world (registry, generator, /proc) swapped out."""
+"""Modifier stacks per mode (upstream `internal/modifier/`) with the outside world (registry, generator, /proc) swapped out."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ filled in, keyed by the TOML names (``cfg["nvidia-container-runtime"]["mode"]``)
 result is cached (``gpuctk._cachefile``) so a container start does not pay for tomllib.
 
 Unknown keys (typos, keys of older or newer upstream releases) are ignored with a warning, as
-upstream's TOML decoding ignores them (NVIDIA/nvidia-container-toolkit `internal/config/toml.go`);
+upstream's TOML decoding ignores them (NVIDIA/nvidia-container-toolkit `api/config/v1/toml.go`);
 only ``gpuctk config --strict`` turns them into an error.
 """
 

@@ -59,7 +59,7 @@ def set_value(cfg: ConfigDict | dict[str, Any], key: str, value: object) -> None
     _set_dotted(cfg, key, value)
 
 
-# ------------------------------------------------------------------ rendering (§2.2)
+# ------------------------------------------------------------------ rendering (upstream `api/config/v1/toml.go`)
 def _toml_string(s: str) -> str:
     out = []
     for ch in s:

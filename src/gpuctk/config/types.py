@@ -5,8 +5,8 @@ error, not a ``KeyError`` at run time. Hot paths import this module only under
 ``TYPE_CHECKING`` (with ``from __future__ import annotations``), so nothing here, and not
 ``typing`` either, is imported when a container starts. The keys and their types follow
 ``gpuctk.config.schema.SCHEMA`` (a test checks that the two agree) and upstream's Go structs
-(NVIDIA/nvidia-container-toolkit `internal/config/config.go`, `internal/config/runtime.go`,
-`internal/config/cli.go`, `internal/config/features.go`).
+(NVIDIA/nvidia-container-toolkit `api/config/v1/config.go`, `api/config/v1/runtime.go`,
+`api/config/v1/cli.go`, `api/config/v1/features.go`).
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ def add_prestart_hook(spec: dict, path: str, extra_basenames: tuple[str, ...] = 
 
 
 # Where a hook without an environment of its own looks for programs (upstream's default PATH
-# for its hooks' lookups, NVIDIA/nvidia-container-toolkit `internal/lookup/executable.go`).
+# for its hooks' lookups, NVIDIA/nvidia-container-toolkit `pkg/lookup/executable.go`).
 DEFAULT_HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

@@ -1,4 +1,5 @@
-"""What a container asks for: the request model of nvidia-container-toolkit.md §1.8/§1.10.
+"""What a container asks for: upstream's image view (NVIDIA/nvidia-container-toolkit
+`internal/config/image/cuda_image.go`, `devices.go`, `envvars.go`, `privileged.go`, `capabilities.go`).
 
 ``ContainerRequest.from_spec(oci_spec, cfg)`` reads ``process.env``, ``mounts``, ``annotations``
 and the bounding capabilities of a raw OCI spec dict. Pure and stdlib-only: the runtime shim

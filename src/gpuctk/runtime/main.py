@@ -1,4 +1,5 @@
-"""``gpuctk-runtime``: an OCI runtime shim in front of runc/crun (nvidia-container-toolkit.md §1).
+"""``gpuctk-runtime``: an OCI runtime shim in front of runc/crun (NVIDIA/nvidia-container-toolkit
+`internal/runtime/runtime.go`, `cmd/nvidia-container-runtime/main.go`).
 
 A container engine calls it exactly like runc. On ``create`` it edits the bundle's
 ``config.json`` for the GPUs the container asks for, then execs the real runtime with the

@@ -2,7 +2,8 @@
 
 ``modify_spec`` edits a raw OCI spec dict in place and says whether it changed anything; the
 caller writes the file only then, so a container that asks for no GPU keeps its
-``config.json`` byte for byte. Modifier stacks per mode follow §1.6:
+``config.json`` byte for byte. Modifier stacks per mode follow upstream's
+(NVIDIA/nvidia-container-toolkit `internal/modifier/mode.go`, `internal/runtime/runtime_factory.go`):
 
 - ``cdi``/``jit-cdi``: NVIDIA hook remover, then CDI injection (registry or JIT);
 - ``csv``: hook remover, feature-gated devices, CSV devices (through the JIT generator);
