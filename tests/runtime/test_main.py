@@ -254,9 +254,11 @@ def test_wrong_typed_key_fails_only_a_container_that_asks_for_a_gpu(env):
     )
     b = bundle(env["tmp"], [])
     before = (b / "config.json").read_bytes()
-    r = shim(env, "create", "--bundle", str(b), "plain")
+    log = env["tmp"] / "runc.log"
+    r = shim(env, "--log", str(log), "create", "--bundle", str(b), "plain")
     assert r.returncode == 0, r.stderr  # no GPU asked for: the key is not needed
     assert (b / "config.json").read_bytes() == before
+    assert "level=warning" in log.read_text() and "spec-dirs: expected a list of strings" in log.read_text()
     env["out"].unlink()
     b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
     before = (b / "config.json").read_bytes()

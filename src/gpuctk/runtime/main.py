@@ -82,6 +82,8 @@ def handle_create(
     rt = cfg["nvidia-container-runtime"]
     if not may_request_devices(raw, rt["modes"]["cdi"]["annotation-prefixes"], cfg["swarm-resource"]):
         log.debug("No GPU requested (nothing NVIDIA in the spec); passing it through unchanged")
+        for msg in (invalid or {}).values():
+            log.warning(f"{msg}; using the default (not needed by this container)")
         return None
     if invalid:
         raise ConfigError(_invalid_summary(invalid))
