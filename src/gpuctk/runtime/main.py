@@ -128,8 +128,10 @@ def _load_config(args: list[str], creating: bool) -> tuple[ConfigDict, list[str]
         from gpuctk.config.load import _typed_defaults
 
         return _typed_defaults(), [f"{exc}; using the defaults"], {}
-    if "nvidia-container-runtime.runtimes" in invalid and creating:
-        raise ConfigError(invalid["nvidia-container-runtime.runtimes"])  # every container needs it
+    runtimes = "nvidia-container-runtime.runtimes"
+    for key, message in invalid.items():
+        if creating and (key == runtimes or runtimes.startswith(key + ".")):
+            raise ConfigError(message)  # every container needs its low-level runtime
     if not creating:
         warnings += [f"{msg}; using the default" for msg in invalid.values()]
         invalid = {}
