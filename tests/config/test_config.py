@@ -526,3 +526,37 @@ def test_typed_shape_has_every_schema_key_and_nothing_else():
     assert set(hints) == set(SCHEMA)
     expected = {"bool": bool, "str": str, "list": list[str], "feature": bool | None}
     assert {k: expected[t] for k, (t, _default) in SCHEMA.items()} == hints
+
+
+def test_legacy_hook_reads_a_config_with_unknown_keys(tmp_path):
+    """The legacy hook's config read (on the container path) warns about unknown keys and goes on:
+    a container without a GPU request exits 0; a wrong type still fails, naming file and key."""
+    cfg_file = tmp_path / "config.toml"
+    cfg_file.write_text("[nvidia-container-runtime]\nexperimental = false\n[brand-new]\nx = 1\n")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(
+        '{"ociVersion": "1.0.2", "process": {"env": ["PATH=/bin"]}, "root": {"path": "rootfs"}}'
+    )
+    state = f'{{"ociVersion": "1.0.2", "id": "x", "pid": 1, "bundle": "{bundle}"}}'
+    hook = [sys.executable, "-c", "import sys; from gpuctk.hooks.legacy import main; sys.exit(main())"]
+    r = subprocess.run(
+        [*hook, "--config", str(cfg_file), "prestart"],
+        input=state,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"{cfg_file}: unknown key 'nvidia-container-runtime.experimental' (ignored)" in r.stderr
+    assert f"{cfg_file}: unknown key 'brand-new' (ignored)" in r.stderr
+    cfg_file.write_text('[nvidia-container-cli]\nload-kmods = "yes"\n')
+    r = subprocess.run(
+        [*hook, "--config", str(cfg_file), "prestart"],
+        input=state,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert f"{cfg_file}: nvidia-container-cli.load-kmods: expected a boolean" in r.stderr
