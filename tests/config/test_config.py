@@ -290,6 +290,9 @@ def test_invalid_toml_names_the_file(tmp_path):
         (lambda p: p.mkdir(), "not a regular file"),
         (lambda p: p.symlink_to("/dev/zero"), "not a regular file"),
         (lambda p: p.write_bytes(b"swarm-resource = '\xff'\n"), "invalid TOML"),
+        # tomllib is quadratic in the parts of one key: these would take minutes
+        (lambda p: p.write_text(".".join(["a"] * 200_000) + " = 1\n"), "key nested too deeply"),
+        (lambda p: p.write_text("[" + ".".join(["a"] * 200_000) + "]\n"), "key nested too deeply"),
     ],
     ids=[
         "huge-int",
@@ -300,6 +303,8 @@ def test_invalid_toml_names_the_file(tmp_path):
         "directory",
         "dev-zero",
         "not-utf8",
+        "long-dotted-key",
+        "long-table-header",
     ],
 )
 def test_hostile_config_files_are_one_line_errors(tmp_path, make, message):

@@ -249,7 +249,9 @@ def _parse_file(
     import tomllib
 
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        _check_key_depth(text, source)
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: invalid TOML: {_one_line(str(exc))}") from None
     except RecursionError:
@@ -262,6 +264,23 @@ def _parse_file(
         _set_dotted(cfg, key, value)
     validate(cfg, source, invalid)
     return cfg, set(flat)
+
+
+# tomllib's time grows with the square of the parts of one dotted key (a 40 KB key of 20 000
+# parts takes seconds): no key of the schema has more than 5.
+MAX_KEY_PARTS = 64
+
+
+def _check_key_depth(text: str, source: str) -> None:
+    """ConfigError for a table header or dotted key with more than MAX_KEY_PARTS parts (a
+    cheap pre-scan: only lines with that many dots are looked at)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.count(".") < MAX_KEY_PARTS:
+            continue
+        stripped = line.lstrip()
+        key = stripped.partition("]")[0] if stripped.startswith("[") else stripped.partition("=")[0]
+        if key.count(".") >= MAX_KEY_PARTS:
+            raise ConfigError(f"{source}: invalid TOML: line {number}: key nested too deeply")
 
 
 def _one_line(text: str) -> str:
