@@ -112,7 +112,7 @@ def _invalid_summary(invalid: dict[str, str]) -> str:
     return first + (f" (and {more} more invalid key{'s' if more > 1 else ''})" if more else "")
 
 
-def _load_config(args: list[str], creating: bool) -> tuple[ConfigDict, list[str], dict[str, str]]:
+def _load_config(creating: bool) -> tuple[ConfigDict, list[str], dict[str, str]]:
     """The toolkit config for this call. Unknown keys are warnings. A ``create`` fails on a
     file it cannot read or parse; a pass-through command (state, kill, delete, ...) never fails
     because of the toolkit config: it goes on with the defaults."""
@@ -153,7 +153,7 @@ def run(argv: list[str], mode_override: str | None = None) -> int:
             sys.stdout.write(f"gpuctk-runtime version {__version__}\nspec: {OCI_SPEC_VERSION}\n\n")
             sys.stdout.flush()
         creating = modifies_spec(args)
-        cfg, warnings, invalid = _load_config(args, creating)
+        cfg, warnings, invalid = _load_config(creating)
         rt = cfg["nvidia-container-runtime"]
         runc_log, runc_format, runc_debug = logging_flags(args)
         log.configure(rt["debug"], rt["log-level"], runc_log, runc_format, runc_debug, open_files=not version)
