@@ -462,3 +462,17 @@ def test_cuda_compat_hook_in_legacy_mode_uses_the_libcuda_version(tmp_path):
     modify_spec(s, cfg, host, Logger())
     hooks = [c[1]["hooks"][0] for c in host.calls if c[0] == "edits"]
     assert hooks[0]["args"][-1] == "--host-driver-version=535.183.01"
+
+
+def test_host_hook_env_names_a_config_found_through_xdg_config_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("NVIDIA_CTK_CONFIG_FILE_PATH", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    host = Host(default_config())
+    assert host.hook_env() == ["PATH=/usr/bin"]  # no file there: nothing to name
+    (tmp_path / "nvidia-container-runtime").mkdir()
+    (tmp_path / "nvidia-container-runtime/config.toml").write_text("")
+    assert host.hook_env() == [
+        "PATH=/usr/bin",
+        f"NVIDIA_CTK_CONFIG_FILE_PATH={tmp_path}/nvidia-container-runtime/config.toml",
+    ]

@@ -158,10 +158,19 @@ class Host:
         return found or find_gpuctk_tool("gpuctk-hook") or "/usr/bin/nvidia-ctk"
 
     def hook_env(self) -> list[str]:
-        """The environment of every hook that has none of its own (never the container's)."""
+        """The environment of every hook that has none of its own (never the container's).
+
+        A config found through ``$XDG_CONFIG_HOME`` is named explicitly, so the legacy hook
+        reads the file the shim read even without that variable."""
+        from gpuctk.config import ENV_CONFIG_PATH, config_path
         from gpuctk.oci.spec import safe_hook_env
 
-        return safe_hook_env(os.environ)
+        env = safe_hook_env(os.environ)
+        if not os.environ.get(ENV_CONFIG_PATH) and os.environ.get("XDG_CONFIG_HOME"):
+            found = config_path()
+            if found.startswith("/") and os.path.isfile(found):
+                env.append(f"{ENV_CONFIG_PATH}={found}")
+        return env
 
     def hook_args(self, hook_path: str, name: str, args: list[str]) -> list[str]:
         from gpuctk.hooks.argv import hook_argv
