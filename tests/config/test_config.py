@@ -1,4 +1,4 @@
-"""config.toml: schema, lookup, loading and upstream's rendering rules (§2)."""
+"""config.toml: schema, lookup, loading and upstream's rendering rules (`api/config/v1/toml.go`)."""
 
 from __future__ import annotations
 
@@ -170,30 +170,152 @@ def test_file_overrides_defaults_and_reports_explicit_keys(tmp_path):
     }
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('[nvidia-container-runtime]\nmodez = "cdi"\n', "unknown key 'nvidia-container-runtime.modez'"),
-        ("bogus = 1\n", "unknown key 'bogus'"),
-        (
-            "[nvidia-container-runtime.modes.nope]\nx = 1\n",
-            "unknown key 'nvidia-container-runtime.modes.nope'",
-        ),
-        ('disable-require = "yes"\n', "disable-require: expected a boolean"),
-        ('[nvidia-container-runtime]\nruntimes = "runc"\n', "runtimes: expected a list of strings"),
-        ('[nvidia-container-cli]\nldconfig = "/sbin/ldconfig"\n', "must start with '@'"),
-        ('[nvidia-container-runtime]\nmode = "magic"\n', "nvidia-container-runtime.mode: 'magic'"),
-        ('[nvidia-container-runtime]\nsandbox = "kata"\n', "nvidia-container-runtime.sandbox"),
-        ("this is = = not toml", "invalid TOML"),
-    ],
-)
-def test_bad_files_name_file_and_key(tmp_path, text, message):
+UNKNOWN_KEYS = [
+    ('[nvidia-container-runtime]\nmodez = "cdi"\n', ["nvidia-container-runtime.modez"]),
+    ("bogus = 1\n", ["bogus"]),
+    ("[nvidia-container-runtime.modes.nope]\nx = 1\n", ["nvidia-container-runtime.modes.nope"]),
+    # a key of an older upstream release, and one of a newer
+    ("[nvidia-container-runtime]\nexperimental = false\n", ["nvidia-container-runtime.experimental"]),
+    (
+        '[nvidia-container-runtime.modes.cdi]\nfuture-key = ["x"]\n',
+        ["nvidia-container-runtime.modes.cdi.future-key"],
+    ),
+    ("[brand-new-table]\na = 1\n[features]\nnew-flag = true\n", ["brand-new-table", "features.new-flag"]),
+]
+
+
+@pytest.mark.parametrize(("text", "keys"), UNKNOWN_KEYS)
+def test_unknown_keys_are_ignored_with_one_warning_each(tmp_path, text, keys):
+    p = tmp_path / "c.toml"
+    p.write_text(
+        text + '[nvidia-container-runtime.modes.cdi]\ndefault-kind = "acme.com/gpu"\n'
+        if "modes.cdi]" not in text
+        else text + 'default-kind = "acme.com/gpu"\n'
+    )
+    for load in (lambda w: C.load_config(str(p), warnings=w), lambda w: C.read_config(str(p), warnings=w)[0]):
+        warnings: list[str] = []
+        cfg = load(warnings)
+        assert (
+            cfg["nvidia-container-runtime"]["modes"]["cdi"]["default-kind"] == "acme.com/gpu"
+        )  # rest applied
+        assert warnings == [f"{p}: unknown key {k!r} (ignored)" for k in keys]
+        assert get_no_unknown(cfg, keys)
+
+
+def get_no_unknown(cfg: dict, keys: list[str]) -> bool:
+    for k in keys:
+        with pytest.raises(KeyError):
+            C.get(cfg, k)
+    return True
+
+
+def test_unknown_key_without_a_list_goes_to_stderr(tmp_path, capsys):
+    p = tmp_path / "c.toml"
+    p.write_text("[nvidia-container-runtime]\nexperimental = false\n")
+    C.read_config(str(p))
+    assert capsys.readouterr().err == (
+        f"warning: {p}: unknown key 'nvidia-container-runtime.experimental' (ignored)\n"
+    )
+
+
+BAD_VALUES = [
+    ('disable-require = "yes"\n', "disable-require", "disable-require: expected a boolean"),
+    (
+        '[nvidia-container-runtime]\nruntimes = "runc"\n',
+        "nvidia-container-runtime.runtimes",
+        "runtimes: expected a list of strings",
+    ),
+    (
+        '[nvidia-container-cli]\nldconfig = "/sbin/ldconfig"\n',
+        "nvidia-container-cli.ldconfig",
+        "must start with '@'",
+    ),
+    (
+        '[nvidia-container-runtime]\nmode = "magic"\n',
+        "nvidia-container-runtime.mode",
+        "nvidia-container-runtime.mode: 'magic'",
+    ),
+    (
+        '[nvidia-container-runtime]\nsandbox = "kata"\n',
+        "nvidia-container-runtime.sandbox",
+        "nvidia-container-runtime.sandbox",
+    ),
+    ("nvidia-container-runtime = 1\n", "nvidia-container-runtime", "expected a table"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "message"), BAD_VALUES)
+def test_bad_values_name_file_and_key(tmp_path, text, key, message):
     p = tmp_path / "c.toml"
     p.write_text(text)
-    with pytest.raises(C.ConfigError) as exc:
-        C.load_config(str(p))
-    assert message in str(exc.value)
+    for load in (C.load_config, C.read_config):
+        with pytest.raises(C.ConfigError) as exc:
+            load(str(p))
+        assert message in str(exc.value)
+        assert str(p) in str(exc.value)
+
+
+@pytest.mark.parametrize(("text", "key", "message"), BAD_VALUES)
+def test_bad_values_recorded_and_defaulted_when_asked(tmp_path, text, key, message):
+    """The shim's view: a bad value keeps its default and is reported under its dotted key."""
+    p = tmp_path / "c.toml"
+    p.write_text(
+        text + 'swarm-resource = "R"\n' if not text.startswith("nvidia-container-runtime =") else text
+    )
+    invalid: dict[str, str] = {}
+    cfg = C.load_config(str(p), invalid=invalid)
+    assert list(invalid) == [key]
+    assert message in invalid[key] and str(p) in invalid[key]
+    defaults = C.default_config()
+    if key != "nvidia-container-runtime":
+        assert C.get(cfg, key) == C.get(defaults, key)
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("this is = = not toml")
+    with pytest.raises(C.ConfigError, match="invalid TOML") as exc:
+        C.load_config(str(p), invalid={})
     assert str(p) in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_text("a = " + "9" * 5000 + "\n"), "invalid TOML"),
+        (lambda p: p.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n"), "invalid TOML"),
+        (lambda p: p.write_text("a = {" * 50_000 + "}" * 50_000 + "\n"), "invalid TOML"),
+        (lambda p: p.write_bytes(b"# " + b"x" * (2 << 20) + b"\n"), "larger than"),
+        (lambda p: os.mkfifo(p), "not a regular file"),
+        (lambda p: p.mkdir(), "not a regular file"),
+        (lambda p: p.symlink_to("/dev/zero"), "not a regular file"),
+        (lambda p: p.write_bytes(b"swarm-resource = '\xff'\n"), "invalid TOML"),
+        # tomllib is quadratic in the parts of one key: these would take minutes
+        (lambda p: p.write_text(".".join(["a"] * 200_000) + " = 1\n"), "key nested too deeply"),
+        (lambda p: p.write_text("[" + ".".join(["a"] * 200_000) + "]\n"), "key nested too deeply"),
+    ],
+    ids=[
+        "huge-int",
+        "deep-array",
+        "deep-inline-table",
+        "huge-file",
+        "fifo",
+        "directory",
+        "dev-zero",
+        "not-utf8",
+        "long-dotted-key",
+        "long-table-header",
+    ],
+)
+def test_hostile_config_files_are_one_line_errors(tmp_path, make, message):
+    p = tmp_path / "c.toml"
+    make(p)
+    for load in (C.load_config, C.read_config):
+        with pytest.raises(C.ConfigError) as exc:
+            load(str(p))
+        text = str(exc.value)
+        assert message in text and str(p) in text
+        assert "\n" not in text and len(text) < 400
 
 
 def test_ldconfig_from_container_allowed_by_feature(tmp_path):
@@ -311,7 +433,7 @@ def test_cache_hit_miss_and_invalidation(tmp_path, monkeypatch):
     files = list(cache.iterdir())
     assert len(files) == 1 and files[0].stat().st_mode & 0o777 == 0o600
     # a hit does not parse: prove it by making tomllib unusable
-    monkeypatch.setattr(config_load, "read_config", lambda *a, **k: pytest.fail("cache not used"))
+    monkeypatch.setattr(config_load, "_parse_file", lambda *a, **k: pytest.fail("cache not used"))
     assert C.load_config(str(p))["nvidia-container-runtime"]["mode"] == "cdi"
     monkeypatch.undo()
     monkeypatch.setenv("GPUCTK_CONFIG_CACHE_DIR", str(cache))
@@ -327,7 +449,7 @@ def test_cache_is_not_trusted_when_writable_by_others(tmp_path, monkeypatch):
     C.load_config(str(p))
     (f,) = cache.iterdir()
     f.chmod(0o666)
-    monkeypatch.setattr(config_load, "read_config", lambda *a, **k: (C.default_config(), set()))
+    monkeypatch.setattr(config_load, "_parse_file", lambda *a, **k: (C.default_config(), set()))
     assert C.load_config(str(p))["nvidia-container-runtime"]["mode"] == "auto"  # re-read, not the cache
 
 
@@ -337,7 +459,7 @@ def test_cache_disabled_and_bad_files_not_cached(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("GPUCTK_CONFIG_CACHE_DIR", str(cache))
     p = tmp_path / "c.toml"
-    p.write_text("bogus = 1\n")
+    p.write_text("bogus = = 1\n")
     with pytest.raises(C.ConfigError):
         C.load_config(str(p))
     with pytest.raises(C.ConfigError):
@@ -353,3 +475,93 @@ def test_cache_keeps_few_entries(tmp_path, monkeypatch):
         p.write_text(f'swarm-resource = "R{i}"\n')
         assert C.load_config(str(p))["swarm-resource"] == f"R{i}"
     assert len(list(cache.iterdir())) == config_load._CACHE_MAX_ENTRIES
+
+
+def test_cli_reports_unknown_keys_and_fails_only_with_strict(tmp_path):
+    cfg_file = tmp_path / "config.toml"
+    cfg_file.write_text('[nvidia-container-runtime]\nexperimental = false\nmode = "cdi"\n')
+    r = gpuctk("config", "-c", str(cfg_file))
+    assert r.returncode == 0, r.stderr
+    assert 'mode = "cdi"' in r.stdout
+    assert r.stderr == (
+        f"gpuctk: warning: {cfg_file}: unknown key 'nvidia-container-runtime.experimental' (ignored)\n"
+    )
+    r = gpuctk("config", "-c", str(cfg_file), "--strict")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.splitlines()[-1].endswith(f"{cfg_file}: 1 unknown key (--strict)")
+    cfg_file.write_text('[nvidia-container-runtime]\nmode = "cdi"\n')
+    r = gpuctk("config", "-c", str(cfg_file), "--strict")
+    assert r.returncode == 0 and r.stderr == ""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_cli_config_file_never_blocks_on_a_fifo_or_reads_a_device(tmp_path, kind):
+    p = tmp_path / "config.toml"
+    if kind == "fifo":
+        os.mkfifo(p)  # no writer: an open() without O_NONBLOCK would hang here forever
+    else:
+        p.symlink_to("/dev/zero")
+    r = subprocess.run(
+        [sys.executable, "-m", "gpuctk.cli.main", "config", "-c", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert r.stderr.strip().endswith(f"{p}: cannot read config file: not a regular file")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_typed_shape_has_every_schema_key_and_nothing_else():
+    """gpuctk.config.types.ConfigDict (for mypy) and SCHEMA (at run time) name the same keys."""
+    import typing
+
+    from gpuctk.config.types import ConfigDict
+
+    def keys(td: object, prefix: str = "") -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name, hint in typing.get_type_hints(td).items():
+            if typing.is_typeddict(hint):
+                out.update(keys(hint, f"{prefix}{name}."))
+            else:
+                out[f"{prefix}{name}"] = hint
+        return out
+
+    hints = keys(ConfigDict)
+    assert set(hints) == set(SCHEMA)
+    expected = {"bool": bool, "str": str, "list": list[str], "feature": bool | None}
+    assert {k: expected[t] for k, (t, _default) in SCHEMA.items()} == hints
+
+
+def test_legacy_hook_reads_a_config_with_unknown_keys(tmp_path):
+    """The legacy hook's config read (on the container path) warns about unknown keys and goes on:
+    a container without a GPU request exits 0; a wrong type still fails, naming file and key."""
+    cfg_file = tmp_path / "config.toml"
+    cfg_file.write_text("[nvidia-container-runtime]\nexperimental = false\n[brand-new]\nx = 1\n")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(
+        '{"ociVersion": "1.0.2", "process": {"env": ["PATH=/bin"]}, "root": {"path": "rootfs"}}'
+    )
+    state = f'{{"ociVersion": "1.0.2", "id": "x", "pid": 1, "bundle": "{bundle}"}}'
+    hook = [sys.executable, "-c", "import sys; from gpuctk.hooks.legacy import main; sys.exit(main())"]
+    r = subprocess.run(
+        [*hook, "--config", str(cfg_file), "prestart"],
+        input=state,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"{cfg_file}: unknown key 'nvidia-container-runtime.experimental' (ignored)" in r.stderr
+    assert f"{cfg_file}: unknown key 'brand-new' (ignored)" in r.stderr
+    cfg_file.write_text('[nvidia-container-cli]\nload-kmods = "yes"\n')
+    r = subprocess.run(
+        [*hook, "--config", str(cfg_file), "prestart"],
+        input=state,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert f"{cfg_file}: nvidia-container-cli.load-kmods: expected a boolean" in r.stderr

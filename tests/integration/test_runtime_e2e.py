@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from support.containers import (
     private_containerd,
     runc_run,
 )
-from support.tools import require_root, venv_script
+from support.tools import require_root, require_tool, venv_script
 
 pytestmark = pytest.mark.integration
 
@@ -127,9 +129,10 @@ def test_runc_legacy_inserts_prestart_hook_that_runc_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "legacy-ok"
     spec = json.loads(Path(bundle, "config.json").read_text())
-    assert spec["hooks"]["prestart"] == [
-        {"path": str(hook), "args": ["nvidia-container-runtime-hook", "prestart"]}
-    ]
+    (prestart,) = spec["hooks"]["prestart"]
+    assert prestart["path"] == str(hook)
+    assert prestart["args"] == ["nvidia-container-runtime-hook", "prestart"]
+    assert prestart["env"][0].startswith("PATH=/")  # an explicit env, not the container's
     assert marker.read_text().strip() == "prestart"
     assert json.loads(Path(f"{marker}.state").read_text())["bundle"] == bundle
 
@@ -267,3 +270,140 @@ def test_runc_legacy_with_gpuctk_hook_runs_stub_nvidia_container_cli(tmp_path):
     assert "--compute" in argv and "--utility" in argv
     assert any(a.startswith("--pid=") for a in argv)
     assert argv[-1] == os.path.join(bundle, "rootfs")
+
+
+# ------------------------------------------------------------------ config.toml with unknown keys
+UNKNOWN_KEYS = (
+    "typo-key",  # a typo at the top level
+    "nvidia-container-runtime.experimental",  # a key of an older upstream release
+    "nvidia-container-runtime.modes.cdi.newer-key",  # a key of a newer release
+    "some-future-table",
+)
+
+
+def config_with_unknown_keys(node: Node) -> None:
+    text = node.config.read_text()
+    text = text.replace("[nvidia-container-runtime]\n", "[nvidia-container-runtime]\nexperimental = false\n")
+    text = text.replace(
+        "[nvidia-container-runtime.modes.cdi]\n", "[nvidia-container-runtime.modes.cdi]\nnewer-key = true\n"
+    )
+    node.config.write_text("typo-key = 1\n" + text + "[some-future-table]\nx = 1\n")
+
+
+def test_runc_unknown_config_keys_create_state_kill_delete_and_warn(tmp_path):
+    """Every runtime command a container's life takes, through the installed shim and real runc,
+    with a config.toml holding unknown keys: the GPU container runs, each key is a logged warning."""
+    node = Node(tmp_path, "cdi")
+    config_with_unknown_keys(node)
+    bundle = make_bundle(
+        str(tmp_path / "bundle"),
+        ["sh", "-c", CHECK + "; echo done; exec sleep 60"],
+        env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=0"],
+    )
+    state_root = tmp_path / "runc-root"
+    log = tmp_path / "runc.log"
+    out = tmp_path / "container.out"
+    cid = f"gpuctk-unknown-{os.getpid()}"
+
+    err = tmp_path / "runtime.err"
+
+    def runtime(*args: str) -> subprocess.CompletedProcess:
+        # files, not pipes: the container inherits create's stdio and keeps it open
+        with open(out, "ab") as stdout, open(err, "ab") as stderr:
+            return subprocess.run(
+                [node.runtime, "--root", str(state_root), "--log", str(log), "--log-format", "json", *args],
+                env=node.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                timeout=60,
+            )
+
+    def state() -> dict:
+        r = subprocess.run(
+            [node.runtime, "--root", str(state_root), "state", cid],
+            env=node.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    try:
+        r = runtime("create", "--bundle", bundle, cid)
+        assert r.returncode == 0, err.read_text()
+        assert state()["status"] == "created"
+        r = runtime("start", cid)
+        assert r.returncode == 0, err.read_text()
+        deadline = time.monotonic() + 30  # waiting for output, not asserting on time
+        while "done" not in out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lines(out.read_text()) == [*EXPECTED, "done"]
+        assert state()["status"] == "running"
+        r = runtime("kill", cid, "KILL")
+        assert r.returncode == 0, err.read_text()
+        while state()["status"] != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = runtime("delete", cid)
+        assert r.returncode == 0, err.read_text()
+    finally:
+        subprocess.run(
+            [require_tool("runc"), "--root", str(state_root), "delete", "--force", cid], capture_output=True
+        )
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    warned = [e["msg"] for e in entries if e["level"] == "warning"]
+    for key in UNKNOWN_KEYS:
+        msg = f"{node.config}: unknown key {key!r} (ignored)"
+        # once for each of create, start, kill and delete (state was called without --log)
+        assert warned.count(msg) == 4, warned
+    assert not [e for e in entries if e["level"] == "error"]
+
+
+# ------------------------------------------------------------------ hooks never get the image's env
+HOOK_TYPES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def test_runc_no_hook_of_any_type_sees_the_image_env(tmp_path):
+    """The image sets LD_PRELOAD to a path in its rootfs (the CVE-2025-23266 pattern). Every hook,
+    of every type, from the bundle's config.json and from a CDI spec, records the environment
+    runc gave it: none sees LD_PRELOAD or any other variable of the image."""
+    node = Node(tmp_path, "cdi")
+    records = tmp_path / "records"
+    records.mkdir()
+    recorder = tmp_path / "record-env"
+    recorder.write_text(f'#!/bin/sh\nenv > "{records}/$1.env"\n')
+    recorder.chmod(0o755)
+    # a CDI spec hook without an env of its own (like third-party and older upstream specs)
+    spec_path = node.spec_dir / "gpuctk-e2e.json"
+    cdi = json.loads(spec_path.read_text())
+    cdi["containerEdits"]["hooks"] = [
+        {"hookName": "createContainer", "path": str(recorder), "args": ["record-env", "cdi-createContainer"]}
+    ]
+    spec_path.write_text(json.dumps(cdi))
+    image_env = [
+        "PATH=/bin",
+        "NVIDIA_VISIBLE_DEVICES=0",
+        "LD_PRELOAD=/proc/self/cwd/evil.so",
+        "IMAGE_SECRET=x",
+    ]
+    bundle = make_bundle(str(tmp_path / "bundle"), ["sh", "-c", "echo ran"], env=image_env)
+    rootfs = Path(bundle, "rootfs")
+    (rootfs / "record-env").write_text('#!/bin/sh\nenv > "/$1.env"\n')  # startContainer runs in the container
+    (rootfs / "record-env").chmod(0o755)
+    config = json.loads(Path(bundle, "config.json").read_text())
+    config["hooks"] = {
+        t: [{"path": "/record-env" if t == "startContainer" else str(recorder), "args": ["record-env", t]}]
+        for t in HOOK_TYPES
+    }
+    Path(bundle, "config.json").write_text(json.dumps(config))
+    r = runc_run(bundle, runtime=node.runtime, env={**node.env(), "LD_PRELOAD": "", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ran"
+    seen = {p.stem: p.read_text() for p in records.glob("*.env")}
+    seen["startContainer"] = (rootfs / "startContainer.env").read_text()
+    assert sorted(seen) == sorted([*HOOK_TYPES, "cdi-createContainer"])
+    for name, text in seen.items():
+        env = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        assert "LD_PRELOAD" not in env and "IMAGE_SECRET" not in env, (name, env)
+        assert env["PATH"] == "/usr/bin:/bin", (name, env)

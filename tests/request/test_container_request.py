@@ -1,4 +1,4 @@
-"""What a container asks for (§1.8): upstream's cuda_image cases restated as tables."""
+"""What a container asks for: upstream's `internal/config/image/cuda_image_test.go` cases restated as tables."""
 
 from __future__ import annotations
 
@@ -193,6 +193,13 @@ MOUNT_CASES = [
         ["nvidia.com/gpu=0"],
     ),
     ("no mounts fall back to env", [], True, ["NVIDIA_VISIBLE_DEVICES=0"], ["0"]),
+    # the destination is cleaned first, like upstream's filepath.Clean
+    ("dot component cleaned", [devmount(f"{ROOT}/./5")], True, [], ["5"]),
+    ("double slashes cleaned", [devmount(f"/{ROOT}//6/")], True, [], ["6"]),
+    ("cleaned duplicates once", [devmount(f"{ROOT}/5"), devmount(f"{ROOT}/./5")], True, [], ["5"]),
+    ("dot-dot leaving the root ignored", [devmount(f"{ROOT}/../etc")], True, [], []),
+    # gpuctk on purpose: upstream's bare prefix match reads this as GPU 6
+    ("prefix without a slash is not a request", [devmount(f"{ROOT}6")], True, [], []),
 ]
 
 

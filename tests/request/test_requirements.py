@@ -1,4 +1,4 @@
-"""NVIDIA_REQUIRE_* grammar and evaluation (§1.10), upstream's constraint cases restated."""
+"""NVIDIA_REQUIRE_* grammar and evaluation, upstream's `internal/requirements/` constraint cases restated."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""argv parsing (§1.2): upstream's args_test table restated, plus runc's logging flags."""
+"""argv parsing: upstream's `internal/oci/args_test.go` table restated, plus runc's logging flags."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``auto`` mode resolution (§1.5): upstream's auto_test matrix restated with swappable probes."""
+"""``auto`` mode resolution: upstream's `internal/info/auto_test.go` matrix restated with swappable probes."""
 
 from __future__ import annotations
 
@@ -132,3 +132,17 @@ def test_host_probes_on_this_machine_do_not_crash():
     assert isinstance(probes.has_nvml(), bool)
     assert isinstance(probes.has_dxcore(), bool)
     assert isinstance(probes.has_integrated_gpu(), bool)
+
+
+def test_shim_looks_for_tegra_markers_on_the_host_root_not_the_driver_root(tmp_path):
+    """As upstream (NVIDIA/nvidia-container-toolkit `internal/info/auto.go`): a driver root that
+    holds Tegra markers does not make this host a Tegra host, and the host's / is what counts."""
+    from gpuctk.runtime.host import Host
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/nv_tegra_release").write_text("# R35\n")
+    cfg = default_config()
+    cfg["nvidia-container-cli"]["root"] = str(tmp_path)
+    probes = Host(cfg).probes
+    assert isinstance(probes, HostProbes) and probes.root == "/"
+    assert probes.has_tegra_files() == HostProbes("/").has_tegra_files()

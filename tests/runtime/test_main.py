@@ -104,10 +104,16 @@ def test_configured_hook_path_is_used_when_it_exists(env):
     hook.write_text("#!/bin/sh\n")
     hook.chmod(0o755)
     env["cfg"].write_text(env["cfg"].read_text() + f'[nvidia-container-runtime-hook]\npath = "{hook}"\n')
-    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
+    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0", "LD_PRELOAD=/proc/self/cwd/x.so"])
+    env["env"]["PATH"] = "relative/bin:/usr/bin:/bin"
     assert shim(env, "create", "--bundle", str(b), "cid").returncode == 0
     assert json.loads((b / "config.json").read_text())["hooks"]["prestart"] == [
-        {"path": str(hook), "args": ["nvidia-container-runtime-hook", "prestart"]}
+        {
+            "path": str(hook),
+            "args": ["nvidia-container-runtime-hook", "prestart"],
+            # the shim's own (absolute) PATH and config file, never the container's env
+            "env": ["PATH=/usr/bin:/bin", f"NVIDIA_CTK_CONFIG_FILE_PATH={env['cfg']}"],
+        }
     ]
 
 
@@ -168,11 +174,110 @@ def test_bad_argv_and_missing_spec_fail_cleanly(env):
     assert not env["out"].exists()
 
 
-def test_bad_config_fails_even_for_non_create(env):
-    env["cfg"].write_text("[nvidia-container-runtime]\nbogus = 1\n")
-    r = shim(env, "state", "x")
-    assert r.returncode == 1 and "unknown key 'nvidia-container-runtime.bogus'" in r.stderr
-    assert str(env["cfg"]) in r.stderr
+UNKNOWN_KEYS_TOML = (
+    "typo-at-top = 1\n[nvidia-container-runtime.future]\nx = 1\n"
+    "[nvidia-container-runtime.modes.cdi]\nnew-key = true\n"
+)
+
+
+def with_unknown_keys(env) -> None:
+    text = (
+        env["cfg"]
+        .read_text()
+        .replace("[nvidia-container-runtime]\n", "[nvidia-container-runtime]\nexperimental = false\n")
+    )
+    env["cfg"].write_text(UNKNOWN_KEYS_TOML + text)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["state", "x"], ["kill", "x", "KILL"], ["delete", "--force", "x"], ["create", "--bundle", "{b}", "x"]],
+    ids=["state", "kill", "delete", "create-gpu"],
+)
+def test_unknown_config_keys_never_fail_a_command_and_are_logged(env, argv):
+    with_unknown_keys(env)
+    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
+    log = env["tmp"] / "runc.log"
+    args = [a.replace("{b}", str(b)) for a in argv]
+    r = shim(env, "--log", str(log), "--log-format", "json", *args)
+    assert r.returncode == 0, r.stderr
+    assert stub_argv(env) == [env["stub"], "--log", str(log), "--log-format", "json", *args]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    warned = sorted(e["msg"] for e in entries if e["level"] == "warning")
+    assert warned == sorted(
+        f"{env['cfg']}: unknown key {k!r} (ignored)"
+        for k in (
+            "typo-at-top",
+            "nvidia-container-runtime.future",
+            "nvidia-container-runtime.modes.cdi.new-key",
+            "nvidia-container-runtime.experimental",
+        )
+    )
+    if argv[0] == "create":  # the GPU container was modified as usual (legacy: the prestart hook)
+        assert json.loads((b / "config.json").read_text())["hooks"]["prestart"]
+
+
+def runc_named_stub(env) -> None:
+    """Put the stub first in PATH under the name ``runc`` (the default runtimes' first entry)."""
+    d = env["tmp"] / "path-bin"
+    d.mkdir()
+    (d / "runc").symlink_to(env["stub"])
+    env["env"]["PATH"] = f"{d}:{env['env'].get('PATH', '/usr/bin:/bin')}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("this is = = not toml\n", "invalid TOML"),
+        ('[nvidia-container-runtime]\nruntimes = "runc"\n', "nvidia-container-runtime.runtimes"),
+        ('disable-require = "yes"\n', "disable-require: expected a boolean"),
+        ('[nvidia-container-runtime]\nmode = "magic"\n', "nvidia-container-runtime.mode"),
+    ],
+    ids=["not-toml", "runtimes-wrong-type", "bool-wrong-type", "bad-mode"],
+)
+def test_bad_config_never_fails_a_pass_through_command(env, text, message):
+    runc_named_stub(env)
+    env["cfg"].write_text(text)
+    log = env["tmp"] / "runc.log"
+    r = shim(env, "--log", str(log), "--log-format", "json", "state", "x")
+    assert r.returncode == 0, r.stderr
+    assert stub_argv(env)[-2:] == ["state", "x"]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(
+        e["level"] == "warning" and message in e["msg"] and str(env["cfg"]) in e["msg"] for e in entries
+    )
+
+
+def test_wrong_typed_key_fails_only_a_container_that_asks_for_a_gpu(env):
+    env["cfg"].write_text(
+        env["cfg"].read_text() + '[nvidia-container-runtime.modes.cdi]\nspec-dirs = "/etc/cdi"\n'
+    )
+    b = bundle(env["tmp"], [])
+    before = (b / "config.json").read_bytes()
+    log = env["tmp"] / "runc.log"
+    r = shim(env, "--log", str(log), "create", "--bundle", str(b), "plain")
+    assert r.returncode == 0, r.stderr  # no GPU asked for: the key is not needed
+    assert (b / "config.json").read_bytes() == before
+    assert "level=warning" in log.read_text() and "spec-dirs: expected a list of strings" in log.read_text()
+    env["out"].unlink()
+    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
+    before = (b / "config.json").read_bytes()
+    r = shim(env, "create", "--bundle", str(b), "gpu")
+    assert r.returncode == 1
+    assert (
+        f"{env['cfg']}: nvidia-container-runtime.modes.cdi.spec-dirs: expected a list of strings" in r.stderr
+    )
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert (b / "config.json").read_bytes() == before
+    assert not env["out"].exists()
+
+
+def test_create_fails_on_a_config_that_is_not_toml(env):
+    env["cfg"].write_text("this is = = not toml\n")
+    b = bundle(env["tmp"], [])
+    r = shim(env, "create", "--bundle", str(b), "x")
+    assert r.returncode == 1 and "invalid TOML" in r.stderr and str(env["cfg"]) in r.stderr
+    assert not env["out"].exists()
 
 
 def test_no_runtime_found(env):
@@ -291,12 +396,12 @@ def test_pass_through_precheck(raw, prefixes, swarm, maybe):
 
 
 def test_config_error_reaches_runc_log(env):
-    env["cfg"].write_text("bogus = 1\n")
+    env["cfg"].write_text("bogus = = 1\n")
     log = env["tmp"] / "runc.log"
     r = shim(env, "--log", str(log), "--log-format", "json", "create", "--bundle", str(env["tmp"]), "cid")
     assert r.returncode == 1
     entry = json.loads(log.read_text().splitlines()[-1])
-    assert entry["level"] == "error" and "unknown key 'bogus'" in entry["msg"]
+    assert entry["level"] == "error" and "invalid TOML" in entry["msg"]
 
 
 def test_create_path_does_not_import_json_or_re(env):
@@ -367,3 +472,33 @@ def test_lone_surrogate_in_spec_survives_rewrite(env):
     raw = (b / "config.json").read_bytes()
     assert b"\\ud800" in raw and b"prestart" in raw
     assert json.loads(raw.decode("utf-8"))["x-vendor-field"]["a"] == "\ud800"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_create_never_blocks_on_or_reads_a_non_regular_config_json(env, kind):
+    b = env["tmp"] / "bundle"
+    b.mkdir()
+    target = b / "config.json"
+    if kind == "fifo":
+        os.mkfifo(target)  # no writer: a blocking open would hang the shim forever
+    elif kind == "dev-zero":
+        target.symlink_to("/dev/zero")
+    else:
+        target.mkdir()
+    r = shim(env, "create", "--bundle", str(b), "cid")
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"gpuctk-runtime: error: {target}: cannot read OCI spec: not a regular file"
+    assert not env["out"].exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_shim_never_blocks_on_a_non_regular_config_toml(env, kind):
+    env["cfg"].unlink()
+    if kind == "fifo":
+        os.mkfifo(env["cfg"])
+    else:
+        env["cfg"].symlink_to("/dev/zero")
+    b = bundle(env["tmp"], ["NVIDIA_VISIBLE_DEVICES=0"])
+    r = shim(env, "create", "--bundle", str(b), "cid")
+    assert r.returncode == 1
+    assert r.stderr.strip().endswith(f"{env['cfg']}: cannot read config file: not a regular file")

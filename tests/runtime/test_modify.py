@@ -1,4 +1,4 @@
-"""Modifier stacks per mode (§1.6) with the outside world (registry, generator, /proc) swapped out."""
+"""Modifier stacks per mode (upstream `internal/modifier/`) with the outside world (registry, generator, /proc) swapped out."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ NV_HOOK = {
     "path": "/usr/bin/nvidia-container-runtime-hook",
     "args": ["nvidia-container-runtime-hook", "prestart"],
 }
+
+
+SAFE_ENV = ["PATH=/host/bin"]
 
 
 class FakeHost(Host):
@@ -44,6 +47,9 @@ class FakeHost(Host):
 
     def legacy_hook_path(self):
         return "/opt/gpuctk/bin/gpuctk-runtime-hook"
+
+    def hook_env(self):
+        return list(SAFE_ENV)
 
     def cdi_hook_path(self):
         return "/usr/bin/nvidia-ctk"
@@ -79,7 +85,7 @@ def spec(env=(), annotations=None, hooks=None, privileged=False):
     if annotations:
         s["annotations"] = annotations
     if hooks is not None:
-        s["hooks"] = hooks
+        s["hooks"] = copy.deepcopy(hooks)
     return s
 
 
@@ -131,7 +137,7 @@ def test_cdi_mode_qualifies_with_default_kind_and_removes_nvidia_hooks():
             ["/etc/cdi", "/var/run/cdi"],
         )
     ]
-    assert s["hooks"]["prestart"] == [{"path": "/x"}]
+    assert s["hooks"]["prestart"] == [{"path": "/x", "env": SAFE_ENV}]
     assert s["x-unknown"] == {"keep": [1, 2]}
 
 
@@ -211,8 +217,12 @@ def test_legacy_adds_prestart_hook_once():
     result, _ = run(s, "legacy")
     assert result == "legacy"
     assert s["hooks"]["prestart"] == [
-        {"path": "/other"},
-        {"path": "/opt/gpuctk/bin/gpuctk-runtime-hook", "args": ["gpuctk-runtime-hook", "prestart"]},
+        {"path": "/other", "env": SAFE_ENV},
+        {
+            "path": "/opt/gpuctk/bin/gpuctk-runtime-hook",
+            "args": ["gpuctk-runtime-hook", "prestart"],
+            "env": SAFE_ENV,
+        },
     ]
     run(s, "legacy")
     assert len(s["hooks"]["prestart"]) == 2
@@ -221,7 +231,7 @@ def test_legacy_adds_prestart_hook_once():
 def test_legacy_keeps_existing_nvidia_hook():
     s = spec(["NVIDIA_VISIBLE_DEVICES=0"], hooks={"prestart": [NV_HOOK]})
     run(s, "legacy")
-    assert s["hooks"]["prestart"] == [NV_HOOK]
+    assert s["hooks"]["prestart"] == [{**NV_HOOK, "env": SAFE_ENV}]
 
 
 def test_legacy_creates_hooks_section():
@@ -229,7 +239,11 @@ def test_legacy_creates_hooks_section():
     run(s, "legacy")
     assert s["hooks"] == {
         "prestart": [
-            {"path": "/opt/gpuctk/bin/gpuctk-runtime-hook", "args": ["gpuctk-runtime-hook", "prestart"]}
+            {
+                "path": "/opt/gpuctk/bin/gpuctk-runtime-hook",
+                "args": ["gpuctk-runtime-hook", "prestart"],
+                "env": SAFE_ENV,
+            }
         ]
     }
 
@@ -321,3 +335,144 @@ def test_real_gvisor_rules_are_applied():
     s = spec(["NVIDIA_VISIBLE_DEVICES=0"])
     notes = Host(cfg).runsc_ready(s)
     assert isinstance(notes, list) and all(isinstance(n, str) for n in notes)
+
+
+# ------------------------------------------------------------------ every hook gets its own env
+HOOK_TYPES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+@pytest.mark.parametrize("mode", ["cdi", "jit-cdi", "legacy", "csv"])
+def test_every_hook_of_every_type_gets_an_explicit_env_unless_it_has_one(mode):
+    own = ["ONLY=mine"]
+    hooks = {t: [{"path": f"/{t}"}, {"path": f"/{t}-own", "env": own}] for t in HOOK_TYPES}
+    hooks["createContainer"].append({"path": "/empty-env", "env": []})  # runc drops [] (omitempty)
+    hooks["poststop"].append({"path": "/null-env", "env": None})
+    s = spec(["NVIDIA_VISIBLE_DEVICES=0", "LD_PRELOAD=/proc/self/cwd/x.so"], hooks=hooks)
+    result, _ = run(s, mode)
+    assert result == mode
+    for t in HOOK_TYPES:
+        for hook in s["hooks"][t]:
+            want = own if hook["path"].endswith("-own") else SAFE_ENV
+            assert hook["env"] == want, (t, hook)
+
+
+def test_pass_through_keeps_hooks_without_env_untouched():
+    s = spec([], hooks={"createContainer": [{"path": "/x"}]})
+    assert run(s, "cdi")[0] is None
+    assert s["hooks"] == {"createContainer": [{"path": "/x"}]}
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]),
+        ({"PATH": ".:bin::/usr/bin:/usr/bin:/opt/x"}, ["PATH=/usr/bin:/opt/x"]),
+        (
+            {"PATH": "/bin", "NVIDIA_CTK_CONFIG_FILE_PATH": "/etc/x.toml", "LD_PRELOAD": "/x.so"},
+            ["PATH=/bin", "NVIDIA_CTK_CONFIG_FILE_PATH=/etc/x.toml"],
+        ),
+        ({"PATH": "/bin", "NVIDIA_CTK_CONFIG_FILE_PATH": "rel.toml"}, ["PATH=/bin"]),
+    ],
+)
+def test_safe_hook_env_is_minimal(environ, expected):
+    from gpuctk.oci.spec import safe_hook_env
+
+    assert safe_hook_env(environ) == expected
+
+
+# ------------------------------------------------------------------ feature-gated without devices
+class NoGdsHost(FakeHost):
+    def jit_spec(self, mode, ids):
+        if mode == "gds":
+            raise ModifyError("failed to generate CDI spec for mode=gds: /: no device nodes for mode gds")
+        return super().jit_spec(mode, ids)
+
+
+class RecordingLogger(Logger):
+    def __init__(self):
+        super().__init__()
+        self.lines: list[tuple[str, str]] = []
+
+    def log(self, level_name, msg):
+        self.lines.append((level_name, msg))
+
+
+@pytest.mark.parametrize("mode", ["legacy", "csv"])
+def test_gated_feature_without_device_nodes_starts_the_container_without_it(mode):
+    cfg = default_config()
+    cfg["nvidia-container-runtime"]["mode"] = mode
+    host = NoGdsHost(cfg)
+    log = RecordingLogger()
+    s = spec(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_GDS=enabled", "NVIDIA_MOFED=enabled"])
+    assert modify_spec(s, cfg, host, log) == mode
+    assert ("jit", "mofed", []) in host.calls  # the other feature is still applied
+    assert (
+        "warning",
+        "failed to generate CDI spec for mode=gds: /: no device nodes for mode gds; "
+        "starting the container without mode=gds",
+    ) in log.lines
+    if mode == "legacy":
+        assert s["hooks"]["prestart"][0]["path"] == "/opt/gpuctk/bin/gpuctk-runtime-hook"
+
+
+def test_requested_jit_device_that_cannot_be_generated_still_fails():
+    cfg = default_config()
+    host = NoGdsHost(cfg)
+    s = spec(["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0", "NVIDIA_GDS=enabled"])
+    with pytest.raises(ModifyError, match="mode=gds"):
+        modify_spec(s, cfg, host, Logger(), "jit-cdi")
+
+
+# ------------------------------------------------------------------ driver version
+def test_driver_version_from_proc_then_from_libcuda_under_the_root(tmp_path):
+    cfg = default_config()
+    cfg["nvidia-container-cli"]["root"] = str(tmp_path)
+    host = Host(cfg)
+    assert host.driver_version() is None
+    lib = tmp_path / "usr/lib/x86_64-linux-gnu"
+    lib.mkdir(parents=True)
+    for name in (
+        "libcuda.so",
+        "libcuda.so.1",
+        "libcuda.so.550.54.15",
+        "libcuda.so.550.x",
+        "libcudart.so.12.4",
+    ):
+        (lib / name).write_text("")
+    assert host.driver_version() == "550.54.15"  # a driver container root: no proc/ of its own
+    (tmp_path / "proc/driver/nvidia").mkdir(parents=True)
+    (tmp_path / "proc/driver/nvidia/version").write_text(
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  560.35.03  Fri Aug 16 21:39:15 UTC 2024\n"
+    )
+    assert host.driver_version() == "560.35.03"
+
+
+def test_cuda_compat_hook_in_legacy_mode_uses_the_libcuda_version(tmp_path):
+    class RootHost(FakeHost):
+        driver_version = Host.driver_version
+
+    cfg = default_config()
+    cfg["nvidia-container-runtime"]["mode"] = "legacy"
+    cfg["nvidia-container-runtime"]["modes"]["legacy"]["cuda-compat-mode"] = "hook"
+    cfg["nvidia-container-cli"]["root"] = str(tmp_path)
+    (tmp_path / "usr/lib64").mkdir(parents=True)
+    (tmp_path / "usr/lib64/libcuda.so.535.183.01").write_text("")
+    host = RootHost(cfg)
+    s = spec(["NVIDIA_VISIBLE_DEVICES=0"])
+    modify_spec(s, cfg, host, Logger())
+    hooks = [c[1]["hooks"][0] for c in host.calls if c[0] == "edits"]
+    assert hooks[0]["args"][-1] == "--host-driver-version=535.183.01"
+
+
+def test_host_hook_env_names_a_config_found_through_xdg_config_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("NVIDIA_CTK_CONFIG_FILE_PATH", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    host = Host(default_config())
+    assert host.hook_env() == ["PATH=/usr/bin"]  # no file there: nothing to name
+    (tmp_path / "nvidia-container-runtime").mkdir()
+    (tmp_path / "nvidia-container-runtime/config.toml").write_text("")
+    assert host.hook_env() == [
+        "PATH=/usr/bin",
+        f"NVIDIA_CTK_CONFIG_FILE_PATH={tmp_path}/nvidia-container-runtime/config.toml",
+    ]

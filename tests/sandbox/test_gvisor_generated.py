@@ -189,12 +189,10 @@ def test_shim_csv_mode_with_the_sandbox_setting(orin):
 
 def test_shim_legacy_mode_produces_the_l1_hook(h100):
     spec = run_shim(h100, "legacy", ["NVIDIA_VISIBLE_DEVICES=0"], "gvisor")
-    assert spec["hooks"]["prestart"] == [
-        {
-            "path": "/usr/local/bin/nvidia-container-runtime-hook",
-            "args": ["nvidia-container-runtime-hook", "prestart"],
-        }
-    ]
+    (hook,) = spec["hooks"]["prestart"]
+    assert hook["path"] == "/usr/local/bin/nvidia-container-runtime-hook"
+    assert hook["args"] == ["nvidia-container-runtime-hook", "prestart"]
+    assert hook["env"][0].startswith("PATH=/")  # the shim gives every hook an explicit env
     report = analyze(spec, h100.driver_version)
     assert report.flow == "legacy" and report.gpu_detected and _fails(report) == []
 

@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument("-i", "--in-place", action="store_true", help="write the result back to the config file")
     out.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE instead of stdout")
     p.add_argument("--json", action="store_true", help="print the effective config (every key) as JSON")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) on keys gpuctk does not know; without it each is a warning, and the "
+        "runtime and hooks ignore them, as upstream does",
+    )
     p.set_defaults(func=run)
 
 
@@ -71,7 +77,15 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("`config default` takes only --output/--json")
         cfg, explicit = default_config(), set[str]()
     else:
-        cfg, explicit = read_config(path)
+        unknown: list[str] = []
+        cfg, explicit = read_config(path, warnings=unknown)
+        rewriting = bool(args.in_place or args.output)
+        for line in unknown:
+            note = "; not kept in the written file" if rewriting and not args.strict else ""
+            print(f"gpuctk: warning: {line}{note}", file=sys.stderr)
+        if unknown and args.strict:
+            count = len(unknown)
+            raise ConfigError(f"{path}: {count} unknown key{'s' if count > 1 else ''} (--strict)")
     for item in args.sets:
         key, sep, raw = item.partition("=")
         key = key.strip()

@@ -1,8 +1,13 @@
 """Find, read and validate the toolkit's config.toml (tomllib; on the container path, so stdlib only).
 
 ``load_config()`` returns a nested plain dict holding every key of the schema with defaults
-filled in, keyed by the TOML names (``cfg["nvidia-container-runtime"]["mode"]``). The parsed
+filled in, keyed by the TOML names (``cfg["nvidia-container-runtime"]["mode"]``); its shape is
+``gpuctk.config.types.ConfigDict`` (for mypy only: nothing here imports ``typing``). The parsed
 result is cached (``gpuctk._cachefile``) so a container start does not pay for tomllib.
+
+Unknown keys (typos, keys of older or newer upstream releases) are ignored with a warning, as
+upstream's TOML decoding ignores them (NVIDIA/nvidia-container-toolkit `api/config/v1/toml.go`);
+only ``gpuctk config --strict`` turns them into an error.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ from gpuctk.config.schema import (
 )
 from gpuctk.errors import GpuctkError
 
+TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; the shim imports this module
+if TYPE_CHECKING:
+    from typing import Any
+
+    from gpuctk.config.types import ConfigDict
+
 ENV_CONFIG_PATH = "NVIDIA_CTK_CONFIG_FILE_PATH"
 _TABLE_PREFIXES = frozenset(k.rsplit(".", i)[0] for k in SCHEMA for i in range(1, k.count(".") + 1))
 
@@ -40,7 +51,7 @@ def config_path(environ: dict[str, str] | None = None) -> str:
     return os.path.join(base, "nvidia-container-runtime", "config.toml")
 
 
-def _set_dotted(cfg: dict, key: str, value: object) -> None:
+def _set_dotted(cfg: Any, key: str, value: object) -> None:
     parts = key.split(".")
     node = cfg
     for p in parts[:-1]:
@@ -48,7 +59,7 @@ def _set_dotted(cfg: dict, key: str, value: object) -> None:
     node[parts[-1]] = value
 
 
-def get(cfg: dict, key: str) -> object:
+def get(cfg: Any, key: str) -> object:
     """The value of a dotted key (``get(cfg, "nvidia-container-runtime.mode")``)."""
     node: object = cfg
     for p in key.split("."):
@@ -58,14 +69,19 @@ def get(cfg: dict, key: str) -> object:
     return node
 
 
-def default_config() -> dict:
+def default_config() -> dict[str, Any]:
     """Every key with its default (host-dependent defaults included)."""
-    cfg: dict = {}
+    cfg: dict[str, Any] = {}
     overrides = host_defaults()
     for key, (_type, default) in SCHEMA.items():
         value = overrides.get(key, default)
         _set_dotted(cfg, key, list(value) if isinstance(value, list) else value)
     return cfg
+
+
+def _typed_defaults() -> ConfigDict:
+    """``default_config()`` seen through its shape (every SCHEMA key is filled in)."""
+    return default_config()  # type: ignore[return-value]
 
 
 def _is_text(s: str) -> bool:
@@ -81,102 +97,243 @@ def _check_type(key: str, value: object, source: str) -> object:
     if (isinstance(value, str) and not _is_text(value)) or (
         isinstance(value, list) and not all(_is_text(v) for v in value if isinstance(v, str))
     ):
-        raise ConfigError(f"{source}: {key}: not valid UTF-8: {value!r}")
+        raise ConfigError(f"{source}: {key}: not valid UTF-8: {_short(value)}")
     if kind in (BOOL, FEATURE):
         if not isinstance(value, bool):
-            raise ConfigError(f"{source}: {key}: expected a boolean, got {value!r}")
+            raise ConfigError(f"{source}: {key}: expected a boolean, got {_short(value)}")
     elif kind == STR:
         if not isinstance(value, str):
-            raise ConfigError(f"{source}: {key}: expected a string, got {value!r}")
+            raise ConfigError(f"{source}: {key}: expected a string, got {_short(value)}")
     elif kind == LIST:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{source}: {key}: expected a list of strings, got {value!r}")
+            raise ConfigError(f"{source}: {key}: expected a list of strings, got {_short(value)}")
         value = list(value)
     return value
 
 
-def _flatten(data: dict, source: str, prefix: str = "") -> dict[str, object]:
+def _flatten(
+    data: dict, source: str, unknown: list[str], invalid: dict[str, str] | None, prefix: str = ""
+) -> dict[str, object]:
+    """Dotted key -> checked value. Unknown keys go to ``unknown`` (upstream ignores them); a
+    value of the wrong type raises, or with ``invalid`` given is recorded there and left out."""
     out: dict[str, object] = {}
     for name, value in data.items():
         key = f"{prefix}{name}"
-        if key in SCHEMA:
-            out[key] = _check_type(key, value, source)
-        elif isinstance(value, dict) and key in _TABLE_PREFIXES:
-            out.update(_flatten(value, source, key + "."))
-        elif key in _TABLE_PREFIXES:
-            raise ConfigError(f"{source}: {key}: expected a table ([{key}]), got {value!r}")
-        else:
-            raise ConfigError(f"{source}: unknown key {key!r}")
+        try:
+            if key in SCHEMA:
+                out[key] = _check_type(key, value, source)
+            elif isinstance(value, dict) and key in _TABLE_PREFIXES:
+                out.update(_flatten(value, source, unknown, invalid, key + "."))
+            elif key in _TABLE_PREFIXES:
+                raise ConfigError(f"{source}: {key}: expected a table ([{key}]), got {_short(value)}")
+            else:
+                unknown.append(f"{source}: unknown key {key!r} (ignored)")
+        except ConfigError as exc:
+            if invalid is None:
+                raise
+            invalid[key] = str(exc)
     return out
 
 
-def validate(cfg: dict, source: str = "<config>") -> None:
-    """Cross-key rules: ldconfig must be host-relative (@…) unless allowed; enumerations."""
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate(
+    cfg: ConfigDict | dict[str, Any], source: str = "<config>", invalid: dict[str, str] | None = None
+) -> None:
+    """Cross-key rules: ldconfig must be host-relative (@…) unless allowed; enumerations.
+
+    Raises on the first broken rule; with ``invalid`` given, each broken key is recorded there
+    (dotted key -> one-line error) and its default restored instead."""
+    problems: list[tuple[str, str]] = []
     ldconfig = cfg["nvidia-container-cli"]["ldconfig"]
     if not ldconfig.startswith("@") and not cfg["features"]["allow-ldconfig-from-container"]:
-        raise ConfigError(
-            f"{source}: nvidia-container-cli.ldconfig: {ldconfig!r} must start with '@' (a host path) "
-            "unless features.allow-ldconfig-from-container = true"
+        problems.append(
+            (
+                "nvidia-container-cli.ldconfig",
+                f"{source}: nvidia-container-cli.ldconfig: {ldconfig!r} must start with '@' (a host path) "
+                "unless features.allow-ldconfig-from-container = true",
+            )
         )
     rt = cfg["nvidia-container-runtime"]
     if rt["mode"] not in VALID_MODES:
-        raise ConfigError(
-            f"{source}: nvidia-container-runtime.mode: {rt['mode']!r} is not one of {', '.join(VALID_MODES)}"
+        problems.append(
+            (
+                "nvidia-container-runtime.mode",
+                f"{source}: nvidia-container-runtime.mode: {rt['mode']!r} is not one of "
+                f"{', '.join(VALID_MODES)}",
+            )
         )
     if rt["sandbox"] not in VALID_SANDBOXES:
-        raise ConfigError(
-            f"{source}: nvidia-container-runtime.sandbox: {rt['sandbox']!r} is not one of '', 'gvisor'"
+        problems.append(
+            (
+                "nvidia-container-runtime.sandbox",
+                f"{source}: nvidia-container-runtime.sandbox: {rt['sandbox']!r} is not one of '', 'gvisor'",
+            )
         )
     # an empty prefix matches every annotation: each annotation value would be read as a device name
     if any(not p for p in rt["modes"]["cdi"]["annotation-prefixes"]):
-        raise ConfigError(
-            f"{source}: nvidia-container-runtime.modes.cdi.annotation-prefixes: "
-            "an empty prefix would match every annotation"
+        problems.append(
+            (
+                "nvidia-container-runtime.modes.cdi.annotation-prefixes",
+                f"{source}: nvidia-container-runtime.modes.cdi.annotation-prefixes: "
+                "an empty prefix would match every annotation",
+            )
         )
     compat = rt["modes"]["legacy"]["cuda-compat-mode"]
     if compat not in VALID_CUDA_COMPAT_MODES:
-        raise ConfigError(
-            f"{source}: nvidia-container-runtime.modes.legacy.cuda-compat-mode: {compat!r} is not one of "
-            f"{', '.join(VALID_CUDA_COMPAT_MODES)}"
+        problems.append(
+            (
+                "nvidia-container-runtime.modes.legacy.cuda-compat-mode",
+                f"{source}: nvidia-container-runtime.modes.legacy.cuda-compat-mode: {compat!r} is not one of "
+                f"{', '.join(VALID_CUDA_COMPAT_MODES)}",
+            )
         )
+    if not problems:
+        return
+    if invalid is None:
+        raise ConfigError(problems[0][1])
+    defaults = default_config()
+    for key, message in problems:
+        invalid[key] = message
+        _set_dotted(cfg, key, get(defaults, key))
 
 
-def read_config(path: str | None = None, *, required: bool = False) -> tuple[dict, set[str]]:
-    """Load ``path`` (default: the lookup order) over the defaults.
+# A real config.toml is a few KiB; far above that is not a config file (and tomllib's time
+# grows with the number of table headers).
+MAX_CONFIG_BYTES = 1 << 20
 
-    Returns the config and the set of dotted keys the file sets explicitly (rendering never
-    comments those out). A missing file means defaults unless ``required``.
-    """
-    source = path or config_path()
-    from gpuctk.fileio import read_limited
 
+def _read_regular(source: str, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """The bytes of a regular file, never blocking: a FIFO, a device (``/dev/zero``) or a
+    directory is refused before it is read, and so is a file over ``limit``."""
+    import stat
+
+    st = os.stat(source)
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{source}: cannot read config file: not a regular file")
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        with open(source, "rb") as f:
-            raw = read_limited(f)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between stat and open
+            raise ConfigError(f"{source}: cannot read config file: not a regular file")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise ConfigError(
+                    f"{source}: cannot read config file: larger than {limit >> 10} KiB, not a config file"
+                )
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _parse_file(
+    source: str, *, required: bool, unknown: list[str], invalid: dict[str, str] | None
+) -> tuple[ConfigDict, set[str]]:
+    try:
+        raw = _read_regular(source)
     except FileNotFoundError:
         if required:
             raise ConfigError(f"{source}: config file not found") from None
-        return default_config(), set()
+        return _typed_defaults(), set()
     except OSError as exc:
-        raise ConfigError(f"{source}: cannot read config file: {exc.strerror}") from None
+        raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
     import tomllib
 
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        _check_key_depth(text, source)
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{source}: invalid TOML: {_one_line(str(exc))}") from None
     except RecursionError:
         raise ConfigError(f"{source}: invalid TOML: nested too deeply") from None
-    flat = _flatten(data, source)
-    cfg = default_config()
+    except ValueError as exc:  # an integer over Python's digit limit
+        raise ConfigError(f"{source}: invalid TOML: {_one_line(str(exc))}") from None
+    flat = _flatten(data, source, unknown, invalid)
+    cfg = _typed_defaults()
     for key, value in flat.items():
         _set_dotted(cfg, key, value)
-    validate(cfg, source)
+    validate(cfg, source, invalid)
     return cfg, set(flat)
 
 
-def load_config(path: str | None = None) -> dict:
-    """The effective config: ``path`` or the lookup order, absent file = defaults.
+# tomllib's time grows with the square of the parts of one dotted key (a 40 KB key of 20 000
+# parts takes seconds): no key of the schema has more than 5.
+MAX_KEY_PARTS = 64
+
+
+def _check_key_depth(text: str, source: str) -> None:
+    """ConfigError for a table header or dotted key with more than MAX_KEY_PARTS parts (a
+    cheap pre-scan: only lines with that many dots are looked at)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.count(".") < MAX_KEY_PARTS:
+            continue
+        stripped = line.lstrip()
+        key = stripped.partition("]")[0] if stripped.startswith("[") else stripped.partition("=")[0]
+        if key.count(".") >= MAX_KEY_PARTS:
+            raise ConfigError(f"{source}: invalid TOML: line {number}: key nested too deeply")
+
+
+def _one_line(text: str) -> str:
+    text = text.splitlines()[0] if text else text
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _report(warnings: list[str] | None, unknown: list[str]) -> None:
+    if warnings is not None:
+        warnings.extend(unknown)
+        return
+    import sys
+
+    for line in unknown:
+        try:
+            sys.stderr.write(f"warning: {line}\n")
+        except OSError:
+            pass
+
+
+def read_config(
+    path: str | None = None, *, required: bool = False, warnings: list[str] | None = None
+) -> tuple[dict[str, Any], set[str]]:
+    """Load ``path`` (default: the lookup order) over the defaults.
+
+    Returns the config and the set of dotted keys the file sets explicitly (rendering never
+    comments those out). A missing file means defaults unless ``required``. Unknown keys are
+    ignored, as upstream ignores them: each is one line appended to ``warnings`` (or written
+    to stderr when no list is given). A value of the wrong type is a ``ConfigError``.
+
+    The config is returned as a plain ``dict`` for the callers outside the shim (the legacy
+    hook, install) whose signatures take one; it has the shape of ``ConfigDict``.
+    """
+    source = path or config_path()
+    unknown: list[str] = []
+    cfg, explicit = _parse_file(source, required=required, unknown=unknown, invalid=None)
+    _report(warnings, unknown)
+    return dict(cfg), explicit
+
+
+def load_config(
+    path: str | None = None,
+    *,
+    warnings: list[str] | None = None,
+    invalid: dict[str, str] | None = None,
+) -> ConfigDict:
+    """The effective config for the container path: ``path`` or the lookup order, absent
+    file = defaults.
+
+    Unknown keys are warnings (see ``read_config``). With ``invalid`` given, a key whose value
+    has the wrong type (or breaks a rule of ``validate``) keeps its default and its one-line
+    error is recorded there under the dotted key, so the caller decides whether this
+    container needs it; without it, the first such error is raised.
 
     The parsed result is cached (``marshal``, keyed by the file's stat and the host defaults)
     so a container start does not pay for importing tomllib; any change to the file misses.
@@ -185,15 +342,40 @@ def load_config(path: str | None = None) -> dict:
     try:
         st = os.stat(source)
     except FileNotFoundError:
-        return default_config()
+        return _typed_defaults()
     except OSError:
-        return read_config(source)[0]
+        return _load_uncached(source, warnings, invalid)
     key = _cache_key(source, st)
     cached = _cache_get(source, key)
-    if cached is not None:
-        return cached
-    cfg = read_config(source)[0]
-    _cache_put(source, key, cfg)
+    if cached is None:
+        unknown: list[str] = []
+        found: dict[str, str] = {}
+        cfg, _ = _parse_file(source, required=False, unknown=unknown, invalid=found)
+        cached = (cfg, unknown, found)
+        _cache_put(source, key, cached)
+    cfg, unknown, found = cached
+    return _deliver(cfg, unknown, found, warnings, invalid)
+
+
+def _load_uncached(source: str, warnings: list[str] | None, invalid: dict[str, str] | None) -> ConfigDict:
+    unknown: list[str] = []
+    found: dict[str, str] = {}
+    cfg, _ = _parse_file(source, required=False, unknown=unknown, invalid=found)
+    return _deliver(cfg, unknown, found, warnings, invalid)
+
+
+def _deliver(
+    cfg: ConfigDict,
+    unknown: list[str],
+    found: dict[str, str],
+    warnings: list[str] | None,
+    invalid: dict[str, str] | None,
+) -> ConfigDict:
+    if found and invalid is None:
+        raise ConfigError(next(iter(found.values())))
+    if invalid is not None:
+        invalid.update(found)
+    _report(warnings, unknown)
     return cfg
 
 
@@ -219,25 +401,36 @@ def _cache_key(source: str, st: os.stat_result) -> tuple:
     )
 
 
-def _cache_get(source: str, key: tuple) -> dict | None:
+def _cache_get(source: str, key: tuple) -> tuple[ConfigDict, list[str], dict[str, str]] | None:
     from gpuctk import _cachefile as cachefile
 
     path = cachefile.path_for(_CACHE_PREFIX, os.path.abspath(source))
     data = cachefile.read(path) if path else None
-    if isinstance(data, tuple) and len(data) == 2 and data[0] == key and isinstance(data[1], dict):
-        return data[1]
+    if not (isinstance(data, tuple) and len(data) == 2 and data[0] == key):
+        return None
+    entry = data[1]
+    if (
+        isinstance(entry, tuple)
+        and len(entry) == 3
+        and isinstance(entry[0], dict)
+        and isinstance(entry[1], list)
+        and isinstance(entry[2], dict)
+    ):
+        return entry
     return None
 
 
-def _cache_put(source: str, key: tuple, cfg: dict) -> None:
+def _cache_put(source: str, key: tuple, entry: tuple[ConfigDict, list[str], dict[str, str]]) -> None:
+    """``entry``: the config, its unknown-key warnings and its invalid keys (a file that is
+    not TOML at all raises before this and is never cached)."""
     from gpuctk import _cachefile as cachefile
 
     path = cachefile.path_for(_CACHE_PREFIX, os.path.abspath(source))
     if path:
-        cachefile.write(path, (key, cfg), prefix=_CACHE_PREFIX, keep=_CACHE_MAX_ENTRIES)
+        cachefile.write(path, (key, entry), prefix=_CACHE_PREFIX, keep=_CACHE_MAX_ENTRIES)
 
 
-def clone(cfg: dict) -> dict:
+def clone(cfg: ConfigDict) -> ConfigDict:
     import copy
 
     return copy.deepcopy(cfg)

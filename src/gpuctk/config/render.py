@@ -17,6 +17,12 @@ from gpuctk.config.schema import (
     is_suse,
 )
 
+TYPE_CHECKING = False  # no `typing` at run time: the shim imports this package
+if TYPE_CHECKING:
+    from typing import Any
+
+    from gpuctk.config.types import ConfigDict
+
 # ------------------------------------------------------------------ --set values (CLI)
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -45,7 +51,7 @@ def parse_value(key: str, raw: str | None, list_separator: str = ",") -> object:
     return raw
 
 
-def set_value(cfg: dict, key: str, value: object) -> None:
+def set_value(cfg: ConfigDict | dict[str, Any], key: str, value: object) -> None:
     if key not in SCHEMA:
         raise ConfigError(f"unknown config key {key!r}")
     if value is not None or SCHEMA[key][0] != FEATURE:
@@ -53,7 +59,7 @@ def set_value(cfg: dict, key: str, value: object) -> None:
     _set_dotted(cfg, key, value)
 
 
-# ------------------------------------------------------------------ rendering (§2.2)
+# ------------------------------------------------------------------ rendering (upstream `api/config/v1/toml.go`)
 def _toml_string(s: str) -> str:
     out = []
     for ch in s:
@@ -90,7 +96,7 @@ def _should_comment(key: str, display: object, value: object, suse: bool) -> boo
     return value is None or value == "" or (type(value) is type(display) and value == display)
 
 
-def render(cfg: dict, explicit: set[str] | frozenset[str] = frozenset()) -> str:
+def render(cfg: ConfigDict | dict[str, Any], explicit: set[str] | frozenset[str] = frozenset()) -> str:
     """config.toml text in upstream's layout: sorted keys, no indentation, defaults commented.
 
     ``explicit``: dotted keys set by the user (from the file or --set); they are never

@@ -1,4 +1,5 @@
-"""The config.toml schema: every key, its type and its default (nvidia-container-toolkit.md §2.1).
+"""The config.toml schema: every key, its type and its default (NVIDIA/nvidia-container-toolkit
+`api/config/v1/config.go`, `api/config/v1/runtime.go`, `api/config/v1/cli.go`, `api/config/v1/features.go`).
 
 Stdlib only and cheap to import: the runtime shim and the legacy hook read this on every
 container start.
@@ -71,7 +72,8 @@ OMITTED_UNLESS_SET = frozenset(
     }
 )
 
-# Keys rendered as a comment holding a "display default" when unset, empty or equal to it (§2.2).
+# Keys rendered as a comment holding a "display default" when unset, empty or equal to it
+# (NVIDIA/nvidia-container-toolkit `api/config/v1/toml.go`).
 COMMENTED_DEFAULTS: dict[str, object] = {
     "swarm-resource": "DOCKER_RESOURCE_GPU",
     "accept-nvidia-visible-devices-envvar-when-unprivileged": True,

@@ -1,4 +1,5 @@
-"""A low-level runtime's argv as the shim sees it (nvidia-container-toolkit.md §1.2).
+"""A low-level runtime's argv as the shim sees it (NVIDIA/nvidia-container-toolkit
+`internal/oci/args.go`).
 
 runc-style command lines put global flags first (``--root X --log Y create --bundle B ID``).
 The shim only needs three facts: is this ``create``, where is the bundle, and which of
@@ -78,7 +79,7 @@ def subcommand(argv: list[str]) -> str | None:
 
 
 def modifies_spec(argv: list[str]) -> bool:
-    """``create`` (upstream's rule, §1.2), or ``run`` as the subcommand: ``run`` is create+start in
+    """``create`` (upstream's rule, `internal/oci/args.go`), or ``run`` as the subcommand: ``run`` is create+start in
     one call and reads the same config.json (a gpuctk extension; engines themselves use create)."""
     return has_create(argv) or subcommand(argv) == "run"
 

@@ -19,15 +19,38 @@ class SpecError(GpuctkError):
 
 
 def read_spec_bytes(path: str) -> bytes:
-    from gpuctk.fileio import read_limited
+    """The bytes of ``config.json``: a regular file only (a FIFO is never opened blocking, a
+    device such as ``/dev/zero`` never read), at most ``gpuctk.fileio.MAX_READ_BYTES``."""
+    import stat
+
+    from gpuctk.fileio import MAX_READ_BYTES
 
     try:
-        with open(path, "rb") as f:
-            return read_limited(f)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise SpecError(f"{path}: cannot read OCI spec: not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise SpecError(f"{path}: OCI spec file not found") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read OCI spec: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
+            raise SpecError(f"{path}: cannot read OCI spec: not a regular file")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, MAX_READ_BYTES + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_READ_BYTES:
+                raise SpecError(f"{path}: cannot read OCI spec: larger than {MAX_READ_BYTES >> 20} MiB")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read OCI spec: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def parse_spec_bytes(path: str, raw: bytes) -> dict:
@@ -167,3 +190,44 @@ def add_prestart_hook(spec: dict, path: str, extra_basenames: tuple[str, ...] = 
         prestart = hooks["prestart"] = []
     prestart.append({"path": path, "args": [os.path.basename(path), "prestart"]})
     return True
+
+
+# Where a hook without an environment of its own looks for programs (upstream's default PATH
+# for its hooks' lookups, NVIDIA/nvidia-container-toolkit `pkg/lookup/executable.go`).
+DEFAULT_HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def safe_hook_env(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """The environment given to every hook that has none: ``PATH`` (the absolute entries of
+    the shim's own PATH, which the engine set, never the container's) and the config file the
+    shim itself read (``NVIDIA_CTK_CONFIG_FILE_PATH``, when set to an absolute path)."""
+    dirs = [d for d in environ.get("PATH", "").split(":") if d.startswith("/")]
+    env = [f"PATH={':'.join(dict.fromkeys(dirs)) or DEFAULT_HOOK_PATH}"]
+    config = environ.get("NVIDIA_CTK_CONFIG_FILE_PATH", "")
+    if config.startswith("/"):
+        env.append(f"NVIDIA_CTK_CONFIG_FILE_PATH={config}")
+    return env
+
+
+def give_hooks_an_env(spec: dict, env: list[str]) -> int:
+    """Give every hook of every type that has no ``env`` (absent, null or empty) a copy of
+    ``env``; returns how many were changed.
+
+    runc runs a hook without an environment of its own with the environment of the process
+    that runs it, and for ``createContainer``/``startContainer`` hooks that is the container's
+    (``LD_PRELOAD=/proc/self/cwd/x.so`` from the image then runs the image's code as host root:
+    CVE-2025-23266). An empty list counts as none: runc drops it (``omitempty``) on its way to
+    the process that runs the hook, which then sees nil and inherits."""
+    hooks = spec.get("hooks")
+    if not isinstance(hooks, dict):
+        return 0
+    changed = 0
+    for name in _HOOK_NAMES:
+        entries = hooks.get(name)
+        if not isinstance(entries, list):
+            continue
+        for hook in entries:
+            if isinstance(hook, dict) and not hook.get("env"):
+                hook["env"] = list(env)
+                changed += 1
+    return changed

@@ -1,4 +1,5 @@
-"""What a container asks for: the request model of nvidia-container-toolkit.md §1.8/§1.10.
+"""What a container asks for: upstream's image view (NVIDIA/nvidia-container-toolkit
+`internal/config/image/cuda_image.go`, `devices.go`, `envvars.go`, `privileged.go`, `capabilities.go`).
 
 ``ContainerRequest.from_spec(oci_spec, cfg)`` reads ``process.env``, ``mounts``, ``annotations``
 and the bounding capabilities of a raw OCI spec dict. Pure and stdlib-only: the runtime shim
@@ -8,6 +9,12 @@ and the legacy hook both use it on every container start.
 from __future__ import annotations
 
 import posixpath
+
+TYPE_CHECKING = False  # no `typing` at run time: the shim and the legacy hook import this module
+if TYPE_CHECKING:
+    from typing import Any
+
+    from gpuctk.config.types import ConfigDict
 
 __all__ = [
     "ALL_DRIVER_CAPABILITIES",
@@ -135,7 +142,10 @@ class ContainerRequest:
 
     @classmethod
     def from_spec(
-        cls, oci_spec: dict, cfg: dict, annotation_prefixes: tuple[str, ...] | list[str] | None = None
+        cls,
+        oci_spec: dict,
+        cfg: ConfigDict | dict[str, Any],
+        annotation_prefixes: tuple[str, ...] | list[str] | None = None,
     ) -> ContainerRequest:
         """Build the view. ``annotation_prefixes`` defaults to the config's
         ``modes.cdi.annotation-prefixes``; pass ``()`` to ignore annotations (non-cdi modes)."""
@@ -222,7 +232,13 @@ class ContainerRequest:
             src, dst = m.get("source"), m.get("destination")
             if not isinstance(src, str) or not isinstance(dst, str):
                 continue
-            if posixpath.normpath(src) != "/dev/null" or not dst.startswith(root + "/"):
+            if posixpath.normpath(src) != "/dev/null":
+                continue
+            # cleaned like upstream's filepath.Clean: ``…-devices/./5`` and ``…-devices//5`` are GPU 5
+            dst = (
+                "/" + posixpath.normpath(dst).lstrip("/") if dst.startswith("/") else posixpath.normpath(dst)
+            )
+            if not dst.startswith(root + "/"):
                 continue
             if dst in seen:
                 continue

@@ -1,4 +1,5 @@
-"""``NVIDIA_REQUIRE_*`` constraints: grammar and evaluation (nvidia-container-toolkit.md §1.10).
+"""``NVIDIA_REQUIRE_*`` constraints: grammar and evaluation (NVIDIA/nvidia-container-toolkit
+`internal/requirements/`, `internal/config/image/cuda_image.go`).
 
 Each requirement string is a space-separated OR of terms; each term is a comma-separated
 AND of factors ``<property><op><value>``. Properties ``cuda``, ``driver`` and ``arch`` compare

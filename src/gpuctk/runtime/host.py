@@ -14,7 +14,46 @@ from gpuctk.errors import GpuctkError
 from gpuctk.runtime.lowlevel import find_executable
 from gpuctk.runtime.platform import HostProbes, Probes
 
+TYPE_CHECKING = False  # no `typing` at run time: the shim's create path imports this module
+if TYPE_CHECKING:
+    from typing import Any
+
+    from gpuctk.config.types import ConfigDict
+
 AUTOMATIC_KIND = "runtime.nvidia.com/gpu"
+
+
+# where a driver's libcuda.so.<version> lives, relative to the driver root
+LIBRARY_DIRS = (
+    "usr/lib64",
+    "usr/lib/x86_64-linux-gnu",
+    "usr/lib/aarch64-linux-gnu",
+    "lib64",
+    "lib/x86_64-linux-gnu",
+    "lib/aarch64-linux-gnu",
+    "usr/lib",
+    "lib",
+)
+
+
+def _is_version(word: str) -> bool:
+    parts = word.split(".")
+    return len(parts) >= 2 and all(p.isdigit() and len(p) <= 9 for p in parts)
+
+
+def libcuda_version(root: str) -> str | None:
+    """``550.54.15`` from ``<root>/<libdir>/libcuda.so.550.54.15`` (the first library dir that
+    holds one; the highest version there), else None."""
+    prefix = "libcuda.so."
+    for d in LIBRARY_DIRS:
+        try:
+            names = os.listdir(os.path.join(root, d))
+        except OSError:
+            continue
+        found = [n[len(prefix) :] for n in names if n.startswith(prefix) and _is_version(n[len(prefix) :])]
+        if found:
+            return max(found, key=lambda v: [int(p) for p in v.split(".")])
+    return None
 
 
 class ModifyError(GpuctkError):
@@ -39,7 +78,7 @@ def find_gpuctk_tool(name: str) -> str | None:
 
 
 class Host:
-    def __init__(self, cfg: dict, probes: Probes | None = None) -> None:
+    def __init__(self, cfg: ConfigDict, probes: Probes | None = None) -> None:
         self.cfg = cfg
         self.driver_root = cfg["nvidia-container-cli"]["root"] or "/"
         self._probes = probes
@@ -48,7 +87,9 @@ class Host:
     @property
     def probes(self) -> Probes:
         if self._probes is None:
-            self._probes = HostProbes(self.driver_root)
+            # the Tegra markers are looked for on the host's /, not under the driver root, as
+            # upstream does (NVIDIA/nvidia-container-toolkit `internal/info/auto.go`)
+            self._probes = HostProbes("/")
         return self._probes
 
     # ----------------------------------------------------------------- CDI
@@ -86,24 +127,12 @@ class Host:
 
     def jit_spec(self, mode: str, ids: list[str]) -> dict:
         """An in-memory CDI spec for the requested ids (mode ``auto`` = GPUs; ``gds``, ``imex``, …)."""
-        try:
-            from gpuctk.generate.jit import jit_spec
-        except ImportError:
-            raise ModifyError(
-                "jit-cdi and csv modes need gpuctk's spec generator (gpuctk.generate.jit), which this build "
-                'lacks; set nvidia-container-runtime.mode = "cdi" and generate a spec with `gpuctk cdi generate`'
-            ) from None
+        from gpuctk.generate.jit import jit_spec
+
         root = self.driver_root
+        plain: dict[str, Any] = self.cfg  # type: ignore[assignment]  # the generator takes a plain dict
         try:
-            if mode == "auto":
-                return jit_spec(ids, self.cfg, driver_root=root, dev_root=root)
-            return jit_spec(ids, self.cfg, driver_root=root, dev_root=root, mode=mode)  # type: ignore[call-arg]
-        except TypeError as exc:
-            if "mode" in str(exc):
-                raise ModifyError(
-                    f"the spec generator in this build cannot generate mode={mode} devices"
-                ) from None
-            raise
+            return jit_spec(ids, plain, driver_root=root, dev_root=root, mode=mode)
         except GpuctkError as exc:
             raise ModifyError(f"failed to generate CDI spec for mode={mode}: {exc}") from None
 
@@ -128,28 +157,41 @@ class Host:
         found = find_executable(configured) if configured else None
         return found or find_gpuctk_tool("gpuctk-hook") or "/usr/bin/nvidia-ctk"
 
+    def hook_env(self) -> list[str]:
+        """The environment of every hook that has none of its own (never the container's).
+
+        A config found through ``$XDG_CONFIG_HOME`` is named explicitly, so the legacy hook
+        reads the file the shim read even without that variable."""
+        from gpuctk.config import ENV_CONFIG_PATH, config_path
+        from gpuctk.oci.spec import safe_hook_env
+
+        env = safe_hook_env(os.environ)
+        if not os.environ.get(ENV_CONFIG_PATH) and os.environ.get("XDG_CONFIG_HOME"):
+            found = config_path()
+            if found.startswith("/") and os.path.isfile(found):
+                env.append(f"{ENV_CONFIG_PATH}={found}")
+        return env
+
     def hook_args(self, hook_path: str, name: str, args: list[str]) -> list[str]:
-        try:
-            from gpuctk.hooks.argv import hook_argv
-        except ImportError:
-            base = os.path.basename(hook_path)
-            if base == "nvidia-ctk":
-                return [base, "hook", name, *args]
-            return [base, name, *args]
+        from gpuctk.hooks.argv import hook_argv
+
         return hook_argv(hook_path, name, args)
 
     # ----------------------------------------------------------------- driver facts
     def driver_version(self) -> str | None:
+        """The host driver's version: ``proc/driver/nvidia/version`` under the driver root, else
+        the suffix of ``libcuda.so.<version>`` in the root's library directories (a driver
+        container's root such as ``/run/nvidia/driver`` has no ``/proc`` of its own), as
+        upstream's driver root does (NVIDIA/nvidia-container-toolkit `internal/lookup/root/root.go`)."""
         try:
             with open(os.path.join(self.driver_root, "proc/driver/nvidia/version")) as f:
-                first = f.readline()
+                first = f.readline(4096)
         except OSError:
-            return None
+            first = ""
         for word in first.split():
-            parts = word.split(".")
-            if len(parts) >= 2 and all(p.isdigit() for p in parts):
+            if _is_version(word):
                 return word
-        return None
+        return libcuda_version(self.driver_root)
 
     def gpu_information(self) -> list[dict[str, str]]:
         """``/proc/driver/nvidia/gpus/*/information`` under the driver root: UUID, bus id, minor."""
@@ -211,10 +253,6 @@ class Host:
 
     # ----------------------------------------------------------------- gVisor
     def runsc_ready(self, oci_spec: dict) -> list[str]:
-        try:
-            from gpuctk.sandbox.gvisor import runsc_ready_oci_spec
-        except ImportError:
-            raise ModifyError(
-                'sandbox = "gvisor" needs gpuctk.sandbox.gvisor, which this build lacks'
-            ) from None
+        from gpuctk.sandbox.gvisor import runsc_ready_oci_spec
+
         return runsc_ready_oci_spec(oci_spec)

@@ -1,4 +1,5 @@
-"""Finding executables the way upstream does (§1.3): ``$PATH`` then the standard sbin/bin dirs."""
+"""Finding executables the way upstream does (NVIDIA/nvidia-container-toolkit
+`internal/oci/runtime_path.go`, `pkg/lookup/executable.go`): ``$PATH`` then the standard sbin/bin dirs."""
 
 from __future__ import annotations
 

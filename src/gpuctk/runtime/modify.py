@@ -2,7 +2,8 @@
 
 ``modify_spec`` edits a raw OCI spec dict in place and says whether it changed anything; the
 caller writes the file only then, so a container that asks for no GPU keeps its
-``config.json`` byte for byte. Modifier stacks per mode follow §1.6:
+``config.json`` byte for byte. Modifier stacks per mode follow upstream's
+(NVIDIA/nvidia-container-toolkit `internal/modifier/mode.go`, `internal/runtime/runtime_factory.go`):
 
 - ``cdi``/``jit-cdi``: NVIDIA hook remover, then CDI injection (registry or JIT);
 - ``csv``: hook remover, feature-gated devices, CSV devices (through the JIT generator);
@@ -11,11 +12,15 @@ caller writes the file only then, so a container that asks for no GPU keeps its
 
 from __future__ import annotations
 
-from gpuctk.oci.spec import add_prestart_hook, remove_nvidia_hooks
+from gpuctk.oci.spec import add_prestart_hook, give_hooks_an_env, remove_nvidia_hooks
 from gpuctk.request import ContainerRequest, is_qualified_cdi_name
 from gpuctk.runtime.host import AUTOMATIC_KIND, Host, ModifyError
 from gpuctk.runtime.log import Logger
 from gpuctk.runtime.platform import resolve_mode
+
+TYPE_CHECKING = False  # no `typing` at run time: the shim's create path imports this module
+if TYPE_CHECKING:
+    from gpuctk.config.types import ConfigDict
 
 # env var -> generator mode of the feature-gated devices (legacy, csv, jit-cdi)
 GATED_MODES = (
@@ -61,7 +66,7 @@ def parse_jit_requests(names: list[str]) -> list[tuple[str, list[str]]]:
 
 
 class Modifier:
-    def __init__(self, cfg: dict, host: Host, log: Logger) -> None:
+    def __init__(self, cfg: ConfigDict, host: Host, log: Logger) -> None:
         self.cfg = cfg
         self.host = host
         self.log = log
@@ -71,9 +76,17 @@ class Modifier:
     def gated_requests(self, image: ContainerRequest) -> list[str]:
         return [f"mode={mode}" for env, mode in GATED_MODES if image.feature_enabled(env)]
 
-    def apply_jit(self, spec: dict, requests: list[str]) -> None:
+    def apply_jit(self, spec: dict, requests: list[str], optional: bool = False) -> None:
+        """Generate and apply a spec per mode. ``optional``: a mode the node cannot generate
+        (no device nodes for it) is a warning, and the container starts without it."""
         for mode, ids in parse_jit_requests(requests):
-            cdi_spec = self.host.jit_spec(mode, (ids or ["all"]) if mode in ("auto", "csv") else ids)
+            try:
+                cdi_spec = self.host.jit_spec(mode, (ids or ["all"]) if mode in ("auto", "csv") else ids)
+            except ModifyError as exc:
+                if not optional:
+                    raise
+                self.log.warning(f"{exc}; starting the container without mode={mode}")
+                continue
             applied = self.host.apply_cdi_spec(spec, cdi_spec, f"<generated mode={mode}>")
             self.log.info(
                 f"Injected generated CDI devices for mode={mode}: {', '.join(applied) or '(common edits)'}"
@@ -108,7 +121,9 @@ class Modifier:
             return
         gated = self.gated_requests(image)
         if gated:
-            self.apply_jit(spec, gated)
+            # as upstream's feature-gated modifier (NVIDIA/nvidia-container-toolkit
+            # `internal/modifier/gated.go`): a feature whose devices the node lacks is left out
+            self.apply_jit(spec, gated, optional=True)
         if self.cfg["features"]["disable-cuda-compat-lib-hook"] or mode == "csv":
             return
         if self.rt["modes"]["legacy"]["cuda-compat-mode"] != "hook":
@@ -197,7 +212,7 @@ class Modifier:
 
 
 def modify_spec(
-    spec: dict, cfg: dict, host: Host, log: Logger, mode_override: str | None = None
+    spec: dict, cfg: ConfigDict, host: Host, log: Logger, mode_override: str | None = None
 ) -> str | None:
     """Edit ``spec`` for the GPUs it requests. Returns the mode used, or None when the container
     asks for nothing (the spec is then untouched)."""
@@ -230,4 +245,7 @@ def modify_spec(
     if cfg["nvidia-container-runtime"]["sandbox"] == "gvisor":
         for note in host.runsc_ready(spec):
             log.info(f"gvisor: {note}")
+    given = give_hooks_an_env(spec, host.hook_env())
+    if given:
+        log.debug(f"Gave {given} hook(s) without an environment of their own an explicit one")
     return mode

@@ -1,4 +1,5 @@
-"""Mode resolution (§1.5) and the platform probes behind it.
+"""Mode resolution (NVIDIA/nvidia-container-toolkit `internal/info/auto.go`, go-nvlib
+`pkg/nvlib/info/property-extractor.go`) and the platform probes behind it.
 
 ``resolve_mode`` is pure given a ``Probes`` object; tests pass a ``StaticProbes``. The real
 probes (``HostProbes``) dlopen libdxcore / libnvidia-ml through ctypes, imported lazily and
