@@ -122,7 +122,9 @@ def test_installed_create_path_imports(node: dict, which: str, mode: str, reques
     modules = dump.read_text().split()
     assert "gpuctk.runtime.main" in modules  # the dump really is the shim's
     assert _banned(modules) == []
-    third_party = [m for m in modules if m.split(".")[0] not in sys.stdlib_module_names | {"gpuctk", "__main__"}]
+    third_party = [
+        m for m in modules if m.split(".")[0] not in sys.stdlib_module_names | {"gpuctk", "__main__"}
+    ]
     assert third_party == []
     if sys.prefix != sys.base_prefix:  # a venv: the front end starts python -I -S
         assert "site" not in modules
