@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 import gpuctk.runtime
 from gpuctk.oci.args import has_create, has_version_flag, logging_flags, modifies_spec, subcommand
 from gpuctk.runtime import frontend
-from support.tools import require_root
+from support.tools import require_root, require_tool
 
 SCRIPT = Path(gpuctk.runtime.__file__).parent / "scripts" / "gpuctk-runtime"
 
@@ -29,6 +30,12 @@ printf '%s\\0' "$0" "$@" > "$0.argv"
 env > "$0.env"
 echo RT
 """
+
+
+def age(path: Path, seconds: int = 60) -> None:
+    """A config edited just now is not cached (frontend._RACY_NS); a node's config is older."""
+    t = time.time_ns() - seconds * 10**9
+    os.utime(path, ns=(t, t))
 
 
 class FrontEnd:
@@ -49,6 +56,7 @@ class FrontEnd:
         self.cache.mkdir(mode=0o700)
         self.cfg = tmp / "config.toml"
         self.cfg.write_text("# empty\n")
+        age(self.cfg)
         self.env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "NVIDIA_CTK_CONFIG_FILE_PATH": str(self.cfg),
@@ -66,9 +74,15 @@ class FrontEnd:
     def cache_file(self) -> Path:
         return self.cache / frontend.CACHE_NAME
 
-    def run(self, *args: str | bytes, env: dict[str, str] | None = None) -> str:
+    def run(
+        self, *args: str | bytes, env: dict[str, str] | None = None, shell: list[str] | None = None
+    ) -> str:
         r = subprocess.run(
-            [str(self.script), *args], env=env or self.env, capture_output=True, text=True, timeout=30
+            [*(shell or []), str(self.script), *args],
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert r.returncode == 0, r.stderr
         assert r.stdout in ("PY\n", "RT\n"), r.stdout + r.stderr
@@ -147,10 +161,20 @@ ARGV_TABLE: list[list[str]] = [
 ]
 
 
+def _shell(name: str) -> list[str] | None:
+    """None: the kernel runs the script with its #!/bin/sh (dash on Debian)."""
+    if name == "/bin/sh":
+        return None
+    if name == "busybox":
+        return [require_tool("busybox"), "sh"]
+    return [require_tool(name)]
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash", "busybox"])
 @pytest.mark.parametrize("argv", ARGV_TABLE, ids=[" ".join(a) or "<empty>" for a in ARGV_TABLE])
-def test_script_routes_like_the_python_parser(fe: FrontEnd, argv: list[str]) -> None:
+def test_script_routes_like_the_python_parser(fe: FrontEnd, argv: list[str], shell: str) -> None:
     want = "PY" if frontend.needs_python(argv) else "RT"
-    assert fe.run(*argv) == want
+    assert fe.run(*argv, shell=_shell(shell)) == want
     if want == "RT":  # and then the runtime got the arguments untouched, argv[0] its path
         assert fe.runtime.with_suffix(".argv").read_bytes() == b"".join(
             a.encode() + b"\0" for a in [str(fe.runtime), *argv]
@@ -257,6 +281,7 @@ def test_default_config_path_spelling(fe: FrontEnd, monkeypatch: pytest.MonkeyPa
     xdg = fe.tmp / "xdg"
     (xdg / "nvidia-container-runtime").mkdir(parents=True)
     (xdg / "nvidia-container-runtime" / "config.toml").write_text("")
+    age(xdg / "nvidia-container-runtime" / "config.toml")
     monkeypatch.delenv("NVIDIA_CTK_CONFIG_FILE_PATH")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
     fe.record()
@@ -317,3 +342,35 @@ def test_writer_refuses_values_that_are_not_one_line() -> None:
 def test_script_never_execs_itself(fe: FrontEnd) -> None:
     frontend.record(frontend.config_state(), str(fe.script), {"log-level": "info"})
     assert fe.run("state", "id") == "PY"
+
+
+@pytest.mark.parametrize("name", ["gpuctk-runtime", "gpuctk-runtime-cdi", "gpuctk-runtime-legacy"])
+def test_installed_scripts_are_the_front_end(name: str) -> None:
+    """pip (hatchling shared-scripts) installs the script byte for byte under all three names; an
+    editable install copies it, so an edit needs a reinstall (the Makefile's venv rule has it)."""
+    from support.tools import venv_script
+
+    installed = Path(venv_script(name))
+    assert installed.read_bytes() == SCRIPT.read_bytes(), f"{installed} is stale: pip install -e ."
+    assert os.access(installed, os.X_OK)
+
+
+def test_recently_changed_config_is_not_cached(fe: FrontEnd) -> None:
+    fe.cache_file.unlink()
+    fe.cfg.write_text("# just now\n")
+    fe.record()
+    assert not fe.cache_file.exists()
+    assert fe.run("state", "id") == "PY"
+    age(fe.cfg, 3)
+    fe.record()
+    assert fe.run("state", "id") == "RT"
+
+
+def test_whole_second_shells_see_any_later_edit(fe: FrontEnd) -> None:
+    """busybox ash compares mtimes in whole seconds; an edit after the cache was written (at
+    least 2 s after the recorded mtime) is in a later second."""
+    sh = _shell("busybox")
+    assert fe.run("state", "id", shell=sh) == "RT"
+    st = os.stat(fe.cfg)
+    os.utime(fe.cfg, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
+    assert fe.run("state", "id", shell=sh) == "PY"

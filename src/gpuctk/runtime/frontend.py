@@ -17,7 +17,8 @@ for root) is plain text, one value per line, read by ``sh``'s ``read`` builtin (
 
 Fresh means: the same config path and ``$PATH`` and, for ``present``, a config file whose mtime
 equals the cache file's (the writer stamps the cache with the config's ``st_mtime_ns``, so any
-write to the config misses; the script compares with ``test -nt``/``-ot``, builtins). Trusted
+write to the config misses; the script compares with ``test -nt``/``-ot``, builtins; a config
+changed in the last 2 s is not cached, for shells that compare whole seconds). Trusted
 means: the cache and its directory are ours and no symlinks; the writer writes only into a
 directory nobody else can write (``_cachefile.trusted_dir``), mode 0600. A cache is written only
 when a pass-through command would log nothing (log level info or above), because the script
@@ -30,10 +31,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 CACHE_NAME = "lowlevel-runtime"
 HEADER = "gpuctk-frontend-cache 1"
 ENV_DUMP_MODULES = "GPUCTK_DUMP_MODULES"
+# A config modified less than 2 s ago is not cached: some shells' ``test -nt`` compares whole
+# seconds (busybox ash), so an edit in the same second as the recorded mtime would look fresh.
+# Any edit after a cache is written then lands in a later second than the one it recorded.
+_RACY_NS = 2_000_000_000
 _QUIET_LEVELS = frozenset({"info", "warning", "warn", "error", "fatal", "panic"})
 
 
@@ -82,6 +88,8 @@ def _record(state: tuple[str, int | None], runtime: str, rt_cfg: dict) -> None:
     cfg_path, mtime = state
     if mtime == -1:
         return
+    if mtime is not None and mtime > time.time_ns() - _RACY_NS:
+        return  # see _RACY_NS
     directory = cachefile.cache_dir()
     if not directory:
         return
