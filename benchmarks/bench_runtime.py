@@ -152,7 +152,7 @@ def main() -> int:
             return [runc, "--root", state, "delete", "--force", cid]
 
         n = args.runs
-        floor = lambda cid: [sys.executable, "-S", "-c", "pass"]  # noqa: E731
+        floor = lambda cid: [sys.executable, "-I", "-S", "-c", "pass"]  # noqa: E731
         site_floor = lambda cid: [sys.executable, "-c", "pass"]  # noqa: E731
         rows = interleaved(
             n,
@@ -184,9 +184,15 @@ def main() -> int:
                 ),
                 (f"shim alone -> /bin/true, {GPUS} GPUs", bundle, gpu, create(SHIM), env_true),
                 ("shim alone -> /bin/true, no GPU", bundle, plain, create(SHIM), env_true),
-                ("python -S -c pass (interpreter floor)", bundle, plain, floor, dict(base_env)),
                 (
-                    "python -c pass (interpreter + site, as the console script runs)",
+                    "python -I -S -c pass (interpreter floor, as the sh front end starts it)",
+                    bundle,
+                    plain,
+                    floor,
+                    dict(base_env),
+                ),
+                (
+                    "python -c pass (interpreter + site, as a pip console script starts)",
                     bundle,
                     plain,
                     site_floor,

@@ -1,12 +1,16 @@
 """Launchers for gpuctk's executables under gpuctk and upstream-compatible names.
 
 Choice (tested in tests/install): the runtime and hook launchers are **symlinks** to the
-console scripts of the Python environment gpuctk runs from. Executing a symlink to a
-``#!python`` script makes the kernel hand the *symlink path* to the interpreter, so
-``sys.argv[0]`` keeps the invoked name (``nvidia-container-runtime.cdi``) and the shim can
-pick its mode from it; there is no extra shell on the container-start path. ``nvidia-ctk``
-is a small ``/bin/sh`` wrapper because it must dispatch: ``nvidia-ctk hook <name> …`` runs
-``gpuctk-hook <name> …`` and every other command runs ``gpuctk …``.
+console scripts of the Python environment gpuctk runs from. The kernel hands the *symlink
+path* to the script's interpreter, so ``argv[0]`` keeps the invoked name
+(``nvidia-container-runtime.cdi``) and the shim picks its mode from it. ``gpuctk-runtime``
+(``-cdi``, ``-legacy``) is the POSIX ``sh`` front end (gpuctk/runtime/scripts/gpuctk-runtime):
+through a launcher, pass-through commands (``state``, ``start``, ``delete``…) exec the
+low-level runtime without Python, and ``create`` resolves the link once (``readlink -f``) to
+find the environment's interpreter. ``nvidia-ctk`` is a small ``/bin/sh`` wrapper because it
+must dispatch: ``nvidia-ctk hook <name> …`` runs ``gpuctk-hook <name> …`` and every other
+command runs ``gpuctk …``. :func:`compile_bytecode` compiles the package the launchers run, so
+the first container start after an install does not pay for it.
 """
 
 from __future__ import annotations
@@ -109,3 +113,17 @@ def is_ours(path: str) -> bool:
             return MARKER in f.read(4096)
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def compile_bytecode() -> list[str]:
+    """Compile gpuctk's modules (the create path starts ``python -I -S`` and imports them);
+    returns warnings. A package dir we cannot write (a read-only image) is left as it is:
+    Python then compiles in memory on every start, which is slower but correct."""
+    import compileall
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        ok = compileall.compile_dir(pkg, quiet=2, workers=1)
+    except OSError as exc:
+        return [f"{pkg}: cannot compile bytecode: {exc.strerror}"]
+    return [] if ok else [f"{pkg}: some modules could not be compiled to bytecode"]

@@ -262,6 +262,7 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
         msgs.append(f"{lc.path}: {'installed' if changed else 'unchanged'}")
         if lc.path not in files:
             files.append(lc.path)
+    warns += launchers.compile_bytecode()
 
     config_file = str(opts.config_file)
     config_created = previous.get("config_created", not os.path.exists(config_file))

@@ -146,7 +146,9 @@ def write_spec(path: str, spec: dict) -> None:
         # a lone surrogate the original escaped ("\ud800") cannot be UTF-8: keep it escaped
         data = (fastjson.dumps(spec, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
     try:
-        atomic_write(path, data)
+        # no fsync: a bundle does not outlive a boot (upstream's NVIDIA/nvidia-container-toolkit
+        # internal/oci/spec_file.go does not sync either); the rename keeps it atomic
+        atomic_write(path, data, durable=False)
     except OSError as exc:  # ENOSPC, EROFS…: a one-line error, not an "internal error"
         raise SpecError(f"{path}: cannot write OCI spec: {exc.strerror or exc}") from None
 

@@ -152,6 +152,9 @@ def run(argv: list[str], mode_override: str | None = None) -> int:
         if version:
             sys.stdout.write(f"gpuctk-runtime version {__version__}\nspec: {OCI_SPEC_VERSION}\n\n")
             sys.stdout.flush()
+        from gpuctk.runtime import frontend
+
+        fe_state = frontend.config_state()  # before the config is read: see frontend.config_state
         creating = modifies_spec(args)
         cfg, warnings, invalid = _load_config(creating)
         rt = cfg["nvidia-container-runtime"]
@@ -164,6 +167,7 @@ def run(argv: list[str], mode_override: str | None = None) -> int:
         skip = frozenset({os.path.realpath(argv[0])}) if argv and argv[0] else frozenset()
         runtime = find_runtime(rt["runtimes"], skip=skip)
         log.debug(f"Using low-level runtime {runtime}")
+        frontend.record(fe_state, runtime, rt)  # for the sh front end's pass-through
         if creating:
             handle_create(args, cfg, log, mode_override, invalid=invalid)
     except GpuctkError as exc:
