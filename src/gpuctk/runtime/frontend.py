@@ -33,6 +33,10 @@ import os
 import sys
 import time
 
+TYPE_CHECKING = False  # no `typing` at run time: the shim's create path imports this module
+if TYPE_CHECKING:
+    from gpuctk.config.types import RuntimeConfig
+
 CACHE_NAME = "lowlevel-runtime"
 HEADER = "gpuctk-frontend-cache 1"
 ENV_DUMP_MODULES = "GPUCTK_DUMP_MODULES"
@@ -73,7 +77,7 @@ def render(cfg_path: str, present: bool, path_env: str, runtime: str) -> str | N
     return f"{HEADER}\n{cfg_path}\n{'present' if present else 'absent'}\n{path_env}\n{runtime}\nend\n"
 
 
-def record(state: tuple[str, int | None], runtime: str, rt_cfg: dict) -> None:
+def record(state: tuple[str, int | None], runtime: str, rt_cfg: RuntimeConfig) -> None:
     """Record ``runtime`` for the script, unless pass-through would log or nothing changed.
     Never fails: a cache that cannot be written is not used."""
     try:
@@ -82,7 +86,7 @@ def record(state: tuple[str, int | None], runtime: str, rt_cfg: dict) -> None:
         pass
 
 
-def _record(state: tuple[str, int | None], runtime: str, rt_cfg: dict) -> None:
+def _record(state: tuple[str, int | None], runtime: str, rt_cfg: RuntimeConfig) -> None:
     from gpuctk import _cachefile as cachefile
 
     cfg_path, mtime = state
