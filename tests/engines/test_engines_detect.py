@@ -123,9 +123,11 @@ def _facts(**kw: Any) -> dict[str, Any]:
         ("containerd", (2, 0, 1), _facts(), True, "native-cdi", "cdi.k8s.io/"),
         ("containerd", (2, 0, 1), _facts(cdi_enabled_in_config=False), False, "native-cdi", "cdi.k8s.io/"),
         ("crio", (1, 29, 1), _facts(), True, "native-cdi", "cdi.k8s.io/"),
-        ("crio", (1, 22, 0), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
-        ("docker", (24, 0, 7), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
-        ("containerd", None, _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
+        # no native CDI and no annotation path: the legacy injection (hook / --runtime nvidia)
+        ("crio", (1, 22, 0), _facts(), False, "legacy", None),
+        ("docker", (24, 0, 7), _facts(), False, "legacy", None),
+        # an unknown version decides nothing (configure asks the binary or refuses)
+        ("containerd", None, _facts(), False, "undecided", None),
     ],
 )
 def test_recommendation(
