@@ -111,7 +111,9 @@ def _native(row: int, support: dict[str, Any], *, enable: bool, reasons: list[st
         cdi_keys_allowed=True,
         shim_mode="cdi",
         annotation_prefixes=[NATIVE_PREFIX],
-        device_list_strategy=["cdi-annotations", "cdi-cri"] if cri_field else ["cdi-annotations"],
+        # the CRI CDIDevices field where the engine honours it (the kubelet fills it from the
+        # plugin's cdi-cri response), else cdi.k8s.io/ annotations
+        device_list_strategy=["cdi-cri"] if cri_field else ["cdi-annotations"],
         cdi_annotation_prefix=NATIVE_PREFIX,
         cri_field=cri_field,
         needs_runtime_class=False,
