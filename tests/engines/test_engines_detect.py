@@ -225,7 +225,8 @@ def test_detect_reads_file_and_imports_without_binary(tmp_path: Path) -> None:
 def test_detect_docker_and_crio_files(tmp_path: Path) -> None:
     daemon = tmp_path / "daemon.json"
     daemon.write_text((INPUTS / "daemon.json").read_text())
-    assert main(["runtime", "configure", "--runtime", "docker", "--config", str(daemon), "--enable-cdi"]) == 0
+    argv = ["runtime", "configure", "--runtime", "docker", "--config", str(daemon), "--enable-cdi"]
+    assert main([*argv, "--engine-version", "27.1.0"]) == 0
     r = detect("docker", config=str(daemon), version="Docker version 27.1.0, build x")
     assert r["cdi_enabled"] and r["gpu_runtimes"] == ["nvidia"] and not r["gpu_runtime_default"]
     crio = tmp_path / "crio.conf"

@@ -21,10 +21,11 @@ GPU Operator's shipped CDI mode of ``controllers/object_controls.go``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from gpuctk.engines.versions import Version, cdi_support, format_version, normalize_engine
+from gpuctk.errors import GpuctkError
 
 NATIVE = "native"
 NVIDIA_RUNTIME_CDI = "nvidia-runtime-cdi"
@@ -100,6 +101,20 @@ class Decision:
         d = asdict(self)
         d["title"] = self.title
         return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "decision") -> Decision:
+        """A recorded decision (``as_dict`` output, e.g. from the node's decision record)."""
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        if known.get("row") not in ROW_TITLES or known.get("path") not in PATHS:
+            raise GpuctkError(
+                f"{source}: field decision: not a gpuctk decision (row/path missing or unknown)"
+            )
+        try:
+            return cls(**known)
+        except TypeError as exc:
+            raise GpuctkError(f"{source}: field decision: {exc}") from None
 
 
 def _native(row: int, support: dict[str, Any], *, enable: bool, reasons: list[str]) -> Decision:

@@ -81,6 +81,16 @@ def cdi_intent(facts: dict[str, Any], nodes: list[dict[str, Any]]) -> bool:
     return True
 
 
+def _recorded(facts: dict[str, Any], nodes: list[dict[str, Any]]) -> Decision | None:
+    """The decision recorded on every node of the group (all the same), else None."""
+    records = facts.get("recorded_decisions") or {}
+    got = [records.get(n["name"]) for n in nodes]
+    first = got[0] if got else None
+    if not isinstance(first, dict) or any(r != first for r in got):
+        return None
+    return Decision.from_dict(first, f"decision record of node {nodes[0]['name']}")
+
+
 def group_decision(
     engine: str,
     version: tuple[int, int, int] | None,
@@ -184,8 +194,11 @@ def _plan_group(
     rc_name = (cp or {}).get("runtime_class") or "nvidia"
     rc_exists = rc_name in rc_names
     support = cdi_support(engine, version) if engine != "unknown" else cdi_support("", None)
-    wanted = cdi_intent(facts, nodes)
-    d = group_decision(engine, version, cdi_known, cp, wanted)
+    recorded = _recorded(facts, nodes)
+    if recorded is not None:
+        d = recorded  # the decision the nodes applied (gpuctk install --cdi auto): not guessed again
+    else:
+        d = group_decision(engine, version, cdi_known, cp, cdi_intent(facts, nodes))
     row = d.row
     native = d.path == "native" and row != 9
     # the engine's own CDI state once the plan is applied (None: not known)
@@ -277,6 +290,7 @@ def _plan_group(
         "cdi_enabled": cdi_enabled,
         "reason": support["reason"],
         "decision": d.as_dict(),
+        "decision_source": "node record" if recorded is not None else "planned",
         "device_plugin": {
             "recommended_strategy": recommended,
             "annotation_prefix": prefix if any(s.startswith("cdi-") for s in recommended) else None,
