@@ -260,6 +260,14 @@ def assemble(
         "gpu_runtime_default": facts.get("default_runtime") in (facts.get("gpu_runtimes") or []),
         "notes": list(notes or []),
     }
+    default = facts.get("default_runtime")
+    if engine == "containerd" and facts.get("runtimes") and default not in facts["runtimes"]:
+        # containerd < 2.0 with a drop-in that replaced the CRI table without the default's entry
+        report["notes"].append(
+            f"default_runtime_name {default!r} has no entry in containerd.runtimes: the CRI plugin "
+            "will not load and every pod fails; run `gpuctk runtime configure` again (it keeps the "
+            "default runtime's entry in the drop-in) or add the entry"
+        )
     d = decide(EngineFacts(engine, version, cdi_in_config=in_config if isinstance(in_config, bool) else None))
     report["decision"] = d.path
     report["recommendation"] = recommend(report, d)
