@@ -1,4 +1,4 @@
-"""Version parsing, the k8s-gpu.md §7 CDI rules, and `gpuctk runtime detect`."""
+"""Version parsing, the engines' CDI version rules, and `gpuctk runtime detect`."""
 
 from __future__ import annotations
 

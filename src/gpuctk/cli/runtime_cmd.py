@@ -371,7 +371,7 @@ def _configure(args: argparse.Namespace) -> int:
         if opts.low_level_runtime == "runsc" and not args.uninstall:
             print(
                 'set [nvidia-container-runtime] runtimes = ["runsc"] (and mode = "legacy") in the GPU '
-                "runtime's config.toml so it execs runsc (gvisor-and-python.md A.8.1 L8)"
+                "runtime's config.toml so it execs runsc (docs/gvisor.md)"
             )
     return 0
 

@@ -260,7 +260,7 @@ def _plan_group(
         )
 
     # Allocated GPUs: always the resource; runtimeClassName only where the nvidia runtime
-    # must do the injection and NRI mode is off (§7 step 4).
+    # must do the injection and NRI mode is off (docs/kubernetes.md).
     gpu_rc: str | None = None
     needs_rc = injection == "nvidia-runtime" and row != 8 and not d.nvidia_default
     if needs_rc:
@@ -305,7 +305,7 @@ def _plan_group(
 
 
 def _management(row: int, rc_name: str, rc_exists: bool, warnings: list[str]) -> dict[str, Any]:
-    """nvidia-smi/NVML access without a device-plugin GPU, in §7 step 5 order."""
+    """nvidia-smi/NVML access without a device-plugin GPU, in the order of docs/kubernetes.md."""
     if row == 8:
         return {
             "method": "nri-annotation",
