@@ -237,3 +237,49 @@ def test_main_without_file_os_level(tmp_path: Path) -> None:
     runtimes = drop["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]
     assert set(runtimes) == {"nvidia"}
     assert os.path.exists(tmp_path / "config.toml")
+
+
+def test_a_users_file_at_the_drop_in_path_is_backed_up_and_restored(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(_fixture_text("config-default-v1.7.34.toml", tmp_path, False))
+    users = '# my own snippet\nversion = 2\n\n[plugins."io.containerd.grpc.v1.cri"]\n  max_container_log_line_size = 1\n'
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "99-nvidia.toml").write_text(users)
+    before = _files(tmp_path)
+    opts = _opts(tmp_path, (1, 7, 34), True)
+    _run(opts)
+    assert list((tmp_path / "conf.d").glob("99-nvidia.toml" + apply.BACKUP_INFIX + "*"))
+    drop = tomllib.loads((tmp_path / "conf.d" / "99-nvidia.toml").read_text())
+    assert drop["plugins"]["io.containerd.grpc.v1.cri"]["max_container_log_line_size"] == 1  # kept meanwhile
+    _run(opts, uninstall=True)
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        (
+            'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\ndefault_runtime_name = ["runc"]\n',
+            "must be a string",
+        ),
+    ],
+)
+def test_odd_types_are_one_line_errors(tmp_path: Path, text: str, words: str) -> None:
+    (tmp_path / "config.toml").write_text(text)
+    for drop_in in (True, False):
+        with pytest.raises(GpuctkError, match=words):
+            apply.plan(_opts(tmp_path, (1, 6, 20), drop_in))
+
+
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ('{"x": "\\ud800"}\n', "lone surrogate"),
+        ('{"default-runtime": ["x"]}\n', "field default-runtime: must be a string"),
+    ],
+)
+def test_docker_odd_input_is_one_line_error(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "daemon.json"
+    path.write_text(text)
+    with pytest.raises(GpuctkError, match=words):
+        apply.plan(ConfigureOptions(engine="docker", config=str(path), engine_version=(20, 10, 24)))
+    assert sorted(os.listdir(tmp_path)) == ["daemon.json"]

@@ -91,6 +91,10 @@ def check_shape(plain: dict[str, Any], version: int, opts: ConfigureOptions, sou
     require_tables(
         plain, (*CRI_PLUGIN[version], "containerd", "runtimes", opts.runtime_name, "options"), source
     )
+    default = get_in(plain, (*CRI_PLUGIN[version], *_DEFAULT_KEY))
+    if default is not None and not isinstance(default, str):
+        field = ".".join((*CRI_PLUGIN[version], *_DEFAULT_KEY))
+        raise GpuctkError(f"{source}: field {field}: must be a string, not {type(default).__name__}")
 
 
 def copies_whole_cri_table(engine_version: Version | None) -> bool:
@@ -271,7 +275,11 @@ def _plan_drop_in(
     check_shape(existing_drop, version, opts, opts.drop_in)
     existing = table(get_in(existing_drop, cri_path))
     if copies_whole_cri_table(opts.engine_version):
-        cri = _carry_over(source, existing)
+        if old_drop is not None and not old_drop.startswith(GENERATED_HEADER):
+            # the user's own file: its settings are meant, not a stale copy of the main table
+            cri = deep_merge(copy.deepcopy(source), copy.deepcopy(existing))
+        else:
+            cri = _carry_over(source, existing)
         apply_settings(cri, opts, version)
         _fill_default_runtime(cri)
     else:
@@ -281,7 +289,12 @@ def _plan_drop_in(
         apply_settings(cri, opts, version, copy_from=deep_merge(copy.deepcopy(source), cri))
     drop = {"version": drop_in_version(version)}
     set_in(drop, cri_path, cri)
-    plan.add(FileChange(opts.drop_in, old_drop, GENERATED_HEADER + tomlsync.dumps_plain(drop)))
+    # a file at the drop-in path that gpuctk did not write is the user's: back it up first
+    # (uninstall puts it back)
+    foreign = old_drop is not None and not old_drop.startswith(GENERATED_HEADER)
+    plan.add(
+        FileChange(opts.drop_in, old_drop, GENERATED_HEADER + tomlsync.dumps_plain(drop), backup=foreign)
+    )
 
     wanted = copy.deepcopy(main)
     if not main:
@@ -368,7 +381,12 @@ def plan_uninstall(opts: ConfigureOptions, read: Reader, prior: PriorLookup) -> 
         # the default runtime goes back to the main config's (copy mode) or is dropped
         runsc_path = remove_settings(cri, opts, source if copy_mode else {}, restore_cdi=False)
         if not _has_other_gpu_runtimes(cri, source):
-            plan.add(FileChange(opts.drop_in, old_drop, None, note="gpuctk drop-in removed"))
+            users = prior(opts.drop_in, lambda d: lacks_runtime(d, opts.runtime_name))
+            if users is not None:
+                # the user's own file was there before gpuctk: it comes back (backup bytes, apply.plan)
+                plan.add(FileChange(opts.drop_in, old_drop, tomlsync.dumps_plain(users), backup=True))
+            else:
+                plan.add(FileChange(opts.drop_in, old_drop, None, note="gpuctk drop-in removed"))
             wanted = copy.deepcopy(main)
             # the import gpuctk added: any entry covering the drop-in that the pre-gpuctk file lacked
             before = prior(

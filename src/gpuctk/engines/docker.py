@@ -35,6 +35,18 @@ def parse_daemon_json(text: str | None, source: str) -> dict[str, Any]:
         raise ConfigSyntaxError(f"{source}: invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigSyntaxError(f"{source}: invalid daemon config: the top level must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigSyntaxError(
+            f"{source}: invalid daemon config: a string holds a lone surrogate ({exc.object[exc.start]!r}), "
+            "which is not UTF-8"
+        ) from None
+    for key in ("default-runtime",):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigSyntaxError(
+                f"{source}: field {key}: must be a string, not {type(data[key]).__name__}"
+            )
     return data
 
 
