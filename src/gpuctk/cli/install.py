@@ -157,7 +157,11 @@ def _apply_cdi_decision(args: argparse.Namespace, opts: Any) -> Any:
     from gpuctk.engines.decision import NVIDIA_RUNTIME_CDI, render
 
     d = decide_for_node(
-        opts.runtime, opts.engine_version, opts.resolved().engine_config, wanted=args.cdi == "auto"
+        opts.runtime,
+        opts.engine_version,
+        opts.resolved().engine_config,
+        wanted=args.cdi == "auto",
+        dump=not args.engine_version,
     )
     if d.path == "undecided":
         raise GpuctkError("--cdi: " + "; ".join(d.reasons))

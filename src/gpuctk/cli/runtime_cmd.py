@@ -268,6 +268,7 @@ def decide_for_node(
     *,
     wanted: bool = True,
     executable: str | None = None,
+    dump: bool = True,
 ) -> Any:
     """The decision for this node's engine: its version (already asked) and the CDI switch
     of its effective config (``containerd config dump`` where the binary is there)."""
@@ -277,7 +278,7 @@ def decide_for_node(
 
     if version is None:
         raise GpuctkError(f"--cdi: cannot find the {engine} binary to ask its version; pass --engine-version")
-    kwargs: dict[str, Any] = {"config": config, "version": format_version(version)}
+    kwargs: dict[str, Any] = {"config": config, "version": format_version(version), "dump": dump}
     if executable:
         kwargs["executable"] = executable
     report = detect(engine, **kwargs)
@@ -321,6 +322,8 @@ def _configure(args: argparse.Namespace) -> int:
             opts.config,
             wanted=args.cdi == "auto",
             executable=args.executable,
+            # a version given on the command line may not be the binary's: read the file then
+            dump=not args.engine_version,
         )
         apply_decision(opts, decision)
     plan = apply.plan(opts, uninstall=args.uninstall)
