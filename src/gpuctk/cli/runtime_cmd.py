@@ -110,7 +110,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--engine-version",
         help="engine version to plan for (default: ask the engine binary); "
-        "containerd >= 2.0 gets config version 3, >= 2.1 a minimal drop-in",
+        "containerd >= 2.0 gets config version 3 and a minimal drop-in; Docker < 25 no CDI keys",
     )
     p.add_argument(
         "--cdi",
