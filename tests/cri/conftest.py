@@ -1,5 +1,6 @@
-"""Fixtures for the CRI tests: one simulated GPU node and two private containerds per
-session (one configured with the ``nvidia`` handler, one with it removed again)."""
+"""Fixtures for the CRI tests: one simulated GPU node and private containerds per session
+(one configured with the ``nvidia`` handler, one with it removed again, one configured by
+``gpuctk install --cdi auto``)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ def gpu_node() -> Iterator[GpuNode]:
 def node(gpu_node: GpuNode) -> Iterator[CRINode]:
     """containerd 1.6 + CRI, configured by ``gpuctk runtime configure``."""
     with cri_node(short_base("on"), gpu_node) as n:
+        yield n
+
+
+@pytest.fixture(scope="session")
+def auto_node(gpu_node: GpuNode) -> Iterator[CRINode]:
+    """containerd 1.6 + CRI, configured by ``gpuctk install --cdi auto``."""
+    with cri_node(short_base("auto"), gpu_node, auto=True) as n:
         yield n
 
 

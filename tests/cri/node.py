@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import tomlkit
@@ -249,6 +249,10 @@ class CRINode:
     toolkit_config: str
     runtime_log: str
     nvidia_configured: bool
+    # the shim settings `gpuctk install --cdi auto` wrote (mode, annotation prefixes), kept
+    # under every scenario's overrides; {} for the nodes configured by `runtime configure`
+    installed: dict[str, Any] = field(default_factory=dict)
+    status_file: str = ""
 
     @property
     def log_root(self) -> str:
@@ -256,7 +260,7 @@ class CRINode:
 
     def set_toolkit_config(self, overrides: dict[str, Any] | None = None) -> str:
         """Write the shim's config: the node's base plus ``overrides`` (read on the next create)."""
-        text = toolkit_config_text(self.gpu, self.runtime_log, overrides)
+        text = toolkit_config_text(self.gpu, self.runtime_log, merge(self.installed, overrides or {}))
         with open(self.toolkit_config, "w") as f:
             f.write(text)
         return text
@@ -279,17 +283,24 @@ def runtime_environment() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def cri_node(base: str, gpu: GpuNode, *, with_nvidia: bool = True) -> Iterator[CRINode]:
+def cri_node(base: str, gpu: GpuNode, *, with_nvidia: bool = True, auto: bool = False) -> Iterator[CRINode]:
     """A running private containerd with the CRI images imported.
 
     ``with_nvidia=False`` starts it from the configured config with the ``nvidia`` runtime
     removed again by ``gpuctk runtime configure --uninstall`` (the acceptance test's node).
+    ``auto=True`` configures it with ``gpuctk install --cdi auto`` instead (launchers, the
+    shim's config.toml, containerd's config and the decision record, all under ``base``).
     """
     os.makedirs(base, exist_ok=True)
     try:
-        config_text = _node_config(base, with_nvidia)
         toolkit_config = os.path.join(base, "toolkit", "config.toml")
         os.makedirs(os.path.dirname(toolkit_config), exist_ok=True)
+        installed: dict[str, Any] = {}
+        status_file = ""
+        if auto:
+            config_text, installed, status_file = _auto_node_config(base, toolkit_config)
+        else:
+            config_text = _node_config(base, with_nvidia)
         runtime_log = os.path.join(base, "toolkit", "runtime.log")
         env = runtime_environment() | {"NVIDIA_CTK_CONFIG_FILE_PATH": toolkit_config}
         with contextlib.ExitStack() as stack:
@@ -297,7 +308,9 @@ def cri_node(base: str, gpu: GpuNode, *, with_nvidia: bool = True) -> Iterator[C
                 cd = stack.enter_context(private_containerd(base, config_text))
             import_cri_images(cd)
             client = stack.enter_context(CRIClient(cd.socket))
-            node = CRINode(base, cd, client, gpu, toolkit_config, runtime_log, with_nvidia)
+            node = CRINode(
+                base, cd, client, gpu, toolkit_config, runtime_log, with_nvidia, installed, status_file
+            )
             node.set_toolkit_config()
             yield node
     finally:
@@ -328,6 +341,52 @@ def _node_config(base: str, with_nvidia: bool) -> str:
             raise AssertionError(f"runtime {HANDLER!r} still configured after --uninstall")
     with open(config_path) as f:
         return f.read()
+
+
+def _auto_node_config(base: str, toolkit_config: str) -> tuple[str, dict[str, Any], str]:
+    """``gpuctk install --cdi auto`` on the base config: containerd 1.6 gets the nvidia
+    launcher as its default runtime with container_annotations, and the shim's config.toml
+    cdi mode with the nvidia.cdi.k8s.io/ prefix. Returns containerd's config text, the shim
+    settings install wrote (re-applied under the node's test settings) and the record path."""
+    config_path = os.path.join(base, "config.toml")
+    with open(config_path, "w") as f:
+        f.write(base_config(base))
+    status_file = os.path.join(base, "decision.json")
+    cmd = [
+        venv_script("gpuctk"),
+        "install",
+        "--toolkit-dir",
+        os.path.join(base, "tk"),
+        "--root",
+        base,
+        "--config-file",
+        toolkit_config,
+        "--runtime",
+        "containerd",
+        "--engine-config",
+        config_path,
+        "--drop-in-config",
+        os.path.join(base, "conf.d", "99-nvidia.toml"),
+        "--cdi",
+        "auto",
+        "--status-file",
+        status_file,
+        "--no-cdi-spec",
+        "--no-units",
+    ]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    with open(toolkit_config, "rb") as f:
+        shim = tomllib.load(f)["nvidia-container-runtime"]
+    installed = {
+        "nvidia-container-runtime": {
+            "mode": shim["mode"],
+            "modes": {"cdi": {"annotation-prefixes": shim["modes"]["cdi"]["annotation-prefixes"]}},
+        }
+    }
+    with open(config_path) as f:
+        return f.read(), installed, status_file
 
 
 def short_base(tag: str) -> str:

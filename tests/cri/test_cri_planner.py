@@ -1,6 +1,7 @@
 """Scenario 6: gpuctk's Kubernetes recipe for this node, applied literally through CRI.
 
-The node is described to ``gpuctk k8s`` the way a kubelet publishes it (its
+The node is the containerd 1.6 that ``gpuctk install --cdi auto`` configured (the node
+half of the same decision the plan makes: nvidia the default runtime, in cdi mode). It is described to ``gpuctk k8s`` the way a kubelet publishes it (its
 ``containerRuntimeVersion`` comes from CRI ``Version``: ``containerd://1.6.20…``).
 ``gpuctk k8s manifests`` gives the RuntimeClass, the device-plugin values and the toolkit
 env; ``gpuctk k8s pod-spec`` gives the pod. The test then plays kubelet + device plugin:
@@ -63,7 +64,8 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(node: CRINode, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+def cluster(auto_node: CRINode, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    node = auto_node
     n = str(len(node.gpu.gpus))
     node_obj = {
         "apiVersion": "v1",
@@ -130,9 +132,11 @@ def _kubelet(node: CRINode, cluster: Cluster, pod: dict[str, Any], name: str) ->
     if wanted:
         assert wanted == 1
         values = cluster.device_plugin_values
+        env = {e["name"]: e["value"] for e in values.get("env") or []}
         cfg = PluginConfig(
             device_list_strategy=parse_strategies(values.get("deviceListStrategy")),
             device_id_strategy=values.get("deviceIDStrategy") or "uuid",
+            cdi_annotation_prefix=env.get("CDI_ANNOTATION_PREFIX", "cdi.k8s.io/"),
         )
         gpu = target_gpu(node.gpu)
         apply_allocation(
@@ -158,22 +162,32 @@ def _apply_toolkit(node: CRINode, cluster: Cluster) -> None:
     env = cluster.toolkit_env
     cri = effective_cri_config(node.containerd.config_path)
     assert env.get("CONTAINERD_RUNTIME_CLASS", "nvidia") in cri["containerd"]["runtimes"]
+    default = cri["containerd"]["default_runtime_name"]
     if env.get("NVIDIA_RUNTIME_SET_AS_DEFAULT") == "false":
-        assert cri["containerd"]["default_runtime_name"] != env.get("CONTAINERD_RUNTIME_CLASS", "nvidia")
+        assert default != env.get("CONTAINERD_RUNTIME_CLASS", "nvidia")
+    if env.get("NVIDIA_RUNTIME_SET_AS_DEFAULT") == "true":
+        assert default == env.get("CONTAINERD_RUNTIME_CLASS", "nvidia")
     node.set_toolkit_config(_toolkit_overrides(env))
 
 
-def test_plan_reads_this_node_as_containerd_16_without_native_cdi(node: CRINode, cluster: Cluster) -> None:
+def test_plan_reads_this_node_as_containerd_16_without_native_cdi(
+    auto_node: CRINode, cluster: Cluster
+) -> None:
     p = _gpuctk_json("k8s", "plan", "--from", cluster.facts_file, "-o", "json")
     (group,) = p["groups"]
     assert (group["runtime"], group["native_cdi"]) == ("containerd", False)
     assert group["version"].startswith("1.6.")
-    assert group["gpu_workload"]["runtimeClassName"] == "nvidia"
+    # the same decision install --cdi auto recorded on the node
+    with open(auto_node.status_file) as f:
+        assert group["decision"] == json.load(f)["decision"]
+    assert group["decision"]["path"] == "nvidia-runtime-cdi"
+    assert group["gpu_workload"]["runtimeClassName"] is None
     assert cluster.runtime_classes == {"nvidia": HANDLER}
-    assert cluster.toolkit_env.get("NVIDIA_RUNTIME_SET_AS_DEFAULT") == "false"
+    assert cluster.toolkit_env.get("NVIDIA_RUNTIME_SET_AS_DEFAULT") == "true"
 
 
-def test_s6_planned_gpu_pod_gets_its_gpu(node: CRINode, cluster: Cluster) -> None:
+def test_s6_planned_gpu_pod_gets_its_gpu(auto_node: CRINode, cluster: Cluster) -> None:
+    node = auto_node
     _apply_toolkit(node, cluster)
     pod = _gpuctk_json("k8s", "pod-spec", "--from", cluster.facts_file, "--gpus", "1", "-o", "json")
     seen = probe(node, _kubelet(node, cluster, pod, "s6-planned-gpu"))
@@ -184,7 +198,8 @@ def test_s6_planned_gpu_pod_gets_its_gpu(node: CRINode, cluster: Cluster) -> Non
     assert rc == 0 and "GPU " in out, seen.explain()  # the pod's own command (nvidia-smi -L) ran
 
 
-def test_s6_planned_management_pod_sees_every_gpu(node: CRINode, cluster: Cluster) -> None:
+def test_s6_planned_management_pod_sees_every_gpu(auto_node: CRINode, cluster: Cluster) -> None:
+    node = auto_node
     _apply_toolkit(node, cluster)
     pod = _gpuctk_json("k8s", "pod-spec", "--from", cluster.facts_file, "--management", "-o", "json")
     assert pod["spec"].get("runtimeClassName") == "nvidia"

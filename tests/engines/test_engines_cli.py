@@ -159,6 +159,8 @@ def test_docker_cli_round_trip(tmp_path: Path) -> None:
         str(cfg),
         "--set-as-default",
         "--enable-cdi",
+        "--engine-version",  # features.cdi is written for Docker >= 25 only (not the host's dockerd)
+        "27.1.0",
     ]
     assert main(argv) == 0
     data = json.loads(cfg.read_text())

@@ -1,4 +1,4 @@
-"""Version parsing, the k8s-gpu.md §7 CDI rules, and `gpuctk runtime detect`."""
+"""Version parsing, the engines' CDI version rules, and `gpuctk runtime detect`."""
 
 from __future__ import annotations
 
@@ -123,9 +123,11 @@ def _facts(**kw: Any) -> dict[str, Any]:
         ("containerd", (2, 0, 1), _facts(), True, "native-cdi", "cdi.k8s.io/"),
         ("containerd", (2, 0, 1), _facts(cdi_enabled_in_config=False), False, "native-cdi", "cdi.k8s.io/"),
         ("crio", (1, 29, 1), _facts(), True, "native-cdi", "cdi.k8s.io/"),
-        ("crio", (1, 22, 0), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
-        ("docker", (24, 0, 7), _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
-        ("containerd", None, _facts(), False, "gpu-runtime-cdi", "nvidia.cdi.k8s.io/"),
+        # no native CDI and no annotation path: the legacy injection (hook / --runtime nvidia)
+        ("crio", (1, 22, 0), _facts(), False, "legacy", None),
+        ("docker", (24, 0, 7), _facts(), False, "legacy", None),
+        # an unknown version decides nothing (configure asks the binary or refuses)
+        ("containerd", None, _facts(), False, "undecided", None),
     ],
 )
 def test_recommendation(
@@ -223,7 +225,8 @@ def test_detect_reads_file_and_imports_without_binary(tmp_path: Path) -> None:
 def test_detect_docker_and_crio_files(tmp_path: Path) -> None:
     daemon = tmp_path / "daemon.json"
     daemon.write_text((INPUTS / "daemon.json").read_text())
-    assert main(["runtime", "configure", "--runtime", "docker", "--config", str(daemon), "--enable-cdi"]) == 0
+    argv = ["runtime", "configure", "--runtime", "docker", "--config", str(daemon), "--enable-cdi"]
+    assert main([*argv, "--engine-version", "27.1.0"]) == 0
     r = detect("docker", config=str(daemon), version="Docker version 27.1.0, build x")
     assert r["cdi_enabled"] and r["gpu_runtimes"] == ["nvidia"] and not r["gpu_runtime_default"]
     crio = tmp_path / "crio.conf"

@@ -128,7 +128,8 @@ def test_install_writes_config_units_and_engine(tmp_path: Path, capsys: pytest.C
     drop = tomllib.loads((root / "etc/containerd/conf.d/99-nvidia.toml").read_text())
     ctd = drop["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]
     assert ctd["default_runtime_name"] == "nvidia"
-    assert {n: r["options"]["BinaryName"] for n, r in ctd["runtimes"].items()} == {
+    assert ctd["runtimes"]["runc"] == {"runtime_type": "io.containerd.runc.v2"}  # < 2.0: whole CRI table
+    assert {n: r["options"]["BinaryName"] for n, r in ctd["runtimes"].items() if n != "runc"} == {
         "nvidia": str(tk / "nvidia-container-runtime"),
         "nvidia-cdi": str(tk / "nvidia-container-runtime.cdi"),
         "nvidia-legacy": str(tk / "nvidia-container-runtime.legacy"),
@@ -168,7 +169,15 @@ def test_install_keeps_existing_engine_config_and_uninstall_restores_it(tmp_path
     daemon.parent.mkdir(parents=True)
     original = '{\n  "log-level": "warn",\n  "features": {"buildkit": true}\n}\n'
     daemon.write_text(original)
-    assert main(_install(tmp_path, "--runtime", "docker", "--enable-cdi", "--no-units")) == 0
+    # features.cdi needs Docker >= 25 (not whatever dockerd the host has)
+    assert (
+        main(
+            _install(
+                tmp_path, "--runtime", "docker", "--enable-cdi", "--engine-version", "27.1.0", "--no-units"
+            )
+        )
+        == 0
+    )
     data = json.loads(daemon.read_text())
     assert sorted(data["runtimes"]) == ["nvidia", "nvidia-cdi", "nvidia-legacy"]
     assert data["features"] == {"buildkit": True, "cdi": True}

@@ -214,3 +214,61 @@ def test_containerd_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
         assert not os.path.exists(tk)
     finally:
         subprocess.run(["rm", "-rf", base], capture_output=True)
+
+
+def test_containerd_16_without_a_config_file_still_serves_cri() -> None:
+    """Defect 1: on a node with no config.toml, `runtime configure --cdi auto` creates
+    `version = 2` + `imports` + a drop-in; containerd 1.6 replaces its whole CRI table with
+    the drop-in's, so the drop-in must carry runc too. containerd restarts on it and the CRI
+    plugin serves (a Version call over CRI, the kubelet's first request)."""
+    require_root()
+    from cri.client import CRIClient
+
+    base = f"/tmp/gpuctk-nocfg-{os.getpid()}"
+    config = os.path.join(base, "config.toml")
+    drop_in = os.path.join(base, "conf.d", "99-nvidia.toml")
+    os.makedirs(base, exist_ok=True)
+    try:
+        assert not os.path.exists(config)
+        _gpuctk(
+            "runtime",
+            "configure",
+            "--runtime",
+            "containerd",
+            "--config",
+            config,
+            "--drop-in-config",
+            drop_in,
+            "--cdi",
+            "auto",
+            "--status-file",
+            os.path.join(base, "decision.json"),
+        )
+        with open(os.path.join(base, "decision.json")) as f:
+            assert json.load(f)["decision"]["path"] == "nvidia-runtime-cdi"
+        ctd = _dump(config)["plugins"][CRI]["containerd"]
+        assert ctd["default_runtime_name"] == "nvidia"
+        assert {"nvidia", "runc"} <= set(ctd["runtimes"])
+        with private_containerd(os.path.join(base, "c"), config_path=config) as cd:
+            assert "failed to load plugin io.containerd.grpc.v1.cri" not in cd.log()
+            with CRIClient(cd.socket) as client:
+                v = client.version()
+            assert (v.runtime_name, v.runtime_api_version) == ("containerd", "v1"), cd.log()
+        # and back: no file again
+        _gpuctk(
+            "runtime",
+            "configure",
+            "--runtime",
+            "containerd",
+            "--config",
+            config,
+            "--drop-in-config",
+            drop_in,
+            "--status-file",
+            os.path.join(base, "decision.json"),
+            "--uninstall",
+        )
+        assert not os.path.exists(config) and not os.path.exists(drop_in)
+        assert not os.path.exists(os.path.join(base, "decision.json"))
+    finally:
+        subprocess.run(["rm", "-rf", base], capture_output=True)

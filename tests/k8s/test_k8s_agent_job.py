@@ -1,4 +1,4 @@
-"""Agent Job spec: the cases of the reference aicr pkg/k8s/agent/job_test.go (§3.2) and more."""
+"""Agent Job spec: the cases of the reference aicr pkg/k8s/agent/job_test.go and more."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Allocate response shapes (k8s-gpu.md §1.2–1.7), restating the upstream plugin test cases
+"""Allocate response shapes (NVIDIA/k8s-device-plugin internal/plugin/server.go), restating the upstream plugin test cases
 (internal/plugin/server_test.go TestCDIAllocateResponse; TestAllocate's envvar dedup)."""
 
 from __future__ import annotations

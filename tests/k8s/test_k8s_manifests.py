@@ -107,7 +107,10 @@ def test_mixed_cluster_needs_a_group():
     p = plan(facts_of("mixed-containerd-versions"))
     with pytest.raises(GpuctkError, match="pass --group N"):
         build(p)
-    assert build(p, 2, only=("device-plugin-values",))[0]["content"]["deviceListStrategy"] == "envvar"
+    # group 2 is containerd 1.6 with a CDI device plugin: the nvidia runtime's annotation path
+    values = build(p, 2, only=("device-plugin-values",))[0]["content"]
+    assert values["deviceListStrategy"] == "envvar,cdi-annotations"
+    assert {"name": "CDI_ANNOTATION_PREFIX", "value": "nvidia.cdi.k8s.io/"} in values["env"]
     with pytest.raises(GpuctkError, match="unknown manifest kind"):
         build(p, 1, only=("bogus",))
 

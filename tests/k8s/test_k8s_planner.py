@@ -1,4 +1,4 @@
-"""Planner on cluster fixtures: every row of the k8s-gpu.md §7 decision table, mixed
+"""Planner on cluster fixtures: every row of the decision table (docs/kubernetes.md), mixed
 clusters, distro version strings and NRI mode (tests/data/k8s/clusters/*.yaml)."""
 
 from __future__ import annotations

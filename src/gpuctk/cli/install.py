@@ -43,6 +43,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--set-as-default", action="store_true", help="make <name> the engine's default runtime")
     p.add_argument("--enable-cdi", action="store_true", help="turn on native CDI in the engine")
+    p.add_argument(
+        "--cdi",
+        choices=("auto", "off"),
+        help="auto: ask the engine and apply gpuctk's native-CDI decision to the engine config and "
+        "config.toml (native CDI where the engine has it; containerd < 1.7: nvidia as the default "
+        "runtime in cdi mode with nvidia.cdi.k8s.io/ annotations); off: the legacy path. The "
+        "decision is recorded in --status-file",
+    )
+    p.add_argument(
+        "--status-file",
+        help="decision record (default <root>/run/nvidia/validations/gpuctk-cdi-decision.json)",
+    )
     p.add_argument("--engine-version", help="engine version to plan for (default: ask the engine)")
     p.add_argument(
         "--runtime-mode",
@@ -89,8 +101,8 @@ def _install(args: argparse.Namespace) -> int:
     if not args.toolkit_dir:
         raise UsageError("--toolkit-dir: must not be empty")
     require_utf8_args(args)
-    if args.runtime == "none" and (args.set_as_default or args.enable_cdi):
-        raise UsageError("--set-as-default/--enable-cdi need --runtime containerd|crio|docker")
+    if args.runtime == "none" and (args.set_as_default or args.enable_cdi or args.cdi):
+        raise UsageError("--set-as-default/--enable-cdi/--cdi need --runtime containerd|crio|docker")
     for prefix in args.annotation_prefixes or ():
         if not prefix or any(c.isspace() for c in prefix):
             raise UsageError(f"--annotation-prefix: invalid prefix {prefix!r} (like nvidia.cdi.k8s.io/)")
@@ -124,12 +136,72 @@ def _install(args: argparse.Namespace) -> int:
         udev_dir=args.udev_dir,
         units=args.units,
     )
+    decision = _apply_cdi_decision(args, opts) if args.cdi and not args.uninstall else None
     if args.uninstall:
         msgs, warns = uninstall(opts, dry_run=args.dry_run)
     else:
         msgs, warns = install(opts, dry_run=args.dry_run)
+    if args.cdi or args.uninstall:
+        msgs += _record_decision(args, opts, decision)
     for w in warns:
         print(f"gpuctk: warning: {w}", file=sys.stderr)
     for m in msgs:
         print(m)
     return 0
+
+
+def _apply_cdi_decision(args: argparse.Namespace, opts: Any) -> Any:
+    """``--cdi``: decide for this node's engine (gpuctk.engines.decision) and fold the decision
+    into the install options: engine edits and the GPU runtime's mode/annotation prefixes."""
+    from gpuctk.cli.runtime_cmd import decide_for_node
+    from gpuctk.engines.decision import NVIDIA_RUNTIME_CDI, render
+
+    d = decide_for_node(
+        opts.runtime,
+        opts.engine_version,
+        opts.resolved().engine_config,
+        wanted=args.cdi == "auto",
+        dump=not args.engine_version,
+    )
+    if d.path == "undecided":
+        raise GpuctkError("--cdi: " + "; ".join(d.reasons))
+    opts.set_as_default = opts.set_as_default or d.nvidia_default
+    opts.enable_cdi = opts.enable_cdi or d.enable_cdi
+    opts.container_annotations = list(d.container_annotations)
+    if d.path == NVIDIA_RUNTIME_CDI:
+        opts.runtime_mode = opts.runtime_mode or d.shim_mode
+        opts.annotation_prefixes = opts.annotation_prefixes or list(d.annotation_prefixes)
+    if args.dry_run:
+        sys.stdout.write(render(d))
+    return d
+
+
+def _record_decision(args: argparse.Namespace, opts: Any, d: Any) -> list[str]:
+    from gpuctk.engines import status
+    from gpuctk.engines.versions import format_version
+
+    path = args.status_file or status.status_file(args.root)
+    if args.dry_run:
+        return [f"would record the decision in {path}"] if d is not None else []
+    r = opts.resolved()
+    if args.uninstall:
+        try:
+            record = status.read(path)
+        except GpuctkError:
+            record = None
+        if not record or record.get("toolkit_config") != str(r.config_file):
+            return []  # no record, or one another install wrote
+        removed = status.remove(path)
+        return [removed] if removed else []
+    if d is None:
+        return []
+    text = status.render(
+        engine=r.runtime,
+        version=format_version(r.engine_version),
+        decision=d,
+        config=str(r.engine_config),
+        drop_in=r.drop_in or "",
+        runtime_name=r.runtime_name,
+        toolkit_config=str(r.config_file),
+    )
+    return [status.write(path, text)]

@@ -40,6 +40,13 @@ def _add_source(p: argparse.ArgumentParser) -> None:
         help="treat every node's runtime as having CDI enabled (containerd 1.7 enable_cdi = true)",
     )
     g.add_argument(
+        "--node-record",
+        metavar="FILE",
+        help="the decision record `gpuctk install --cdi auto` wrote on a node "
+        "(/run/nvidia/validations/gpuctk-cdi-decision.json): plan that node from it instead of "
+        "deciding again; alone, it stands for one GPU node with that engine and version",
+    )
+    g.add_argument(
         "--kubeconfig",
         default=os.environ.get("GPUCTK_KUBECONFIG"),
         help="kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)",
@@ -52,6 +59,16 @@ def load_facts(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.from_file and args.runtime_version:
         raise GpuctkError("--from and --runtime-version are mutually exclusive", exit_code=2)
+    record = None
+    if getattr(args, "node_record", None):
+        from gpuctk.engines import status
+
+        record = status.read(args.node_record)
+        if record is None:
+            raise GpuctkError(f"--node-record: {args.node_record}: no such file")
+        if not args.from_file and args.runtime_version is None:
+            engine = {"crio": "cri-o"}.get(str(record.get("engine")), str(record.get("engine")))
+            args.runtime_version = f"{engine}://{record.get('engine_version')}"
     if args.from_file:
         from gpuctk.cli.snapshot import load_document
 
@@ -81,6 +98,9 @@ def load_facts(args: argparse.Namespace) -> dict[str, Any]:
     if args.cdi_enabled:
         for n in facts["nodes"]:
             n["cdi_enabled"] = True
+    if record is not None:
+        # the record is this node's: every GPU node given is taken to be configured like it
+        facts["recorded_decisions"] = {n["name"]: record["decision"] for n in facts["nodes"]}
     return facts
 
 

@@ -110,7 +110,28 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--engine-version",
         help="engine version to plan for (default: ask the engine binary); "
-        "containerd >= 2.0 gets config version 3, >= 2.1 a minimal drop-in",
+        "containerd >= 2.0 gets config version 3 and a minimal drop-in; Docker < 25 no CDI keys",
+    )
+    p.add_argument(
+        "--cdi",
+        choices=("auto", "off"),
+        help="auto: ask the engine (version, CDI switch) and apply gpuctk's decision: native CDI where "
+        "the engine has it, else the GPU runtime as default in cdi mode with nvidia.cdi.k8s.io/ "
+        "annotations passed through (containerd < 1.7); off: the legacy path. Records the decision "
+        "in --status-file",
+    )
+    p.add_argument(
+        "--status-file",
+        help="where --cdi records its decision (default /run/nvidia/validations/gpuctk-cdi-decision.json)",
+    )
+    p.add_argument(
+        "--executable", help="engine binary asked for its version (default: containerd/dockerd/crio on PATH)"
+    )
+    p.add_argument(
+        "--force-config-version",
+        type=int,
+        choices=(1, 2, 3, 4),
+        help="containerd: edit a config whose `version` gpuctk does not know as this version",
     )
     p.add_argument("--dry-run", action="store_true", help="print a unified diff, change nothing")
     p.add_argument("--uninstall", action="store_true", help="remove what configure added")
@@ -156,19 +177,32 @@ def require_utf8_args(args: argparse.Namespace) -> None:
 
 
 def _engine_version(args: argparse.Namespace) -> Any:
-    from gpuctk.engines.versions import parse_runtime_version
-
+    """The engine's version: ``--engine-version``, else ``<binary> --version`` (None when the
+    binary is not installed). A binary that fails or prints no version is an error naming
+    the command: a guessed version could write keys the engine refuses."""
     if args.engine_version:
         return _parse_engine_version(args.engine_version)
-    if args.runtime != "containerd":
-        return None
-    from gpuctk.engines.detect import _which, run_command
+    return engine_version_from_binary(args.runtime, getattr(args, "executable", None))
 
-    exe = _which("containerd")
+
+def engine_version_from_binary(engine: str, executable: str | None = None) -> Any:
+    from gpuctk.engines.detect import BINARIES, _which, run_command
+    from gpuctk.engines.versions import parse_runtime_version, parse_version
+
+    if engine not in BINARIES:
+        return None
+    exe = executable or _which(BINARIES[engine])
     if not exe:
         return None
     rc, out = run_command([exe, "--version"])
-    return parse_runtime_version(out)[1] if rc == 0 else None
+    if rc != 0:
+        first = (out.strip().splitlines() or [f"exit status {rc}"])[0]
+        raise GpuctkError(f"{exe} --version: failed: {first[:200]}")
+    line = (out.strip().splitlines() or [""])[0]
+    version = parse_runtime_version(line)[1] or parse_version(line)
+    if version is None:
+        raise GpuctkError(f"{exe} --version: no version number in {line[:200]!r}; pass --engine-version")
+    return version
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
@@ -214,6 +248,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         if args.runsc_config
         else os.path.join(os.path.dirname(config), "runsc.toml"),
         engine_version=_engine_version(args),
+        force_config_version=getattr(args, "force_config_version", None),
     )
 
 
@@ -226,16 +261,111 @@ def _annotation_glob(prefix: str) -> str:
     return prefix + "*"
 
 
+def decide_for_node(
+    engine: str,
+    version: Any,
+    config: str,
+    *,
+    wanted: bool = True,
+    executable: str | None = None,
+    dump: bool = True,
+) -> Any:
+    """The decision for this node's engine: its version (already asked) and the CDI switch
+    of its effective config (``containerd config dump`` where the binary is there)."""
+    from gpuctk.engines.decision import EngineFacts, decide
+    from gpuctk.engines.detect import detect
+    from gpuctk.engines.versions import format_version
+
+    if version is None:
+        raise GpuctkError(f"--cdi: cannot find the {engine} binary to ask its version; pass --engine-version")
+    kwargs: dict[str, Any] = {"config": config, "version": format_version(version), "dump": dump}
+    if executable:
+        kwargs["executable"] = executable
+    report = detect(engine, **kwargs)
+    in_config = report.get("cdi_enabled_in_config")
+    return decide(
+        EngineFacts(
+            engine,
+            version,
+            cdi_in_config=in_config if isinstance(in_config, bool) else None,
+            cdi_wanted=wanted,
+            engine_managed=True,
+        )
+    )
+
+
+def apply_decision(opts: Any, d: Any) -> None:
+    """Put a decision's engine edits into one ConfigureOptions (explicit flags stay)."""
+    if d.path == "undecided":
+        raise GpuctkError("--cdi: " + "; ".join(d.reasons))
+    opts.set_as_default = opts.set_as_default or d.nvidia_default
+    opts.enable_cdi = opts.enable_cdi or d.enable_cdi
+    opts.container_annotations = opts.container_annotations + [
+        a for a in d.container_annotations if a not in opts.container_annotations
+    ]
+    if opts.engine == "crio" and d.path == "legacy":
+        opts.config_mode = "oci-hook"
+
+
 def _configure(args: argparse.Namespace) -> int:
-    from gpuctk.engines import apply
+    from gpuctk.engines import apply, status
+    from gpuctk.engines.decision import render
+    from gpuctk.engines.versions import format_version
 
     opts = options_from_args(args)
+    decision = None
+    status_path = os.path.abspath(args.status_file) if args.status_file else status.DEFAULT_STATUS_FILE
+    if args.cdi and not args.uninstall:
+        decision = decide_for_node(
+            opts.engine,
+            opts.engine_version,
+            opts.config,
+            wanted=args.cdi == "auto",
+            executable=args.executable,
+            # a version given on the command line may not be the binary's: read the file then
+            dump=not args.engine_version,
+        )
+        apply_decision(opts, decision)
     plan = apply.plan(opts, uninstall=args.uninstall)
     for w in plan.warnings:
         print(f"gpuctk: warning: {w}", file=sys.stderr)
+    if decision is not None and args.dry_run:
+        sys.stdout.write(render(decision))
     messages = apply.apply(plan, dry_run=args.dry_run)
     if args.dry_run:
         return 0
+    if decision is not None:
+        messages.append(
+            status.write(
+                status_path,
+                status.render(
+                    engine=opts.engine,
+                    version=format_version(opts.engine_version),
+                    decision=decision,
+                    config=opts.config,
+                    drop_in=opts.drop_in,
+                    runtime_name=opts.runtime_name,
+                ),
+            )
+        )
+        if decision.path == "nvidia-runtime-cdi":
+            messages.append(
+                'set nvidia-container-runtime.mode = "cdi" and modes.cdi.annotation-prefixes = '
+                '["nvidia.cdi.k8s.io/"] in the GPU runtime\'s config.toml (gpuctk install --cdi auto does it)'
+            )
+    elif args.uninstall and any(c.changed for c in plan.changes):
+        try:
+            record = status.read(status_path)
+        except GpuctkError:
+            record = None
+        if (
+            record
+            and record.get("engine_config") == opts.config
+            and record.get("runtime_name") == opts.runtime_name
+        ):
+            removed = status.remove(status_path)  # the decision it records is undone
+            if removed:
+                messages.append(removed)
     for m in messages:
         print(m)
     if any(c.changed for c in plan.changes):
@@ -244,7 +374,7 @@ def _configure(args: argparse.Namespace) -> int:
         if opts.low_level_runtime == "runsc" and not args.uninstall:
             print(
                 'set [nvidia-container-runtime] runtimes = ["runsc"] (and mode = "legacy") in the GPU '
-                "runtime's config.toml so it execs runsc (gvisor-and-python.md A.8.1 L8)"
+                "runtime's config.toml so it execs runsc (docs/gvisor.md)"
             )
     return 0
 

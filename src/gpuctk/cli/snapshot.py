@@ -96,6 +96,12 @@ def add_collect_args(p: argparse.ArgumentParser) -> None:
         help="container engine to inspect (default: every engine found)",
     )
     g.add_argument(
+        "--status-file",
+        default=_env("STATUS_FILE"),
+        help="the decision record of `--cdi auto` (default <host-root>/run/nvidia/validations/"
+        "gpuctk-cdi-decision.json)",
+    )
+    g.add_argument(
         "--spec-dir",
         action="append",
         default=None,
@@ -114,6 +120,8 @@ def collect_options(args: argparse.Namespace, kubernetes: bool | None = None) ->
     )
     if args.spec_dir:
         opts.spec_dirs = list(args.spec_dir)
+    if getattr(args, "status_file", None):
+        opts.status_file = os.path.abspath(args.status_file)
     return opts
 
 

@@ -4,13 +4,17 @@ Pure: file contents in, :class:`Plan` out. The wanted state is computed on plain
 and then written back through :func:`tomlsync.sync`, so untouched parts of a user's
 config keep their comments and layout.
 
-Upstream facts followed (nvidia-container-toolkit.md §6.1):
+Upstream facts followed (NVIDIA/nvidia-container-toolkit ``pkg/config/engine/containerd/``):
 - config ``version`` 1/2/3 select the CRI plugin table ``plugins.cri`` /
   ``plugins."io.containerd.grpc.v1.cri"`` / ``plugins."io.containerd.cri.v1.runtime"``;
+  ``version = 4`` (containerd 2.3's ``config default``) keeps the version-3 table, and
+  containerd 2.3 loads a version-3 drop-in imported from it;
 - the runtime entry copies the default runtime's settings (else runc's, else crun's),
   then sets ``runtime_type`` and ``options.BinaryName``;
-- with a drop-in, containerd < 2.1 *replaces* a plugin table from an import instead of
-  merging it (containerd#5837), so the drop-in must hold a copy of the whole CRI table.
+- with a drop-in, containerd < 2.0 *replaces* a plugin table from an import instead of
+  merging it (containerd/containerd#5837), so the drop-in must hold a copy of the whole CRI
+  table, the default runtime's entry included (else the CRI plugin refuses to load:
+  "no corresponding runtime configured in containerd.runtimes for default_runtime_name").
 """
 
 from __future__ import annotations
@@ -35,32 +39,48 @@ CRI_PLUGIN = {
     1: ("plugins", "cri"),
     2: ("plugins", "io.containerd.grpc.v1.cri"),
     3: ("plugins", "io.containerd.cri.v1.runtime"),
+    4: ("plugins", "io.containerd.cri.v1.runtime"),
 }
+KNOWN_VERSIONS = tuple(CRI_PLUGIN)
 RUNC_TYPE = "io.containerd.runc.v2"
 RUNSC_TYPE = "io.containerd.runsc.v1"
 RUNSC_OPTIONS_TYPE = "io.containerd.runsc.v1.options"
-DEFAULT_ENTRY: dict[str, Any] = {
-    "runtime_type": RUNC_TYPE,
-    "runtime_root": "",
-    "runtime_engine": "",
-    "privileged_without_host_devices": False,
-}
+# containerd's own runc entry, for a CRI table that has none (no config file): only keys
+# every version knows (runtime_root/runtime_engine are unknown to 2.x and logged as such).
+DEFAULT_ENTRY: dict[str, Any] = {"runtime_type": RUNC_TYPE}
 # Settings gpuctk owns in the CRI table, as paths below it.
 _CDI_KEYS = (("enable_cdi",), ("cdi_spec_dirs",))
 _DEFAULT_KEY = ("containerd", "default_runtime_name")
 
 
 def config_version(
-    plain: dict[str, Any], engine_version: Version | None, source: str = "containerd config"
+    plain: dict[str, Any],
+    engine_version: Version | None,
+    source: str = "containerd config",
+    force: int | None = None,
 ) -> int:
     """The config version: the file's ``version``; 1 for a file without it; for an empty
-    file the engine's native one (3 for containerd >= 2.0, else 2)."""
+    file the engine's native one (3 for containerd >= 2.0, else 2). An unknown version is
+    refused unless ``force`` names a known one to treat it as."""
     if not plain:
         return 3 if engine_version is not None and engine_version >= (2, 0, 0) else 2
     v = plain.get("version", 1)
     if isinstance(v, bool) or not isinstance(v, int) or v not in CRI_PLUGIN:
-        raise GpuctkError(f"{source}: field version: unsupported value {v!r} (gpuctk knows 1, 2 and 3)")
+        if force in CRI_PLUGIN and isinstance(v, int) and not isinstance(v, bool):
+            return force
+        known = ", ".join(str(k) for k in KNOWN_VERSIONS)
+        raise GpuctkError(
+            f"{source}: field version: unsupported value {v!r} (gpuctk knows {known}; "
+            "--force-config-version N edits it as version N)"
+        )
     return v
+
+
+def drop_in_version(version: int) -> int:
+    """The ``version`` a drop-in is written with: 3 under a version-4 main config (containerd
+    2.3 migrates an imported version-3 file, and older 2.x readers of the same drop-in
+    directory understand it)."""
+    return 3 if version == 4 else version
 
 
 def check_shape(plain: dict[str, Any], version: int, opts: ConfigureOptions, source: str) -> None:
@@ -71,11 +91,29 @@ def check_shape(plain: dict[str, Any], version: int, opts: ConfigureOptions, sou
     require_tables(
         plain, (*CRI_PLUGIN[version], "containerd", "runtimes", opts.runtime_name, "options"), source
     )
+    default = get_in(plain, (*CRI_PLUGIN[version], *_DEFAULT_KEY))
+    if default is not None and not isinstance(default, str):
+        field = ".".join((*CRI_PLUGIN[version], *_DEFAULT_KEY))
+        raise GpuctkError(f"{source}: field {field}: must be a string, not {type(default).__name__}")
 
 
 def copies_whole_cri_table(engine_version: Version | None) -> bool:
-    """containerd < 2.1 (or unknown) replaces imported plugin tables instead of merging them."""
-    return engine_version is None or engine_version < (2, 1, 0)
+    """containerd < 2.0 (or unknown) replaces imported plugin tables instead of merging them."""
+    return engine_version is None or engine_version < (2, 0, 0)
+
+
+def knows_cdi_keys(engine_version: Version | None) -> bool:
+    """``enable_cdi``/``cdi_spec_dirs`` exist from containerd 1.7 on (unknown: assume so)."""
+    return engine_version is None or engine_version >= (1, 7, 0)
+
+
+def _fill_default_runtime(cri: dict[str, Any]) -> None:
+    """A CRI table that replaces containerd's own (< 2.0) loses containerd's built-in runc
+    entry, which is the default runtime unless the file names another: add it back where
+    the table has none (with nvidia as the default, plain runc stays available too)."""
+    runtimes = get_in(cri, ("containerd", "runtimes"))
+    if not (isinstance(runtimes, dict) and isinstance(runtimes.get("runc"), dict)):
+        set_in(cri, ("containerd", "runtimes", "runc"), dict(DEFAULT_ENTRY))
 
 
 # ------------------------------------------------------------------ the runtime entry
@@ -142,6 +180,8 @@ def apply_settings(
         set_in(cri, _DEFAULT_KEY, opts.runtime_name)
     elif get_in(cri, _DEFAULT_KEY) == opts.runtime_name:
         delete_in(cri, _DEFAULT_KEY)
+    if not knows_cdi_keys(opts.engine_version):
+        return  # containerd < 1.7 would ignore them: never written (plan_configure warns)
     if opts.enable_cdi:
         cri["enable_cdi"] = True
     if opts.cdi_spec_dirs:
@@ -168,10 +208,15 @@ def plan_configure(opts: ConfigureOptions, read: Reader) -> Plan:
     main_text = read(opts.config)
     main_doc = tomlsync.parse_doc(main_text or "", opts.config)
     main = main_doc.unwrap()
-    version = config_version(main, opts.engine_version, opts.config)
+    version = config_version(main, opts.engine_version, opts.config, opts.force_config_version)
     check_shape(main, version, opts, opts.config)
     cri_path = CRI_PLUGIN[version]
 
+    if (opts.enable_cdi or opts.cdi_spec_dirs) and not knows_cdi_keys(opts.engine_version):
+        plan.warnings.append(
+            f"containerd {'.'.join(map(str, opts.engine_version or ()))} has no native CDI: "
+            "--enable-cdi/--cdi-spec-dir not written (containerd < 1.7 ignores them)"
+        )
     if opts.drop_in and version == 1:
         plan.warnings.append(
             f"{opts.config} is a version 1 config, which has no `imports`: editing it in place"
@@ -230,16 +275,26 @@ def _plan_drop_in(
     check_shape(existing_drop, version, opts, opts.drop_in)
     existing = table(get_in(existing_drop, cri_path))
     if copies_whole_cri_table(opts.engine_version):
-        cri = _carry_over(source, existing)
+        if old_drop is not None and not old_drop.startswith(GENERATED_HEADER):
+            # the user's own file: its settings are meant, not a stale copy of the main table
+            cri = deep_merge(copy.deepcopy(source), copy.deepcopy(existing))
+        else:
+            cri = _carry_over(source, existing)
         apply_settings(cri, opts, version)
+        _fill_default_runtime(cri)
     else:
-        # containerd >= 2.1 merges imports key by key: the drop-in holds only our settings,
+        # containerd >= 2.0 merges imports key by key: the drop-in holds only our settings,
         # but the runtime entry still copies from the merged view.
         cri = copy.deepcopy(existing)
         apply_settings(cri, opts, version, copy_from=deep_merge(copy.deepcopy(source), cri))
-    drop = {"version": version}
+    drop = {"version": drop_in_version(version)}
     set_in(drop, cri_path, cri)
-    plan.add(FileChange(opts.drop_in, old_drop, GENERATED_HEADER + tomlsync.dumps_plain(drop)))
+    # a file at the drop-in path that gpuctk did not write is the user's: back it up first
+    # (uninstall puts it back)
+    foreign = old_drop is not None and not old_drop.startswith(GENERATED_HEADER)
+    plan.add(
+        FileChange(opts.drop_in, old_drop, GENERATED_HEADER + tomlsync.dumps_plain(drop), backup=foreign)
+    )
 
     wanted = copy.deepcopy(main)
     if not main:
@@ -296,7 +351,11 @@ def lacks_runtime(plain: dict[str, Any], name: str) -> bool:
 
 def _has_other_gpu_runtimes(cri: dict[str, Any], source: dict[str, Any]) -> bool:
     src = set(table(get_in(source, ("containerd", "runtimes"))).keys())
-    return bool(set(table(get_in(cri, ("containerd", "runtimes"))).keys()) - src)
+    runtimes = table(get_in(cri, ("containerd", "runtimes")))
+    extra = set(runtimes) - src
+    if runtimes.get("runc") == DEFAULT_ENTRY:
+        extra.discard("runc")  # the entry _fill_default_runtime added
+    return bool(extra)
 
 
 def plan_uninstall(opts: ConfigureOptions, read: Reader, prior: PriorLookup) -> Plan:
@@ -307,7 +366,7 @@ def plan_uninstall(opts: ConfigureOptions, read: Reader, prior: PriorLookup) -> 
         return plan
     main_doc = tomlsync.parse_doc(main_text or "", opts.config)
     main = main_doc.unwrap()
-    version = config_version(main, opts.engine_version, opts.config)
+    version = config_version(main, opts.engine_version, opts.config, opts.force_config_version)
     check_shape(main, version, opts, opts.config)
     cri_path = CRI_PLUGIN[version]
     runsc_path: str | None = None
@@ -322,7 +381,12 @@ def plan_uninstall(opts: ConfigureOptions, read: Reader, prior: PriorLookup) -> 
         # the default runtime goes back to the main config's (copy mode) or is dropped
         runsc_path = remove_settings(cri, opts, source if copy_mode else {}, restore_cdi=False)
         if not _has_other_gpu_runtimes(cri, source):
-            plan.add(FileChange(opts.drop_in, old_drop, None, note="gpuctk drop-in removed"))
+            users = prior(opts.drop_in, lambda d: lacks_runtime(d, opts.runtime_name))
+            if users is not None:
+                # the user's own file was there before gpuctk: it comes back (backup bytes, apply.plan)
+                plan.add(FileChange(opts.drop_in, old_drop, tomlsync.dumps_plain(users), backup=True))
+            else:
+                plan.add(FileChange(opts.drop_in, old_drop, None, note="gpuctk drop-in removed"))
             wanted = copy.deepcopy(main)
             # the import gpuctk added: any entry covering the drop-in that the pre-gpuctk file lacked
             before = prior(
@@ -332,18 +396,22 @@ def plan_uninstall(opts: ConfigureOptions, read: Reader, prior: PriorLookup) -> 
             imports = [
                 i for i in (wanted.get("imports") or []) if i in kept or not _imports_cover([i], opts.drop_in)
             ]
-            if imports:
-                wanted["imports"] = imports
+            if imports or (before is not None and "imports" in before):
+                wanted["imports"] = imports  # an `imports = []` the user had stays
             else:
                 wanted.pop("imports", None)
-            if set(wanted) <= {"version"} and before is None and main_text is not None:
+            if before is None and main_text is not None and not (set(wanted) <= {"version"}):
+                # every edit of an existing file is backed up first: with no backup from before
+                # the import, gpuctk never edited this file (its import already covered the drop-in)
+                pass
+            elif set(wanted) <= {"version"} and before is None and main_text is not None:
                 # gpuctk created this file only to import the drop-in
                 plan.add(FileChange(opts.config, main_text, None))
             elif main_text is not None:
                 tomlsync.sync(main_doc, wanted)
                 plan.add(FileChange(opts.config, main_text, main_doc.as_string(), backup=True))
         else:
-            new_drop = {"version": version}
+            new_drop = {"version": drop_in_version(version)}
             set_in(new_drop, cri_path, cri)
             plan.add(FileChange(opts.drop_in, old_drop, GENERATED_HEADER + tomlsync.dumps_plain(new_drop)))
     elif main_text is not None:

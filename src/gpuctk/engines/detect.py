@@ -2,8 +2,9 @@
 
 The facts come from the engine binary (``--version``), its effective configuration
 (``containerd config dump`` when the binary is there, else the config file plus its
-imports/drop-ins) and the version rules of k8s-gpu.md §7. :func:`recommend` turns them
-into the injection path gpuctk suggests. External commands go through a swappable
+imports/drop-ins) and the version rules of :mod:`gpuctk.engines.versions`;
+:func:`gpuctk.engines.decision.decide` turns them into the injection path (the same
+function ``k8s plan`` uses). External commands go through a swappable
 ``run`` callable so tests can replay captured outputs.
 """
 
@@ -18,6 +19,7 @@ import tomllib
 from collections.abc import Callable
 from typing import Any
 
+from gpuctk.engines.decision import Decision, EngineFacts, decide
 from gpuctk.engines.dicts import deep_merge, table
 from gpuctk.engines.model import DEFAULT_CONFIG, ENGINES
 from gpuctk.engines.versions import Version, cdi_support, format_version, parse_runtime_version, parse_version
@@ -244,6 +246,7 @@ def assemble(
         "version_string": version_string,
         "config": config,
         "config_source": source,
+        "cdi_enabled_in_config": in_config if isinstance(in_config, bool) else None,
         "cdi_supported": support["native_cdi"],
         "cdi_enabled": enabled,
         "cdi_needs_enable": support["needs_enable_cdi"],
@@ -257,56 +260,96 @@ def assemble(
         "gpu_runtime_default": facts.get("default_runtime") in (facts.get("gpu_runtimes") or []),
         "notes": list(notes or []),
     }
-    report["recommendation"] = recommend(report)
+    default = facts.get("default_runtime")
+    if engine == "containerd" and facts.get("runtimes") and default not in facts["runtimes"]:
+        # containerd < 2.0 with a drop-in that replaced the CRI table without the default's entry
+        report["notes"].append(
+            f"default_runtime_name {default!r} has no entry in containerd.runtimes: the CRI plugin "
+            "will not load and every pod fails; run `gpuctk runtime configure` again (it keeps the "
+            "default runtime's entry in the drop-in) or add the entry"
+        )
+    d = decide(EngineFacts(engine, version, cdi_in_config=in_config if isinstance(in_config, bool) else None))
+    report["decision"] = d.path
+    report["recommendation"] = recommend(report, d)
     return report
 
 
-def recommend(report: dict[str, Any]) -> dict[str, Any]:
-    """Native CDI when the engine has it; else the GPU runtime as default in cdi mode."""
+MODES = {
+    "native": "native-cdi",
+    "nvidia-runtime-cdi": "gpu-runtime-cdi",
+    "legacy": "legacy",
+    "undecided": "undecided",
+}
+
+
+def configure_command(engine: str, d: Decision) -> str:
+    """The complete ``gpuctk runtime configure`` command that applies ``d`` (what
+    ``--cdi auto`` does in one go)."""
+    flags = ["--runtime", engine]
+    if d.nvidia_default:
+        flags.append("--set-as-default")
+    if d.enable_cdi:
+        flags.append("--enable-cdi")
+    for glob_ in d.container_annotations:
+        flags += ["--cdi-annotation-prefix", glob_.rstrip("*")]
+    if engine == "crio" and d.path == "legacy":
+        flags += ["--config-mode", "oci-hook"]
+    return "gpuctk runtime configure " + " ".join(flags)
+
+
+def recommend(report: dict[str, Any], d: Decision) -> dict[str, Any]:
+    """What gpuctk recommends for this engine: the decision of :func:`decision.decide`
+    with the command and the steps still missing on this node."""
     engine = report["engine"]
-    if report["cdi_supported"]:
-        flags = ["--runtime", engine]
-        if report["cdi_needs_enable"] and engine != "crio":
-            flags.append("--enable-cdi")
-        steps = []
-        if not report["cdi_enabled"]:
-            steps.append("turn CDI on in the engine (enable_cdi / features.cdi)")
-        if report["gpu_runtime_default"]:
-            steps.append(f"stop using {report['default_runtime']!r} as the default runtime")
+    steps: list[str] = []
+    if d.path == "undecided":
         return {
-            "mode": "native-cdi",
+            "mode": MODES[d.path],
             "set_as_default": False,
-            "annotation_prefix": "cdi.k8s.io/",
-            "runtime_mode": "cdi",
-            "command": "gpuctk runtime configure " + " ".join(flags),
-            "steps": steps,
-            "text": (
-                f"{engine} injects CDI devices itself: keep its default runtime, request devices through "
-                "the CRI CDI field or `cdi.k8s.io/` annotations (device plugin cdi-cri/cdi-annotations); "
-                "the nvidia runtime stays available as a RuntimeClass for management access."
-            ),
+            "annotation_prefix": None,
+            "runtime_mode": None,
+            "command": "",
+            "steps": ["find the engine's version (pass --engine-version)"],
+            "text": "; ".join(d.reasons),
+            "decision": d.as_dict(),
         }
-    steps = []
+    if d.enable_cdi and not report["cdi_enabled"]:
+        steps.append("turn CDI on in the engine (enable_cdi / features.cdi)")
     if not report["gpu_runtime_configured"]:
         steps.append("add the GPU runtime")
-    if not report["gpu_runtime_default"]:
+    if d.nvidia_default and not report["gpu_runtime_default"]:
         steps.append("make the GPU runtime the default")
-    steps.append(
-        'set nvidia-container-runtime.mode = "cdi" and '
-        'modes.cdi.annotation-prefixes = ["nvidia.cdi.k8s.io/"] in config.toml'
-    )
+    if not d.nvidia_default and report["gpu_runtime_default"]:
+        steps.append(f"stop using {report['default_runtime']!r} as the default runtime")
+    if d.shim_mode == "cdi" and d.path == "nvidia-runtime-cdi":
+        steps.append(
+            'set nvidia-container-runtime.mode = "cdi" and modes.cdi.annotation-prefixes = '
+            f"{d.annotation_prefixes!r} in config.toml (gpuctk install --cdi auto does both)".replace(
+                "'", '"'
+            )
+        )
+    text = {
+        "native": f"{engine} injects CDI devices itself: keep its default runtime, request devices through "
+        "the CRI CDI field or `cdi.k8s.io/` annotations (device plugin "
+        f"{','.join(d.device_list_strategy)}); the nvidia runtime stays available as a RuntimeClass for "
+        "management access.",
+        "nvidia-runtime-cdi": f"{engine} {report['version']} has no native CDI: make the GPU runtime the "
+        "default, run it in cdi mode, and request devices with `nvidia.cdi.k8s.io/` annotations (device "
+        "plugin envvar,cdi-annotations, cdiAnnotationPrefix nvidia.cdi.k8s.io/).",
+        "legacy": f"{engine} {report['version']}: the GPU runtime injects from NVIDIA_VISIBLE_DEVICES"
+        + (" through the OCI prestart hook" if engine == "crio" else " (runtime nvidia, not the default)")
+        + ".",
+    }[d.path]
     return {
-        "mode": "gpu-runtime-cdi",
-        "set_as_default": True,
-        "annotation_prefix": "nvidia.cdi.k8s.io/",
-        "runtime_mode": "cdi",
-        "command": f"gpuctk runtime configure --runtime {engine} --set-as-default",
+        "mode": MODES[d.path],
+        "set_as_default": d.nvidia_default,
+        "annotation_prefix": d.cdi_annotation_prefix,
+        "runtime_mode": d.shim_mode,
+        "command": configure_command(engine, d),
+        "auto_command": f"gpuctk runtime configure --runtime {engine} --cdi auto",
         "steps": steps,
-        "text": (
-            f"{engine} {report['version'] or '(version unknown)'} has no usable native CDI: make the GPU "
-            "runtime the default, run it in cdi mode, and request devices with `nvidia.cdi.k8s.io/` "
-            "annotations (device plugin envvar,cdi-annotations)."
-        ),
+        "text": text,
+        "decision": d.as_dict(),
     }
 
 
@@ -322,10 +365,12 @@ def render_text(report: dict[str, Any]) -> str:
         f"runtimes:             {', '.join(report['runtimes']) or '-'} (default {report['default_runtime']})",
         f"GPU runtime:          {', '.join(report['gpu_runtimes']) or 'not configured'}"
         + (" (default)" if report["gpu_runtime_default"] else ""),
-        f"recommendation:       {rec['mode']}, annotation prefix {rec['annotation_prefix']}",
+        f"recommendation:       {rec['mode']}, annotation prefix {rec['annotation_prefix'] or '-'}",
         f"  {rec['text']}",
-        f"  run: {rec['command']}",
     ]
+    if rec["command"]:
+        lines += [f"  run: {rec['command']}", f"   or: {rec['auto_command']}"]
+    lines += [f"  because: {r}" for r in rec["decision"]["reasons"]]
     lines += [f"  - {s}" for s in rec["steps"]]
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"

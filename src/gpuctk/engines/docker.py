@@ -1,8 +1,12 @@
 """Docker: ``daemon.json`` gets ``runtimes.<name>``, ``default-runtime`` and ``features.cdi``.
 
-Pure: text in, :class:`Plan` out. Differences from upstream (nvidia-container-toolkit.md §6.3),
-on purpose: existing ``features`` keys are merged instead of replaced by ``{"cdi": true}``;
-the file keeps its key order and indentation instead of being re-sorted with 4 spaces.
+Pure: text in, :class:`Plan` out. Differences from upstream (NVIDIA/nvidia-container-toolkit
+``pkg/config/engine/docker/docker.go``), on purpose: existing ``features`` keys are merged
+instead of replaced by ``{"cdi": true}``; the file keeps its key order and indentation
+instead of being re-sorted with 4 spaces; CDI keys are gated by the daemon's version
+(``dockerd --version``): ``cdi-spec-dirs`` is not a daemon.json option before Docker 25
+(dockerd refuses to start on it) and ``features.cdi`` does nothing before 25, so neither
+is written for an older daemon.
 """
 
 from __future__ import annotations
@@ -31,6 +35,18 @@ def parse_daemon_json(text: str | None, source: str) -> dict[str, Any]:
         raise ConfigSyntaxError(f"{source}: invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigSyntaxError(f"{source}: invalid daemon config: the top level must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigSyntaxError(
+            f"{source}: invalid daemon config: a string holds a lone surrogate ({exc.object[exc.start]!r}), "
+            "which is not UTF-8"
+        ) from None
+    for key in ("default-runtime",):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigSyntaxError(
+                f"{source}: field {key}: must be a string, not {type(data[key]).__name__}"
+            )
     return data
 
 
@@ -64,6 +80,30 @@ def _finish(
     return plan
 
 
+CDI_MIN_VERSION = (25, 0, 0)
+
+
+def _cdi_keys(opts: ConfigureOptions, plan: Plan) -> tuple[bool, bool]:
+    """Whether ``features.cdi`` and ``cdi-spec-dirs`` may be written for this daemon."""
+    v = opts.engine_version
+    if v is not None and v < CDI_MIN_VERSION:
+        vs = ".".join(map(str, v))
+        if opts.enable_cdi:
+            plan.warnings.append(f"Docker {vs} < 25 has no CDI: features.cdi not written (--enable-cdi)")
+        if opts.cdi_spec_dirs:
+            plan.warnings.append(
+                f"Docker {vs} < 25 does not know cdi-spec-dirs (dockerd would refuse to start): "
+                "not written (--cdi-spec-dir)"
+            )
+        return False, False
+    if v is None and opts.cdi_spec_dirs:
+        plan.warnings.append(
+            "Docker version unknown: cdi-spec-dirs needs Docker >= 25 (dockerd older "
+            "than that refuses to start on it)"
+        )
+    return True, True
+
+
 def plan_configure(opts: ConfigureOptions, read: Reader) -> Plan:
     plan = Plan()
     if opts.drop_in:
@@ -81,12 +121,13 @@ def plan_configure(opts: ConfigureOptions, read: Reader) -> Plan:
     runtimes[opts.runtime_name] = entry
     if opts.set_as_default:
         new["default-runtime"] = opts.runtime_name
-    if opts.enable_cdi:
+    cdi_ok, dirs_ok = _cdi_keys(opts, plan)
+    if opts.enable_cdi and cdi_ok:
         features = new.setdefault("features", {})
         if not isinstance(features, dict):
             raise GpuctkError(f"{opts.config}: field features: must be a JSON object")
         features["cdi"] = True  # merged: other feature flags stay (upstream replaces them)
-    if opts.cdi_spec_dirs:
+    if opts.cdi_spec_dirs and dirs_ok:
         new["cdi-spec-dirs"] = list(opts.cdi_spec_dirs)
     return _finish(plan, opts, text, data, new)
 

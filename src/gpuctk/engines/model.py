@@ -49,6 +49,8 @@ class ConfigureOptions:
     low_level_runtime: str = ""  # "" (runc-type entry) or "runsc" (gVisor shim + runsc.toml)
     runsc_config: str = DEFAULT_RUNSC_CONFIG
     engine_version: Version | None = None  # decides containerd's config version and drop-in copy rule
+    # containerd: edit a config whose ``version`` gpuctk does not know as this known version
+    force_config_version: int | None = None
 
 
 @dataclass

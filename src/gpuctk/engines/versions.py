@@ -3,7 +3,8 @@
 Stdlib only, pure functions. The version parse is lenient on purpose: distro and
 vendor builds report strings such as ``1.7.12-0ubuntu2~22.04.1`` or ``1.7.11-k3s2``
 that are not valid semver, and a strict parser would misclassify those nodes
-(k8s-gpu.md §7, the pitfall of gpu-operator PR #1285).
+(the pitfall of NVIDIA/gpu-operator PR #1285, which parsed the text after ``://`` as strict
+semver; see docs/kubernetes.md).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def format_version(v: Version | None) -> str:
 
 
 def cdi_support(engine: str, version: Version | str | None) -> dict[str, Any]:
-    """What ``engine`` at ``version`` does with CDI (k8s-gpu.md §7).
+    """What ``engine`` at ``version`` does with CDI (containerd/containerd PR #6654 and #9621,
+    cri-o/cri-o PR #6944, docker/cli ``docs/reference/dockerd.md`` ``features.cdi``; table in docs/engines.md).
 
     Returns ``native_cdi`` (the engine itself can inject CDI devices), ``needs_enable_cdi``
     (only once its config turns CDI on), ``enabled_by_default``, ``cri_field`` (the CRI

@@ -50,6 +50,7 @@ class InstallOptions:
     runtime_name: str = "nvidia"
     set_as_default: bool = False
     enable_cdi: bool = False
+    container_annotations: list[str] = field(default_factory=list)  # containerd: CRI annotation globs
     engine_version: Version | None = None
     runtime_mode: str | None = None
     annotation_prefixes: list[str] = field(default_factory=list)
@@ -109,6 +110,7 @@ def engine_options(opts: InstallOptions) -> list[ConfigureOptions]:
                 runtime_path=path,
                 set_as_default=opts.set_as_default and name == opts.runtime_name,
                 enable_cdi=opts.enable_cdi,
+                container_annotations=list(opts.container_annotations),
                 engine_version=opts.engine_version,
                 hook_path=os.path.join(opts.toolkit_dir, "nvidia-container-runtime-hook"),
             )
@@ -251,6 +253,8 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
             for lc in lcs
         ]
         msgs.append(f"would write {opts.config_file}")
+        if opts.runtime != "none":  # the main runtime's engine diff (the -cdi/-legacy ones are alike)
+            engine_apply.apply(engine_apply.plan(engine_options(opts)[0]), dry_run=True)
         return msgs, warns
 
     try:

@@ -1,4 +1,5 @@
-"""The snapshot agent's objects: Namespace, RBAC, Job (pure builders, k8s-gpu.md §3.2).
+"""The snapshot agent's objects: Namespace, RBAC, Job (pure builders, after
+NVIDIA/aicr ``pkg/k8s/agent/job.go``).
 
 The agent Job runs ``gpuctk snapshot`` on a node and writes the result into a ConfigMap.
 Two ways to give it the driver without the other's downside:

@@ -1,4 +1,4 @@
-"""Run the snapshot agent Job and bring its result back through a ConfigMap (§3.1).
+"""Run the snapshot agent Job and bring its result back through a ConfigMap (as NVIDIA/aicr ``pkg/cli/snapshot.go`` does).
 
 Order matters: validate flags, pre-flight the RuntimeClass (nothing is created when it
 is missing), create namespace + RBAC, replace any old Job, wait with progress, read the

@@ -1,4 +1,5 @@
-"""The NVIDIA device plugin's ``Allocate`` response, per strategy (k8s-gpu.md §1.2–1.7).
+"""The NVIDIA device plugin's ``Allocate`` response, per strategy (NVIDIA/k8s-device-plugin
+``internal/plugin/server.go`` ``getAllocateResponse``).
 
 A pure model of what the plugin hands the kubelet for one container request, so the
 planner, the docs and the tests can show exactly which env vars, mounts, annotations and
@@ -50,7 +51,7 @@ def annotated_id_base(device_id: str) -> str:
 
 
 def mig_resource_name(profile: str, strategy: str) -> str:
-    """Resource name a MIG device is advertised under (§1.7).
+    """Resource name a MIG device is advertised under (NVIDIA/k8s-device-plugin ``internal/rm``).
 
     ``single`` -> ``nvidia.com/gpu``; ``mixed`` -> ``nvidia.com/mig-<profile>`` with ``+``
     replaced by ``.`` (``1g.10gb+me`` -> ``nvidia.com/mig-1g.10gb.me``). ``none`` does not

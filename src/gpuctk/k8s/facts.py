@@ -105,7 +105,8 @@ def device_plugin_facts(daemonsets: list[dict[str, Any]]) -> dict[str, Any] | No
 
 
 def cluster_policy_facts(policies: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """A GPU Operator ClusterPolicy, with the operator's defaults filled (§2.3, §2.4)."""
+    """A GPU Operator ClusterPolicy, with the operator's defaults filled (NVIDIA/gpu-operator
+    ``api/nvidia/v1/clusterpolicy_types.go``: cdi.enabled defaults to true, nriPluginEnabled to false)."""
     if not policies:
         return None
     spec = policies[0].get("spec") or {}

@@ -27,7 +27,8 @@ def runtime_class(name: str, handler: str | None = None) -> dict[str, Any]:
 
 
 def runtime_class_names(group: dict[str, Any]) -> list[str]:
-    """Which RuntimeClasses a group needs (as the GPU Operator creates them, §2.5)."""
+    """Which RuntimeClasses a group needs (as the GPU Operator creates them,
+    NVIDIA/gpu-operator ``assets/pre-requisites/0200_runtime_class.yaml``)."""
     row = group["row"]
     if row in (7, 8):
         return []  # hook mode and NRI mode have no RuntimeClass
@@ -62,7 +63,8 @@ def device_plugin_values(
     if runtime_class_names(group):
         values["runtimeClassName"] = runtime_class_name
     if group["device_plugin"].get("annotation_prefix") not in (None, "cdi.k8s.io/"):
-        # No Helm value for the prefix (§1.3): set the env on the plugin container.
+        # No Helm value for the prefix (NVIDIA/k8s-device-plugin
+        # deployments/helm/nvidia-device-plugin/values.yaml): set the env on the plugin container.
         values["env"] = [
             {"name": "CDI_ANNOTATION_PREFIX", "value": group["device_plugin"]["annotation_prefix"]}
         ]

@@ -1,9 +1,13 @@
 """The planner: cluster facts -> how pods get a GPU, or just ``nvidia-smi``, per node group.
 
-Implements k8s-gpu.md §7 (decision table rows 1–10 and the practical algorithm) with the
-native-CDI rules of gpu-operator PR #1285 that never shipped upstream: lenient version
-parsing, per-group decisions, and mixed runtimes reported, never merged. Pure function:
-:func:`plan` takes the dict from :mod:`gpuctk.k8s.facts` and returns a plain dict.
+Per group of GPU nodes sharing runtime + version, the injection path comes from the one
+native-CDI decision, :func:`gpuctk.engines.decision.decide` (the same function ``runtime
+detect``, ``runtime configure --cdi auto`` and ``install --cdi auto`` use; its rows are
+listed in docs/kubernetes.md), with the rules of NVIDIA/gpu-operator PR #1285 that never
+shipped upstream: lenient version parsing, per-group decisions, mixed runtimes reported,
+never merged, and containerd < 1.7 with CDI wanted served by the nvidia runtime as the
+default runtime in cdi mode. Pure function: :func:`plan` takes the dict from
+:mod:`gpuctk.k8s.facts` and returns a plain dict.
 """
 
 from __future__ import annotations
@@ -11,25 +15,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from gpuctk.engines.decision import ROW_TITLES, Decision, EngineFacts, decide
 from gpuctk.engines.versions import cdi_support, format_version, parse_runtime_version
-from gpuctk.k8s.deviceplugin import DEFAULT_ANNOTATION_PREFIX, parse_strategies
+from gpuctk.k8s.deviceplugin import DEFAULT_ANNOTATION_PREFIX, any_cdi, parse_strategies
 
 NRI_ANNOTATION_PREFIX = "nvidia.cdi.k8s.io/container."
 MANAGEMENT_DEVICE = "management.nvidia.com/gpu=all"
 LEGACY_PREFIX = "nvidia.cdi.k8s.io/"
-
-ROW_TITLES = {
-    1: "containerd >= 2.0: native CDI on by default",
-    2: "containerd 1.7.2+ with enable_cdi: native CDI",
-    3: "containerd with CDI off (or not known on): legacy injection",
-    4: "containerd 1.7.0-1.7.1 with CDI: annotations only",
-    5: "containerd < 1.7: no native CDI, legacy injection",
-    6: "CRI-O >= 1.23.2: native CDI on by default",
-    7: "CRI-O with the OCI prestart hook (no native CDI)",
-    8: "GPU Operator NRI plugin mode",
-    9: "Docker / cri-dockerd: legacy injection",
-    10: "unknown runtime: no decision",
-}
 
 
 def _is_gpu_node(n: dict[str, Any]) -> bool:
@@ -74,44 +66,59 @@ def _current_plugin(facts: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _select_row(
+def cdi_intent(facts: dict[str, Any], nodes: list[dict[str, Any]]) -> bool:
+    """Whether the cluster wants CDI: the GPU Operator's ``cdi.enabled``; else a node marked
+    CDI-enabled (``--cdi-enabled``, annotation gpuctk.nvidia.com/cdi-enabled=true); else a
+    device plugin that uses no cdi-* strategy says no; with none of these, yes (auto)."""
+    cp = facts.get("cluster_policy")
+    if cp:
+        return bool(cp["cdi_enabled"])
+    if any(n.get("cdi_enabled") is True for n in nodes):
+        return True
+    current = _current_plugin(facts)
+    if current is not None:
+        return any_cdi(current["strategies"])
+    return True
+
+
+def _recorded(facts: dict[str, Any], nodes: list[dict[str, Any]]) -> Decision | None:
+    """The decision recorded on every node of the group (all the same), else None."""
+    records = facts.get("recorded_decisions") or {}
+    got = [records.get(n["name"]) for n in nodes]
+    first = got[0] if got else None
+    if not isinstance(first, dict) or any(r != first for r in got):
+        return None
+    return Decision.from_dict(first, f"decision record of node {nodes[0]['name']}")
+
+
+def group_decision(
     engine: str,
     version: tuple[int, int, int] | None,
-    support: dict[str, Any],
-    cdi_enabled: bool | None,
+    cdi_known: bool | None,
     cp: dict[str, Any] | None,
-) -> tuple[int, bool | None]:
-    """Decision-table row and the (possibly inferred) CDI-enabled state of the runtime."""
-    if cp and cp["cdi_enabled"] and cp["nri_plugin_enabled"] and engine in ("containerd", "crio"):
-        return 8, True
-    if engine == "docker":
-        return 9, cdi_enabled
-    if engine == "crio":
-        if cp and not cp["cdi_enabled"]:
-            return 7, cdi_enabled
-        if support["native_cdi"] and cdi_enabled is not False:
-            return 6, True
-        return 7, False
-    if engine == "containerd" and version is not None:
-        if not support["native_cdi"]:
-            return 5, False
-        if not support["needs_enable_cdi"]:
-            # on by default; a node known to have turned it off is legacy like row 3
-            return (3, False) if cdi_enabled is False else (1, True)
-        # containerd 1.7: CDI only when enable_cdi is on. The GPU Operator's toolkit turns it
-        # on when cdi.enabled (CDI_ENABLED -> enable-cdi-in-runtime).
-        known = cdi_enabled
-        if known is None and cp and cp["cdi_enabled"] and cp["toolkit_enabled"]:
-            known = True
-        if not known:
-            return 3, known
-        return (2 if support["cri_field"] else 4), True
-    return 10, cdi_enabled
+    wanted: bool,
+) -> Decision:
+    """The decision for one group: what the node knows about its CDI switch, and whether the
+    GPU Operator's toolkit will set it (CDI_ENABLED turns on enable-cdi-in-runtime,
+    NVIDIA/nvidia-container-toolkit ``cmd/nvidia-ctk-installer/container/runtime/runtime.go``)."""
+    managed = bool(cp and cp["cdi_enabled"] and cp["toolkit_enabled"])
+    return decide(
+        EngineFacts(
+            engine if engine != "unknown" else "",
+            version,
+            cdi_in_config=cdi_known,
+            cdi_wanted=wanted,
+            engine_managed=managed,
+            nri=bool(cp and cp["nri_plugin_enabled"]),
+        )
+    )
 
 
-def _toolkit_env(row: int, engine: str, rc_name: str) -> dict[str, str]:
+def _toolkit_env(d: Decision, engine: str, rc_name: str) -> dict[str, str]:
+    """The GPU Operator toolkit container's env that applies ``d`` (upstream names)."""
+    row = d.row
     env: dict[str, str] = {}
-    if row in (1, 2, 4, 6, 8):
+    if d.path == "native" and row != 9:
         env.update(
             {
                 "CDI_ENABLED": "true",
@@ -123,6 +130,16 @@ def _toolkit_env(row: int, engine: str, rc_name: str) -> dict[str, str]:
             env["CRIO_CONFIG_MODE"] = "config"
         if row == 8:
             env["ENABLE_NRI_PLUGIN"] = "true"
+    elif d.path == "nvidia-runtime-cdi":
+        # NVIDIA/gpu-operator PR #1285's toolkit env for a runtime without native CDI
+        env.update(
+            {
+                "CDI_ENABLED": "true",
+                "NVIDIA_RUNTIME_SET_AS_DEFAULT": "true",
+                "NVIDIA_CONTAINER_RUNTIME_MODE": "cdi",
+                "NVIDIA_CONTAINER_RUNTIME_MODES_CDI_ANNOTATION_PREFIXES": ",".join(d.annotation_prefixes),
+            }
+        )
     elif row in (3, 5):
         env.update({"CDI_ENABLED": "false", "NVIDIA_RUNTIME_SET_AS_DEFAULT": "false"})
     elif row == 7:
@@ -134,18 +151,11 @@ def _toolkit_env(row: int, engine: str, rc_name: str) -> dict[str, str]:
     return env
 
 
-def _recommended_strategy(row: int, support: dict[str, Any], operator: bool) -> list[str]:
-    if row in (1, 2, 6):
-        if not support.get("cri_field", True):
-            return ["cdi-annotations"]
-        return ["cdi-annotations", "cdi-cri"] if operator else ["cdi-cri"]
-    if row == 8:
+def _recommended_strategy(d: Decision, operator: bool) -> list[str]:
+    if d.row in (1, 2, 6) and operator and d.cri_field:
+        # what the GPU Operator itself sets (transformDevicePluginCtrForCDI)
         return ["cdi-annotations", "cdi-cri"]
-    if row == 4:
-        return ["cdi-annotations"]
-    if row == 10:
-        return []
-    return ["envvar"]
+    return list(d.device_list_strategy)
 
 
 def _injection(strategies: list[str], prefix: str, row: int, native: bool, cri_field: bool) -> str:
@@ -184,13 +194,20 @@ def _plan_group(
     rc_name = (cp or {}).get("runtime_class") or "nvidia"
     rc_exists = rc_name in rc_names
     support = cdi_support(engine, version) if engine != "unknown" else cdi_support("", None)
-    row, cdi_enabled = _select_row(engine, version, support, cdi_known, cp)
-    native = row in (1, 2, 4, 6, 8)
-    cri_field = bool(support.get("cri_field")) and row != 4
+    recorded = _recorded(facts, nodes)
+    if recorded is not None:
+        d = recorded  # the decision the nodes applied (gpuctk install --cdi auto): not guessed again
+    else:
+        d = group_decision(engine, version, cdi_known, cp, cdi_intent(facts, nodes))
+    row = d.row
+    native = d.path == "native" and row != 9
+    # the engine's own CDI state once the plan is applied (None: not known)
+    cdi_enabled = True if native else (False if row in (5, 7) else cdi_known)
+    cri_field = d.cri_field
     warnings: list[str] = []
 
-    recommended = _recommended_strategy(row, support, operator=cp is not None)
-    prefix = DEFAULT_ANNOTATION_PREFIX
+    recommended = _recommended_strategy(d, operator=cp is not None)
+    prefix = d.cdi_annotation_prefix or DEFAULT_ANNOTATION_PREFIX
     strategies = current["strategies"] if current else recommended
     cur_prefix = current["annotation_prefix"] if current else prefix
     injection = "unknown" if row == 10 else _injection(strategies, cur_prefix, row, native, cri_field)
@@ -211,10 +228,14 @@ def _plan_group(
                 "containerd 1.7: enable_cdi not known to be on, assuming off; set it and mark the "
                 "nodes with annotation gpuctk.nvidia.com/cdi-enabled=true to get native CDI (row 2)"
             )
-    if row == 5 and cp and cp["cdi_enabled"]:
+    if d.path == "nvidia-runtime-cdi" and cp:
         warnings.append(
-            "GPU Operator cdi.enabled=true on containerd < 1.7: workloads get no GPU "
-            "(no automatic fallback); set cdi.enabled=false in the ClusterPolicy"
+            "GPU Operator cdi.enabled=true on containerd < 1.7: the operator has no fallback for a "
+            "runtime without native CDI; set toolkit.env "
+            + " ".join(f"{k}={v}" for k, v in _toolkit_env(d, engine, rc_name).items() if k != "CDI_ENABLED")
+            + " and the device plugin's DEVICE_LIST_STRATEGY=envvar,cdi-annotations "
+            "CDI_ANNOTATION_PREFIX=nvidia.cdi.k8s.io/ (gpuctk k8s manifests prints them), or run "
+            "`gpuctk install --cdi auto` on the nodes"
         )
     if row == 10:
         warnings.append(
@@ -239,9 +260,9 @@ def _plan_group(
         )
 
     # Allocated GPUs: always the resource; runtimeClassName only where the nvidia runtime
-    # must do the injection and NRI mode is off (§7 step 4).
+    # must do the injection and NRI mode is off (docs/kubernetes.md).
     gpu_rc: str | None = None
-    needs_rc = injection == "nvidia-runtime" and row != 8
+    needs_rc = injection == "nvidia-runtime" and row != 8 and not d.nvidia_default
     if needs_rc:
         gpu_rc = rc_name
         if not rc_exists:
@@ -268,13 +289,15 @@ def _plan_group(
         "native_cdi": native,
         "cdi_enabled": cdi_enabled,
         "reason": support["reason"],
+        "decision": d.as_dict(),
+        "decision_source": "node record" if recorded is not None else "planned",
         "device_plugin": {
             "recommended_strategy": recommended,
             "annotation_prefix": prefix if any(s.startswith("cdi-") for s in recommended) else None,
             "current_strategy": current["strategies"] if current else None,
             "current_annotation_prefix": cur_prefix if current else None,
         },
-        "toolkit": _toolkit_env(row, engine, rc_name),
+        "toolkit": _toolkit_env(d, engine, rc_name),
         "gpu_workload": gpu_workload,
         "management": management,
         "warnings": warnings,
@@ -282,7 +305,7 @@ def _plan_group(
 
 
 def _management(row: int, rc_name: str, rc_exists: bool, warnings: list[str]) -> dict[str, Any]:
-    """nvidia-smi/NVML access without a device-plugin GPU, in §7 step 5 order."""
+    """nvidia-smi/NVML access without a device-plugin GPU, in the order of docs/kubernetes.md."""
     if row == 8:
         return {
             "method": "nri-annotation",
@@ -416,6 +439,11 @@ def render_table(p: dict[str, Any]) -> str:
         rows = [
             ("case", f"row {g['row']}: {g['case']}"),
             ("native CDI", "yes" if g["native_cdi"] else "no"),
+            (
+                "injection path",
+                f"{g['decision']['path']}; nvidia default runtime: "
+                + ("yes" if g["decision"]["nvidia_default"] else "no"),
+            ),
             ("why", g["reason"]),
             ("device-list strategy", ",".join(g["device_plugin"]["recommended_strategy"]) or "-"),
             ("annotation prefix", g["device_plugin"]["annotation_prefix"] or "-"),

@@ -1,4 +1,4 @@
-"""Sandbox GPU pods that follow the plan (k8s-gpu.md §4, §7 steps 4–6).
+"""Sandbox GPU pods that follow the plan (docs/kubernetes.md, "GPU pods and management pods").
 
 On native-CDI nodes a GPU pod carries only ``nvidia.com/gpu: N`` (no runtimeClassName,
 as OpenShell does after PR #503); on legacy nodes it adds the RuntimeClass. A

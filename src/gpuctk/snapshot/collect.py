@@ -37,6 +37,7 @@ class SnapshotOptions:
     kubernetes: bool | None = None  # None = when running in a cluster
     kube_api: Any = None  # a gpuctk.k8s.client.KubeAPI (tests)
     node_name: str | None = None
+    status_file: str | None = None  # the decision record; None = its default path under host_root
 
 
 def _under(root: str, path: str) -> str:
@@ -126,6 +127,19 @@ def collect_engines(opts: SnapshotOptions) -> list[dict[str, Any]]:
     return out
 
 
+def collect_decision(opts: SnapshotOptions) -> dict[str, Any] | None:
+    """The decision record ``--cdi auto`` left on the node (gpuctk.engines.status), or None."""
+    from gpuctk.engines import status
+    from gpuctk.errors import GpuctkError
+
+    path = opts.status_file or status.status_file(opts.host_root)
+    try:
+        record = status.read(path)
+    except GpuctkError as exc:
+        return {"path": path, "error": str(exc)}
+    return None if record is None else {"path": path, **record}
+
+
 def collect_dev_char(root: str = "/") -> dict[str, Any]:
     """NVIDIA device nodes lacking their ``/dev/char/MAJOR:MINOR`` link (systemd needs them
     to keep device access after a daemon-reload)."""
@@ -209,6 +223,7 @@ def collect_snapshot(opts: SnapshotOptions | None = None) -> dict[str, Any]:
     doc["gpu"] = gpu
     doc["os"] = collect_os(opts.host_root)
     doc["engines"] = collect_engines(opts)
+    doc["cdi_decision"] = collect_decision(opts)
     doc["cdi"] = {
         "spec_dirs": list(opts.spec_dirs),
         "specs": check_specs(opts.host_root, opts.spec_dirs, gpu.get("driver_version")),

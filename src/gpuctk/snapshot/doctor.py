@@ -183,6 +183,50 @@ def _engines(snap: dict[str, Any]) -> list[Check]:
     return out
 
 
+def _decision(snap: dict[str, Any]) -> list[Check]:
+    """The decision ``--cdi auto`` recorded, checked against the engine as it is now (read
+    instead of deciding again: a record is what this node was set up to do)."""
+    rec = snap.get("cdi_decision")
+    if not rec:
+        return []
+    if rec.get("error"):
+        return [Check("cdi-decision", "warn", rec["error"], "gpuctk install --cdi auto (writes it again)")]
+    d = rec.get("decision") or {}
+    name = str(rec.get("engine") or "?")
+    fix = f"gpuctk runtime configure --runtime {name} --cdi auto"
+    what = f"recorded decision {d.get('path')} (row {d.get('row')})"
+    e = next((x for x in snap.get("engines") or [] if x.get("engine") == name and not x.get("error")), None)
+    if e is None:
+        return [Check("cdi-decision", "warn", f"{what} is for {name}, which this snapshot did not find", "")]
+    out: list[Check] = []
+    if rec.get("engine_version") and e.get("version") and rec["engine_version"] != e["version"]:
+        out.append(
+            Check(
+                "cdi-decision",
+                "warn",
+                f"{what} was made for {name} {rec['engine_version']}, the engine is now {e['version']}",
+                fix + " (decide again for this version)",
+            )
+        )
+    problems = []
+    if d.get("nvidia_default") and not e.get("gpu_runtime_default"):
+        problems.append(f"the nvidia runtime is not the default (default {e.get('default_runtime')!r})")
+    if d.get("nvidia_default") is False and e.get("gpu_runtime_default"):
+        problems.append(
+            f"{e.get('default_runtime')!r} is the default runtime but the decision keeps the engine's"
+        )
+    if d.get("path") == "native" and d.get("engine_edits", True) and not e.get("cdi_enabled"):
+        problems.append("CDI is not enabled in the engine")
+    if d.get("path") != "native" and d.get("row") != 7 and not e.get("gpu_runtime_configured"):
+        problems.append("no GPU runtime is configured")
+    if problems:
+        out.append(Check("cdi-decision", "fail", f"{what}: " + "; ".join(problems), fix))
+    elif not out:
+        why = "; ".join(d.get("reasons") or [])
+        out.append(Check("cdi-decision", "pass", f"{what} applied to {name} {e.get('version')}: {why}"))
+    return out
+
+
 def _dev_char(snap: dict[str, Any]) -> list[Check]:
     dc = snap.get("dev_char") or {}
     missing = dc.get("missing") or []
@@ -213,6 +257,8 @@ _SHAPE: tuple[tuple[str, type, type | None], ...] = (
     ("engines", list, dict),
     ("dev_char", dict, None),
     ("dev_char.missing", list, dict),
+    ("cdi_decision", dict, None),
+    ("cdi_decision.decision", dict, None),
 )
 _TYPE_NAMES: dict[type, str] = {dict: "a mapping", list: "a list"}
 
@@ -249,7 +295,7 @@ def check_shape(snap: object, source: str) -> None:
 
 
 def run_checks(snap: dict[str, Any]) -> list[Check]:
-    return _driver(snap) + _specs(snap) + _engines(snap) + _dev_char(snap)
+    return _driver(snap) + _specs(snap) + _engines(snap) + _decision(snap) + _dev_char(snap)
 
 
 def render(checks: list[Check]) -> str:
