@@ -64,29 +64,26 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _transform_root(args: argparse.Namespace) -> int:
-    import json
-
+    from gpuctk.cdi.model import MAX_SPEC_SIZE, canonical_or_raise, parse_document, read_spec_bytes
     from gpuctk.errors import GpuctkError
     from gpuctk.generate.render import format_for_path, render, write_spec_file
     from gpuctk.generate.transform import transform_root
 
     source = args.input or "-"
-    try:
-        if source == "-":
-            data = sys.stdin.read()
-        else:
-            with open(source, encoding="utf-8") as f:
-                data = f.read()
-    except OSError as exc:
-        raise GpuctkError(f"{source}: cannot read spec: {exc.strerror}") from None
-    try:
-        import yaml
-
-        spec = yaml.safe_load(data) if not data.lstrip().startswith("{") else json.loads(data)
-    except Exception as exc:
-        raise GpuctkError(f"{source}: not a YAML or JSON CDI spec: {str(exc).splitlines()[0]}") from None
-    if not isinstance(spec, dict) or "kind" not in spec:
-        raise GpuctkError(f"{source}: kind: missing (not a CDI spec)")
+    # one spec loader: the CDI library's reader (regular files only, size cap) and parser
+    # (strict decoding, alias guard, go-yaml scalars); an invalid spec is refused
+    if source == "-":
+        try:
+            data = sys.stdin.buffer.read(MAX_SPEC_SIZE + 1)
+        except OSError as exc:
+            raise GpuctkError(f"<stdin>: cannot read spec: {exc.strerror or exc}") from None
+        if len(data) > MAX_SPEC_SIZE:
+            raise GpuctkError(f"<stdin>: spec is more than the {MAX_SPEC_SIZE >> 20} MiB limit")
+        doc = parse_document(data, "<stdin>")
+    else:
+        data = read_spec_bytes(source)
+        doc = parse_document(data, source, "json" if source.endswith(".json") else "yaml")
+    spec = canonical_or_raise(doc, "<stdin>" if source == "-" else source, validate=True)
     out = transform_root(spec, args.from_root, args.to_root, args.relative_to)
     if not args.output:
         fmt = args.format or ("json" if source.endswith(".json") else "yaml")

@@ -6,6 +6,7 @@ import os
 import re
 from typing import Any
 
+from gpuctk.cdi.version import minimum_version_of
 from gpuctk.discover import devices as D
 from gpuctk.discover.procfs import nvidia_major, parse_mig_minors, parse_proc_devices, read_text
 from gpuctk.errors import GpuctkError, UsageError
@@ -357,5 +358,5 @@ def build_spec(opts: GenerateOptions) -> tuple[dict[str, Any], list[str]]:
             spec = T.simplify(spec)
     if not spec["devices"]:
         ctx.warnings.append("the spec has no devices")
-    spec["cdiVersion"] = T.minimum_version(spec)
+    spec["cdiVersion"] = minimum_version_of(spec)
     return spec, list(dict.fromkeys(ctx.warnings))

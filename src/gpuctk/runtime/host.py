@@ -14,6 +14,10 @@ from gpuctk.errors import GpuctkError
 from gpuctk.runtime.lowlevel import find_executable
 from gpuctk.runtime.platform import HostProbes, Probes
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 AUTOMATIC_KIND = "runtime.nvidia.com/gpu"
 
 
@@ -43,6 +47,7 @@ class Host:
         self.cfg = cfg
         self.driver_root = cfg["nvidia-container-cli"]["root"] or "/"
         self._probes = probes
+        self.warn: Callable[[str], None] | None = None
 
     # ----------------------------------------------------------------- platform
     @property
@@ -57,8 +62,13 @@ class Host:
         from gpuctk.cdi.registry import Registry
 
         try:
-            # cache=True: parsed specs are reused while no spec file changes (gpuctk.cdi.cache)
-            return Registry(spec_dirs=list(spec_dirs), cache=True).inject_devices(oci_spec, names)
+            # cache=True: parsed specs are reused while no spec file changes (gpuctk.cdi.cache);
+            # trusted_only=True: as root, spec files that are not root's own are not used
+            reg = Registry(spec_dirs=list(spec_dirs), cache=True, trusted_only=True)
+            for path, why in reg.ignored().items():
+                if self.warn is not None:  # the shim's log (set by runtime.main)
+                    self.warn(f"CDI spec {path} not used: {why}")
+            return reg.inject_devices(oci_spec, names)
         except CDIError as exc:
             raise ModifyError(f"failed to inject CDI devices: {exc}") from None
 
