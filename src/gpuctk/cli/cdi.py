@@ -79,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     import os
 
+    from gpuctk.cdi.errors import escape
     from gpuctk.cdi.model import inspect_spec_file
     from gpuctk.cdi.registry import trust_problem
     from gpuctk.cdi.version import minimum_version_of
@@ -105,14 +106,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         results.append(entry)
         if args.json:
             continue
+        name = escape(path)
         if file_error:
-            print(f"{path}: {_strip_source(file_error, path)}")
+            print(f"{name}: {_strip_source(file_error, name)}")
         for problem in problems:
-            print(f"{path}: {problem}")
+            print(f"{name}: {escape(problem)}")
         if ignored:
-            print(f"{path}: warning: ignored by the runtime running as root: {ignored}")
+            print(f"{name}: warning: ignored by the runtime running as root: {escape(ignored)}")
         if args.min_version and canonical is not None:
-            print(f"{path}: minimum version {entry['minimum_version']}")
+            print(f"{name}: minimum version {entry['minimum_version']}")
     if args.json:
         print(json.dumps({"files": results}, indent=2))
     return EXIT_INVALID if any_invalid else EXIT_OK
@@ -149,9 +151,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _print_errors(errors: dict[str, list[str]]) -> None:
+    from gpuctk.cdi.errors import escape
+
     for path, msgs in errors.items():
         for msg in msgs:
-            print(f"gpuctk: warning: {path}: {msg}", file=sys.stderr)
+            print(f"gpuctk: warning: {escape(path)}: {escape(msg)}", file=sys.stderr)
 
 
 def cmd_inject(args: argparse.Namespace) -> int:

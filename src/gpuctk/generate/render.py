@@ -81,7 +81,8 @@ def render(spec: dict[str, Any], fmt: str = "yaml") -> str:
     """JSON, or block-style YAML starting with ``---`` (own emitter: plain scalars where
     unambiguous, JSON-quoted strings otherwise; no PyYAML import on the generate path)."""
     if fmt == "json":
-        return json.dumps(spec, indent=2) + "\n"
+        # raw UTF-8, not \u escapes: Go consumers (go-yaml v2) refuse surrogate-pair escapes
+        return json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
     out: list[str] = ["---"]
     _emit(spec, 0, out)
     return "\n".join(out) + "\n"

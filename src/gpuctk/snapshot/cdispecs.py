@@ -15,6 +15,7 @@ import os
 import re
 from typing import Any
 
+from gpuctk.cdi.errors import escape
 from gpuctk.cdi.model import inspect_spec_file
 from gpuctk.cdi.registry import DEFAULT_SPEC_DIRS, is_spec_file_name, trust_problem
 
@@ -108,7 +109,7 @@ def check_specs(
                 results.append(entry)
                 continue
             if canonical is None:
-                entry.update(valid=False, errors=[f"cannot parse: {p}" for p in problems])
+                entry.update(valid=False, errors=[f"cannot parse: {escape(p)}" for p in problems])
                 results.append(entry)
                 continue
             doc = canonical
@@ -118,7 +119,7 @@ def check_specs(
             if untrusted:
                 problems = [*problems, f"not used by the runtime running as root: {untrusted}"]
             entry["valid"] = not problems
-            entry["errors"] = problems
+            entry["errors"] = [escape(p) for p in problems]
             missing = missing_host_paths(doc, root)
             if missing:
                 entry["stale"] = True
