@@ -120,8 +120,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="repeatable; default index and uuid",
     )
     p.add_argument("--device-id", "--device", action="append", help="repeatable; default all")
-    p.add_argument("--vendor", "--cdi-vendor", dest="vendor", default=None)
-    p.add_argument("--class", "--cdi-class", dest="device_class", default=None)
+    # upstream's CLI defaults (cmd/nvidia-ctk/cdi/generate/generate.go): nvidia.com/gpu in every
+    # mode, management included; the library's per-mode defaults (pkg/nvcdi) are for callers
+    p.add_argument(
+        "--vendor",
+        "--cdi-vendor",
+        dest="vendor",
+        default=os.environ.get("NVIDIA_CTK_CDI_GENERATE_VENDOR") or "nvidia.com",
+        help="vendor of the spec's kind (default nvidia.com, in every mode)",
+    )
+    p.add_argument(
+        "--class",
+        "--cdi-class",
+        dest="device_class",
+        default=os.environ.get("NVIDIA_CTK_CDI_GENERATE_CLASS") or "gpu",
+        help="class of the spec's kind (default gpu, in every mode)",
+    )
     p.add_argument(
         "--hook-path",
         "--nvidia-cdi-hook-path",

@@ -357,6 +357,10 @@ def build_spec(opts: GenerateOptions) -> tuple[dict[str, Any], list[str]]:
             spec["devices"].append(merged)
             spec = T.simplify(spec)
     if not spec["devices"]:
+        if "none" not in opts.device_ids:  # a spec without devices is invalid: never exit 0 with one
+            raise GpuctkError(
+                f"mode {mode}: no devices found (inventory {ctx.inventory()['source']}); nothing to generate"
+            )
         ctx.warnings.append("the spec has no devices")
     spec["cdiVersion"] = minimum_version_of(spec)
     return spec, list(dict.fromkeys(ctx.warnings))
