@@ -152,3 +152,26 @@ def test_hostile_nvidia_smi_xml_is_bounded(doc, expect):
 def test_nvidia_smi_xml_huge_number_is_not_a_number():
     doc = b"<nvidia_smi_log><gpu><minor_number>" + b"9" * 5000 + b"</minor_number></gpu></nvidia_smi_log>"
     assert parse_nvidia_smi_xml(doc)["gpus"][0]["minor_number"] is None
+
+
+def test_descriptor_devices_count_only_when_asked(tmp_path):
+    """A regular file holding gpuctk_sim_char_device is not a device node on a real host."""
+    sim = subprocess.run(
+        [venv_script("gpuctk"), "sim", "create", "--profile", "dgx-h100", "--no-mknod", str(tmp_path / "n")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert sim.returncode == 0, sim.stderr
+    assert "--simulated-devices" in sim.stdout
+    args = [
+        "--driver-root",
+        str(tmp_path / "n" / "root"),
+        "--inventory",
+        str(tmp_path / "n" / "inventory.json"),
+    ]
+    res = _generate(*args, "--format", "json", "--mode", "management")
+    _one_line_failure(res, "no NVIDIA device nodes found")
+    res = _generate(*args, "--format", "json", "--mode", "management", "--simulated-devices")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["devices"][0]["containerEdits"]["deviceNodes"]

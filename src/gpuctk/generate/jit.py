@@ -92,12 +92,9 @@ def entry_path(key: str) -> str:
 
 
 def _hook_path(cfg: dict[str, Any]) -> str:
-    from gpuctk.generate.hooks import default_hook_path, resolve_hook_path
+    from gpuctk.generate.hooks import choose_hook_path
 
-    path = ((cfg.get("nvidia-ctk") or {}).get("path") or "").strip()
-    if path in ("", "nvidia-ctk"):
-        return default_hook_path()
-    return resolve_hook_path(path)
+    return choose_hook_path(((cfg.get("nvidia-ctk") or {}).get("path") or "").strip())[0]
 
 
 def _csv_dir(cfg: dict[str, Any]) -> str:
