@@ -147,9 +147,8 @@ def _component_problem(st: os.stat_result, leaf: bool) -> str | None:
         return "not a directory"
     if st.st_uid not in (0, euid):
         return f"owned by uid {st.st_uid}"
-    if st.st_mode & 0o022:
-        if leaf or not (st.st_uid == 0 and st.st_mode & stat.S_ISVTX):
-            return f"writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    if st.st_mode & 0o022 and (leaf or not (st.st_uid == 0 and st.st_mode & stat.S_ISVTX)):
+        return f"writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
     if leaf and st.st_uid != euid:
         return f"owned by uid {st.st_uid}, not by us"
     return None
