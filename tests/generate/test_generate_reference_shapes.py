@@ -1,4 +1,5 @@
-"""The committed golden specs checked against the reference's shapes (§4.3, §4.6, §4.7),
+"""The committed golden specs checked against upstream's shapes (NVIDIA/nvidia-container-toolkit
+``internal/platform-support/dgpu/*``, ``internal/discover/hooks.go``, ``pkg/nvcdi/spec/*``),
 independently of the generator: a golden regenerated from a wrong generator fails here."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from gpuctk.cdi import minimum_version
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "golden")
 FILES = sorted(glob.glob(os.path.join(GOLDEN, "*.json")))
-# §4.6: order of the common-edit hooks
+# NVIDIA/nvidia-container-toolkit internal/discover/hooks.go: order of the common-edit hooks
 ORDER = [
     "create-symlinks",
     "enable-cuda-compat",

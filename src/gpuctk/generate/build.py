@@ -1,4 +1,5 @@
-"""Assemble a CDI spec for one mode (reference §4.1-4.7)."""
+"""Assemble a CDI spec for one mode (NVIDIA/nvidia-container-toolkit ``pkg/nvcdi/lib*.go``,
+``pkg/nvcdi/spec/*``, ``pkg/nvcdi/transform/*``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CSV (Tegra/Jetson) mode: mount specs from CSV files become edits (reference §3)."""
+"""CSV (Tegra/Jetson) mode: mount specs from CSV files become edits (NVIDIA/nvidia-container-toolkit
+``internal/platform-support/tegra/*.go``, ``pkg/nvcdi/lib-csv.go``)."""
 
 from __future__ import annotations
 

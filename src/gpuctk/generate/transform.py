@@ -1,5 +1,7 @@
-"""Spec transforms on plain CDI dicts: dedupe, simplify, sort, the merged ``all``
-device, the minimum version, and the ``transform root`` path rewrite (§4.7, §4.9)."""
+"""Spec transforms on plain CDI dicts: dedupe, simplify, sort, the merged ``all`` device and
+the ``transform root`` path rewrite (NVIDIA/nvidia-container-toolkit ``pkg/nvcdi/transform/*``,
+``pkg/nvcdi/transform/root/*``). The minimum version is the CDI library's
+(``gpuctk.cdi.version.minimum_version_of``)."""
 
 from __future__ import annotations
 
