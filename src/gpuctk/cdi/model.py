@@ -183,7 +183,7 @@ def _bad_constant(name: str) -> Any:
 # Raw characters go-yaml v2's reader refuses ("control characters are not allowed",
 # go-yaml ``readerc.go``); Go consumers parse JSON specs with it too (sigs.k8s.io/yaml), so a JSON spec holding one fails
 # there although Python's json (and Go's encoding/json) would read it.
-_GO_YAML_RAW_REFUSED = frozenset([chr(0x7F), *map(chr, range(0x80, 0x85)), *map(chr, range(0x86, 0xA0))]) | {
+GO_YAML_RAW_REFUSED = frozenset([chr(0x7F), *map(chr, range(0x80, 0x85)), *map(chr, range(0x86, 0xA0))]) | {
     "\ufffe",
     "\uffff",
 }
@@ -218,7 +218,7 @@ def go_raw_problem(text: str) -> str | None:
     """A raw character go-yaml v2's reader refuses (DEL, C1 controls but NEL, U+FFFE/U+FFFF)."""
     if text.isascii() and "\x7f" not in text:
         return None
-    bad = _GO_YAML_RAW_REFUSED.intersection(text)
+    bad = GO_YAML_RAW_REFUSED.intersection(text)
     if bad:
         return f"control characters are not allowed (U+{ord(min(bad)):04X})"
     return None

@@ -48,13 +48,13 @@ def render_spec(d: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         import json  # lazy: the runtime's create path imports this module but never writes
 
-        from gpuctk.cdi.model import _GO_YAML_RAW_REFUSED
+        from gpuctk.cdi.model import GO_YAML_RAW_REFUSED
 
         # raw UTF-8 (Go consumers parse JSON with go-yaml v2, which refuses surrogate-pair
         # escapes), except the characters its reader refuses raw: those as \u escapes
         text = json.dumps(d, indent=2, ensure_ascii=False) + "\n"
         if not text.isascii() or "\x7f" in text:
-            bad = _GO_YAML_RAW_REFUSED.intersection(text)
+            bad = GO_YAML_RAW_REFUSED.intersection(text)
             for ch in bad:
                 text = text.replace(ch, f"\\u{ord(ch):04x}")
             try:
