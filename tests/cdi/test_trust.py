@@ -103,7 +103,8 @@ def _gpuctk(*args):
     return subprocess.run([venv_script("gpuctk"), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_cdi_list_and_validate_say_why_a_spec_is_ignored(spec_dir):
+def test_cdi_list_and_validate_say_why_a_spec_is_ignored(spec_dir, monkeypatch):
+    monkeypatch.setenv("GPUCTK_CONFIG_CACHE_DIR", "")
     f = spec_dir / "acme.json"
     os.chown(f, 1000, 1000)
     res = _gpuctk("cdi", "list", "--spec-dir", str(spec_dir))
@@ -116,3 +117,22 @@ def test_cdi_list_and_validate_say_why_a_spec_is_ignored(spec_dir):
     )
     res = _gpuctk("cdi", "validate", "--json", str(f))
     assert "uid 1000" in json.loads(res.stdout)["files"][0]["ignored"]
+
+
+def test_the_shim_skips_an_untrusted_spec_and_logs_why(spec_dir, monkeypatch):
+    """The runtime shim's use of the registry turns the check on and warns, naming the file."""
+    monkeypatch.setenv("GPUCTK_CONFIG_CACHE_DIR", "")  # no scan cache in /run
+    from gpuctk.config import default_config
+    from gpuctk.runtime.host import Host, ModifyError
+
+    f = spec_dir / "acme.json"
+    host = Host(default_config())
+    warnings: list[str] = []
+    host.warn = warnings.append
+    oci: dict = {"process": {"env": []}}
+    assert host.inject_registry_devices(oci, ["acme.io/gpu=0"], [str(spec_dir)]) == ["acme.io/gpu=0"]
+    assert oci["process"]["env"] == ["A=1"] and warnings == []
+    os.chmod(f, 0o666)
+    with pytest.raises(ModifyError, match="unresolvable CDI devices acme.io/gpu=0"):
+        host.inject_registry_devices({"process": {"env": []}}, ["acme.io/gpu=0"], [str(spec_dir)])
+    assert warnings == [f"CDI spec {f} not used: the file is writable by group or others (mode 0666)"]
