@@ -133,6 +133,6 @@ def test_the_shim_skips_an_untrusted_spec_and_logs_why(spec_dir, monkeypatch):
     assert host.inject_registry_devices(oci, ["acme.io/gpu=0"], [str(spec_dir)]) == ["acme.io/gpu=0"]
     assert oci["process"]["env"] == ["A=1"] and warnings == []
     os.chmod(f, 0o666)
-    with pytest.raises(ModifyError, match="unresolvable CDI devices acme.io/gpu=0"):
+    with pytest.raises(ModifyError, match=r"unresolvable CDI devices acme\.io/gpu=0"):
         host.inject_registry_devices({"process": {"env": []}}, ["acme.io/gpu=0"], [str(spec_dir)])
     assert warnings == [f"CDI spec {f} not used: the file is writable by group or others (mode 0666)"]
