@@ -14,6 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from gpuctk.cdi.errors import escape
 from gpuctk.errors import GpuctkError
 
 _FORBIDDEN = re.compile(rb"<!ENTITY|<!DOCTYPE[^>]*\[", re.IGNORECASE)
@@ -128,7 +129,7 @@ def parse_nvidia_smi_xml(data: str | bytes) -> dict[str, Any]:
         raise GpuctkError("nvidia-smi XML: DTD internal subsets and entity declarations are not allowed")
     root = _bounded_parse(raw)
     if root.tag != "nvidia_smi_log":
-        raise GpuctkError(f"nvidia-smi XML: root element is <{root.tag}>, expected <nvidia_smi_log>")
+        raise GpuctkError(f"nvidia-smi XML: root element is <{escape(root.tag[:64])}>, expected <nvidia_smi_log>")
     dtd = re.search(rb'<!DOCTYPE\s+nvidia_smi_log\s+SYSTEM\s+"([^"]+)"', raw)
     found = root.findall("gpu")
     if len(found) > MAX_GPUS:

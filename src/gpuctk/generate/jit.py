@@ -319,7 +319,11 @@ def jit_spec(
         missing = [i for i in ids if i not in by_name]
         if missing:
             kind = full.get("kind", KIND)
-            raise GpuctkError(f"unresolvable CDI devices {', '.join(kind + '=' + i for i in missing)}")
+            from gpuctk.cdi.errors import escape  # the ids come from the container's environment
+
+            raise GpuctkError(
+                f"unresolvable CDI devices {escape(', '.join(kind + '=' + i for i in missing))}"
+            )
         devices = [by_name[i] for i in dict.fromkeys(ids)]
     spec = {k: v for k, v in full.items() if k != "devices"}
     spec["devices"] = devices
