@@ -175,3 +175,9 @@ def test_descriptor_devices_count_only_when_asked(tmp_path):
     res = _generate(*args, "--format", "json", "--mode", "management", "--simulated-devices")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["devices"][0]["containerEdits"]["deviceNodes"]
+
+
+def test_control_characters_in_a_device_id_stay_on_one_line(sim_nodes):
+    node = sim_nodes.get("dgx-h100")
+    res = _generate("--driver-root", node.root, "--mode", "imex", "--device-id", "x\ny\x1b[31m")
+    _one_line_failure(res, "--device-id x\\ny\\x1b[31m: invalid IMEX channel")
