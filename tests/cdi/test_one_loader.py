@@ -10,7 +10,7 @@ import pytest
 
 from gpuctk.cdi.model import MAX_SPEC_SIZE
 from gpuctk.snapshot.cdispecs import check_specs
-from support.tools import venv_script
+from support.tools import require_root, venv_script
 
 GOOD = """cdiVersion: "0.5.0"
 kind: acme.io/gpu
@@ -106,3 +106,17 @@ def test_transform_reads_through_the_loader(tmp_path):
     res = _transform("--input", str(tmp_path / "s.yaml"), "--format", "json")
     assert res.returncode == 0, res.stderr
     assert b'"hostPath": "/b/dev/null"' in res.stdout and b'"major": 1' in res.stdout
+
+
+def test_doctor_checks_trust_below_the_host_root_only(tmp_path):
+    """A host root copied somewhere a user owns is judged by what lies below it."""
+    require_root()
+    host = tmp_path / "copy"
+    (host / "etc" / "cdi").mkdir(parents=True)
+    os.chown(tmp_path, 1000, 1000)
+    (host / "etc" / "cdi" / "a.yaml").write_text(GOOD.format(major=1))
+    (entry,) = check_specs(str(host), ["/etc/cdi"])
+    assert entry["valid"] is True, entry
+    os.chmod(host / "etc" / "cdi", 0o777)
+    (entry,) = check_specs(str(host), ["/etc/cdi"])
+    assert entry["valid"] is False and "not used by the runtime running as root" in entry["errors"][0]

@@ -47,11 +47,15 @@ def _untrusted_stat(st: os.stat_result, what: str, *, directory: bool) -> str | 
     return None
 
 
-def _dir_chain_problem(directory: str, seen: dict[str, str | None]) -> str | None:
-    """The first untrusted directory of ``directory`` and its ancestors (memoised in ``seen``)."""
+def _dir_chain_problem(directory: str, seen: dict[str, str | None], top: str = "/") -> str | None:
+    """The first untrusted directory of ``directory`` and its ancestors below ``top`` (all of
+    them for ``/``), memoised in ``seen``."""
     d = os.path.abspath(directory)
+    top = os.path.abspath(top)
     chain: list[str] = []
     while True:
+        if d == top and top != "/":
+            break  # a host root given to doctor: its own place in this machine's tree does not count
         chain.append(d)
         parent = os.path.dirname(d)
         if parent == d:
@@ -71,9 +75,10 @@ def _dir_chain_problem(directory: str, seen: dict[str, str | None]) -> str | Non
 
 
 def trust_problem(
-    path: str, spec_dir: str | None = None, seen: dict[str, str | None] | None = None
+    path: str, spec_dir: str | None = None, seen: dict[str, str | None] | None = None, *, top: str = "/"
 ) -> str | None:
-    """Why root must not use the spec file ``path`` (None when it may): see the module doc."""
+    """Why root must not use the spec file ``path`` (None when it may): see the module doc.
+    ``top``: a host root the path lies under (doctor); directories above it are not checked."""
     seen = {} if seen is None else seen
     try:
         st = os.stat(path)
@@ -86,7 +91,7 @@ def trust_problem(
     if os.path.islink(path):
         dirs.append(os.path.dirname(os.path.realpath(path)))
     for d in dirs:
-        problem = _dir_chain_problem(d, seen)
+        problem = _dir_chain_problem(d, seen, top)
         if problem:
             return problem
     return None

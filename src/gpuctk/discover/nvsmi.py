@@ -129,7 +129,9 @@ def parse_nvidia_smi_xml(data: str | bytes) -> dict[str, Any]:
         raise GpuctkError("nvidia-smi XML: DTD internal subsets and entity declarations are not allowed")
     root = _bounded_parse(raw)
     if root.tag != "nvidia_smi_log":
-        raise GpuctkError(f"nvidia-smi XML: root element is <{escape(root.tag[:64])}>, expected <nvidia_smi_log>")
+        raise GpuctkError(
+            f"nvidia-smi XML: root element is <{escape(root.tag[:64])}>, expected <nvidia_smi_log>"
+        )
     dtd = re.search(rb'<!DOCTYPE\s+nvidia_smi_log\s+SYSTEM\s+"([^"]+)"', raw)
     found = root.findall("gpu")
     if len(found) > MAX_GPUS:

@@ -115,7 +115,7 @@ def check_specs(
             doc = canonical
             entry["kind"] = doc.get("kind")
             entry["devices"] = [str(dv.get("name")) for dv in _mappings(doc.get("devices"))]
-            untrusted = trust_problem(host_path, full)
+            untrusted = trust_problem(host_path, full, top=root or "/")
             if untrusted:
                 problems = [*problems, f"not used by the runtime running as root: {untrusted}"]
             entry["valid"] = not problems
