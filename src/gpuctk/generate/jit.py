@@ -102,9 +102,14 @@ def entry_path(key: str) -> str:
 
 
 def _hook_path(cfg: dict[str, Any]) -> str:
+    """An absolute ``[nvidia-ctk] path`` as given (upstream's JIT names it: ``[nvidia-ctk, hook,
+    …]``, ``internal/modifier/cdi.go``); otherwise as ``cdi generate`` chooses."""
     from gpuctk.generate.hooks import choose_hook_path
 
-    return choose_hook_path(((cfg.get("nvidia-ctk") or {}).get("path") or "").strip())[0]
+    configured = ((cfg.get("nvidia-ctk") or {}).get("path") or "").strip()
+    if os.path.isabs(configured):
+        return configured
+    return choose_hook_path(configured)[0]
 
 
 def _csv_dir(cfg: dict[str, Any]) -> str:
