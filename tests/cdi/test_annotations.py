@@ -1,4 +1,5 @@
-"""Annotation vectors of cdi-spec.md §8.7 and the CRI + annotation merge of §5.4."""
+"""Annotation vectors after cncf-tags/container-device-interface ``pkg/cdi/annotations_test.go`` and the CRI +
+annotation merge of containerd ``pkg/cri`` / CRI-O ``internal/factory/container/device_linux.go``."""
 
 import pytest
 

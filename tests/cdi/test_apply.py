@@ -1,4 +1,5 @@
-"""Apply vectors of cdi-spec.md §8.6 (A1..A20) and the examples of §2.4."""
+"""Apply vectors after cncf-tags/container-device-interface ``pkg/cdi/container-edits_test.go`` and
+``pkg/cdi/cache_test.go`` (A1..A20)."""
 
 import copy
 import os

@@ -1,4 +1,4 @@
-"""Edits-validation vectors of cdi-spec.md §8.5."""
+"""Edits-validation vectors after cncf-tags/container-device-interface ``pkg/cdi/container-edits_test.go``."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""Spec-loading vectors of cdi-spec.md §8.4 (L1..L15) and the decoder's quirks."""
+"""Spec-loading vectors after cncf-tags/container-device-interface ``pkg/cdi/spec_test.go``,
+``pkg/cdi/cache_test.go`` (L1..L15) and the decoder's quirks."""
 
 import json
 import sys

@@ -1,4 +1,4 @@
-"""Qualified-name vectors of cdi-spec.md §8.2 (N1..N27)."""
+"""Qualified-name vectors after cncf-tags/container-device-interface ``pkg/parser/parser_test.go`` (N1..N27)."""
 
 import pytest
 

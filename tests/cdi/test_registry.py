@@ -1,4 +1,5 @@
-"""Cache/registry vectors of cdi-spec.md §8.8 (C1..C12) and directory scanning."""
+"""Cache/registry vectors after cncf-tags/container-device-interface ``pkg/cdi/cache_test.go`` and
+``pkg/cdi/spec-dirs_test.go`` (C1..C12) and directory scanning."""
 
 import os
 

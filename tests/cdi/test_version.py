@@ -1,4 +1,5 @@
-"""Minimum-version vectors of cdi-spec.md §8.3 (M1..M22) and ValidateVersion."""
+"""Minimum-version vectors after cncf-tags/container-device-interface ``specs-go/version_test.go`` and
+``pkg/cdi/spec_test.go`` (M1..M22) and ValidateVersion."""
 
 import copy
 

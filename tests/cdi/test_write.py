@@ -179,19 +179,30 @@ def test_example_inject_golden():
     check_golden("inject-example.json", json.dumps(oci, indent=2) + "\n")
 
 
-def test_lone_surrogate_is_written_escaped(tmp_path):
-    """JSON input may carry an escaped lone surrogate ("\\ud800"); writing must not crash and the
-    file must stay valid UTF-8 that reads back the same."""
-    from gpuctk.cdi import load_spec, write_spec
+def test_lone_surrogate_is_refused_like_go_and_never_written(tmp_path):
+    """go-yaml v2 (which Go consumers parse JSON specs with) refuses a surrogate \\u escape:
+    reading refuses it too, and writing never produces one (a dict holding one is refused)."""
+    import pytest
+
+    from gpuctk.cdi import CDIError, load_spec, write_spec
 
     src = tmp_path / "in.json"
     src.write_text(
         '{"cdiVersion":"0.5.0","kind":"a.com/b","devices":[{"name":"x","containerEdits":'
         '{"env":["A=\\ud800","B=\u00e9"]}}]}'
     )
-    out = tmp_path / "out.json"
-    write_spec(load_spec(str(src)), str(out))
-    raw = out.read_bytes()
-    raw.decode("utf-8")
-    assert b"\\ud800" in raw
-    assert load_spec(str(out)).devices[0].container_edits["env"] == ["A=\ud800", "B=\u00e9"]
+    with pytest.raises(CDIError, match=r"invalid Unicode character escape code \\ud800"):
+        load_spec(str(src))
+    spec = {
+        "cdiVersion": "0.5.0",
+        "kind": "a.com/b",
+        "devices": [{"name": "x", "containerEdits": {"env": ["A=\ud800", "B=\U0001f600\x7f"]}}],
+    }
+    with pytest.raises(CDIError, match="lone UTF-16 surrogate"):
+        write_spec(spec, str(tmp_path / "out.json"))
+    assert not (tmp_path / "out.json").exists()
+    spec["devices"][0]["containerEdits"]["env"] = ["B=\U0001f600\x7f"]
+    write_spec(spec, str(tmp_path / "out.json"))
+    raw = (tmp_path / "out.json").read_bytes()
+    assert "\U0001f600".encode() in raw and b"\\u007f" in raw and b"\\ud83d" not in raw
+    assert load_spec(str(tmp_path / "out.json")).devices[0].container_edits["env"] == ["B=\U0001f600\x7f"]

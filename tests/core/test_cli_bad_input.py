@@ -452,6 +452,106 @@ CASES: list[tuple[str, list[str], int, str]] = [
 ]
 
 
+# --- CDI spec readers (one loader: gpuctk.cdi): `cdi transform root`, `doctor`/`snapshot` ---------
+_TRANSFORM = ["cdi", "transform", "root", "--from", "/a", "--to", "/b", "--input"]
+CASES += [
+    (
+        "transform-dev-zero",
+        [*_TRANSFORM, "/dev/zero"],
+        1,
+        'failed to read CDI Spec "/dev/zero": not a regular file',
+    ),
+    ("transform-directory", [*_TRANSFORM, "{d}/cdi"], 1, 'failed to read CDI Spec "{d}/cdi": is a directory'),
+    ("transform-missing", [*_TRANSFORM, "{d}/nofile.yaml"], 1, 'failed to read CDI Spec "{d}/nofile.yaml"'),
+    ("transform-list", [*_TRANSFORM, "{d}/list.json"], 1, "(document): expected a mapping, got list"),
+    ("transform-bad-utf8", [*_TRANSFORM, "{d}/badutf8"], 1, "not valid UTF-8"),
+    ("transform-deep", [*_TRANSFORM, "{d}/deep.json"], 1, "nested too deeply"),
+    ("transform-empty", [*_TRANSFORM, "{d}/empty"], 1, "no Spec data"),
+    ("transform-not-a-spec", [*_TRANSFORM, "{d}/oci.json"], 1, 'unknown field "ociVersion"'),
+]
+
+
+def test_cdi_transform_fifo_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    from support.tools import venv_script
+
+    os.mkfifo(tmp_path / "spec.yaml")  # no writer: a reader that opens it blocking hangs
+    res = subprocess.run(
+        [venv_script("gpuctk"), *_TRANSFORM, str(tmp_path / "spec.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 1 and res.stdout == ""
+    assert (
+        res.stderr == f'gpuctk: error: failed to read CDI Spec "{tmp_path}/spec.yaml": not a regular file\n'
+    )
+
+
+_ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8)
+)
+BAD_SPEC_DIR: dict[str, str] = {
+    "bomb.yaml": _ALIAS_BOMB,  # ~10^9 values after alias expansion
+    "sexagesimal.yaml": GOOD_SPEC.replace("- path: /dev/null", "- path: /dev/null\n      major: 1:30"),
+    "yaml12.yaml": "%YAML 1.2\n---\n" + GOOD_SPEC,
+    "slash.json": '{"cdiVersion": "0.6.0", "kind": "nvidia.com\\/gpu", "devices": []}',
+}
+
+
+@pytest.mark.parametrize("command", ["doctor", "snapshot"])
+def test_doctor_and_snapshot_with_a_bad_spec_dir(tmp_path: Path, command: str) -> None:
+    """Every bad spec is reported with the runtime's reason; no hang, no traceback, no MemoryError;
+    a .yml file is not a spec (the runtime ignores it too)."""
+    import json
+    import subprocess
+
+    from support.tools import venv_script
+
+    spec_dir = tmp_path / "root" / "etc" / "cdi"
+    spec_dir.mkdir(parents=True)
+    for name, text in BAD_SPEC_DIR.items():
+        (spec_dir / name).write_text(text)
+    (spec_dir / "good.yml").write_text(GOOD_SPEC)
+    os.mkfifo(spec_dir / "fifo.yaml")
+    os.symlink("/dev/zero", spec_dir / "zero.json")
+    with open(spec_dir / "huge.json", "wb") as f:
+        f.truncate(5 << 20)
+    common = ["--host-root", str(tmp_path / "root"), "--spec-dir", "/etc/cdi"]
+    if command == "doctor":
+        argv = ["doctor", *common, "--output", "json"]
+    else:
+        argv = ["snapshot", *common, "--no-kubernetes", "--format", "json", "--output", "-"]
+    env = {**os.environ, "PATH": str(tmp_path / "no-bin"), "GPUCTK_CONFIG_CACHE_DIR": ""}
+    res = subprocess.run([venv_script("gpuctk"), *argv], capture_output=True, text=True, timeout=120, env=env)
+    assert "Traceback" not in res.stderr and "internal error" not in res.stderr, res.stderr
+    doc = json.loads(res.stdout)
+    if command == "doctor":
+        assert res.returncode == 1
+        reasons = {
+            c["message"].split(" is invalid: ")[0]: c["message"] for c in doc if c["name"] == "cdi-spec"
+        }
+    else:
+        assert res.returncode == 0
+        reasons = {s["path"]: " ".join(s["errors"]) for s in doc["cdi"]["specs"] if s["valid"] is False}
+    expected = {
+        "bomb.yaml": "alias expansion",
+        "sexagesimal.yaml": 'expected an integer, got string "1:30"',
+        "yaml12.yaml": "found incompatible YAML document",
+        "slash.json": "found unknown escape character",
+        "fifo.yaml": "not a regular file",
+        "zero.json": "not a regular file",
+        "huge.json": "limit",
+    }
+    assert set(reasons) == {f"/etc/cdi/{n}" for n in expected}, reasons
+    for name, reason in expected.items():
+        assert reason in reasons[f"/etc/cdi/{name}"], (name, reasons[f"/etc/cdi/{name}"])
+
+
+# --- end of the CDI spec readers block ------------------------------------------------------------
+
+
 def _tree(root: Path) -> dict[str, bytes | None]:
     """Every path under root with its content (None for directories)."""
     out: dict[str, bytes | None] = {}

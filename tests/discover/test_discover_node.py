@@ -67,13 +67,21 @@ def test_device_nodes_and_replaceable_stat(sim_nodes):
 
 def test_descriptor_device_files(tmp_path):
     from gpuctk.sim import create_node
+    from gpuctk.sim.devstat import use_descriptor_devices
 
     node = create_node("no-gpu", str(tmp_path / "n"), real_devices=False)
     assert node.device_mode == "descriptor"
-    st = D.stat_device(os.path.join(node.root, "dev/nvidiactl"))
-    assert st == D.NodeStat(195, 255, 0o666, 0)
-    (tmp_path / "plain").write_text("not json")
-    assert D.stat_device(str(tmp_path / "plain")) is None
+    ctl = os.path.join(node.root, "dev/nvidiactl")
+    # production code: real device nodes only, a regular file never counts
+    assert D.stat_device(ctl) is None
+    prev = use_descriptor_devices()  # the simulator's stat function, installed explicitly
+    try:
+        assert D.stat_device(ctl) == D.NodeStat(195, 255, 0o666, 0)
+        (tmp_path / "plain").write_text("not json")
+        assert D.stat_device(str(tmp_path / "plain")) is None
+    finally:
+        D.set_stat_device(prev)
+    assert D.stat_device(ctl) is None
 
 
 def test_inventory_backends(sim_nodes, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from gpuctk.cli.main import main
 from gpuctk.errors import GpuctkError, UsageError
 from gpuctk.generate import GenerateOptions, generate_spec
-from gpuctk.generate.transform import merged_device, minimum_version, simplify, transform_root
+from gpuctk.generate.transform import merged_device, simplify, transform_root
 from support.sim import check_spec_against_node, parse_hook_argv
 
 
@@ -255,11 +255,14 @@ def test_transforms_tables():
     assert [m["containerPath"] for m in s["containerEdits"]["mounts"]] == ["/a", "/b/c"]
     assert merged_device(s["devices"])["containerEdits"]["env"] == ["A=1", "B=2"]
     assert merged_device([{"name": "all", "containerEdits": {}}]) is None
-    assert minimum_version(s) == "0.3.0"
-    assert minimum_version({"kind": "v/c", "devices": [{"name": "0", "containerEdits": {}}]}) == "0.5.0"
-    assert minimum_version({"kind": "v/c.x", "devices": []}) == "0.6.0"
-    assert minimum_version({"kind": "v/c", "containerEdits": {"mounts": [{"type": "bind"}]}}) == "0.4.0"
-    assert minimum_version({"kind": "v/c", "containerEdits": {"additionalGids": [5]}}) == "0.7.0"
+
+
+def test_generator_has_no_minimum_version_of_its_own():
+    """One minimum-version function: the CDI library's (its rules: tests/cdi/test_version.py)."""
+    from gpuctk.generate import build, transform
+
+    assert not hasattr(transform, "minimum_version")
+    assert build.minimum_version_of.__module__ == "gpuctk.cdi.version"
 
 
 def test_transform_root_boundaries():

@@ -1,4 +1,5 @@
-"""The committed golden specs checked against the reference's shapes (§4.3, §4.6, §4.7),
+"""The committed golden specs checked against upstream's shapes (NVIDIA/nvidia-container-toolkit
+``internal/platform-support/dgpu/*``, ``internal/discover/hooks.go``, ``pkg/nvcdi/spec/*``),
 independently of the generator: a golden regenerated from a wrong generator fails here."""
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ import os
 
 import pytest
 
+from gpuctk.cdi import minimum_version
+
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "golden")
 FILES = sorted(glob.glob(os.path.join(GOLDEN, "*.json")))
-# §4.6: order of the common-edit hooks
+# NVIDIA/nvidia-container-toolkit internal/discover/hooks.go: order of the common-edit hooks
 ORDER = [
     "create-symlinks",
     "enable-cuda-compat",
@@ -42,22 +45,6 @@ def _hook_name(hook):
     return args[1], args[2:]
 
 
-def _min_version(spec):
-    v = (0, 3, 0)
-    if "." in spec["kind"].split("/", 1)[1] or spec.get("annotations"):
-        v = max(v, (0, 6, 0))
-    for name, e in _edits(spec):
-        if name != "common" and name[:1].isdigit():
-            v = max(v, (0, 5, 0))
-        if any("type" in m for m in e.get("mounts", [])):
-            v = max(v, (0, 4, 0))
-        if any("hostPath" in n for n in e.get("deviceNodes", [])):
-            v = max(v, (0, 5, 0))
-        if e.get("additionalGids"):
-            v = max(v, (0, 7, 0))
-    return ".".join(map(str, v))
-
-
 def test_there_are_goldens():
     assert len(FILES) >= 10
 
@@ -65,7 +52,8 @@ def test_there_are_goldens():
 @pytest.mark.parametrize("path", FILES, ids=os.path.basename)
 def test_golden_matches_reference_shapes(path):
     spec = _load(path)
-    assert spec["cdiVersion"] == _min_version(spec)
+    # the one minimum-version function, whose rules have their own table (tests/cdi/test_version.py)
+    assert spec["cdiVersion"] == minimum_version(spec)
     assert "NVIDIA_VISIBLE_DEVICES=void" in spec["containerEdits"]["env"]
     names = [d["name"] for d in spec["devices"]]
     assert names == sorted(names) and len(set(names)) == len(names)

@@ -129,3 +129,31 @@ def test_create_in_unusable_directory_is_a_one_line_error(where, tmp_path):
     from gpuctk.cli.main import main
 
     assert main(["sim", "create", "--profile", "no-gpu", target]) == 1
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_simulated_libraries_have_section_headers_with_the_soname(machine, tmp_path):
+    """Section-header readers (Go's debug/elf DynString, which upstream's generator uses;
+    readelf; objdump) see the SONAME, not only program-header readers."""
+    import struct
+
+    from gpuctk.discover import elf
+    from gpuctk.sim.elfwriter import shared_object
+    from support.tools import require_tool
+
+    data = shared_object("libcuda.so.1", machine, note=("NVIDIA", b"x"))
+    # independent of the writer's layout: walk the section table as debug/elf does
+    (shoff,) = struct.unpack_from("<Q", data, 40)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 58)
+    secs = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    shstr = secs[shstrndx]
+    names = [data[shstr[4] + s[0] : data.index(b"\0", shstr[4] + s[0])].decode() for s in secs]
+    assert names == ["", ".dynstr", ".dynsym", ".hash", ".note", ".dynamic", ".shstrtab"]
+    dynamic = secs[names.index(".dynamic")]
+    assert dynamic[1] == 6 and names[dynamic[6]] == ".dynstr"  # SHT_DYNAMIC linked to its strings
+    assert elf._soname_from_sections(elf._Elf(data)) == "libcuda.so.1"
+    path = tmp_path / "libcuda.so.1"
+    path.write_bytes(data)
+    out = subprocess.run([require_tool("readelf"), "-W", "-d", str(path)], capture_output=True, text=True)
+    assert "Library soname: [libcuda.so.1]" in out.stdout, out.stdout + out.stderr
+    assert "Error" not in out.stderr and "Warning" not in out.stderr, out.stderr

@@ -77,19 +77,22 @@ def _file_for(spec_dirs: list[str]) -> str | None:
     return cachefile.path_for(_PREFIX, "\0".join(spec_dirs))
 
 
-def _key(spec_dirs: list[str], fingerprint: tuple) -> tuple:
+def _key(spec_dirs: list[str], fingerprint: tuple, verdicts: tuple | None) -> tuple:
     from gpuctk import __version__
 
-    return (__version__, tuple(spec_dirs), fingerprint)
+    return (__version__, tuple(spec_dirs), fingerprint, verdicts)
 
 
 def load(
-    spec_dirs: list[str], fingerprint: tuple
+    spec_dirs: list[str], fingerprint: tuple, verdicts: tuple | None = None
 ) -> tuple[list[tuple[dict[str, Any], str, int]], dict[str, list[str]]] | None:
-    """(specs as (canonical dict, source, priority), errors) of a cached scan, or None."""
+    """(specs as (canonical dict, source, priority), errors) of a cached scan, or None.
+
+    ``verdicts``: the trust verdicts of a ``trusted_only`` scan (None otherwise), part of the
+    key because a chmod of a spec directory changes no file's stat."""
     path = _file_for(spec_dirs)
     data = cachefile.read(path) if path else None
-    if not (isinstance(data, tuple) and len(data) == 3 and data[0] == _key(spec_dirs, fingerprint)):
+    if not (isinstance(data, tuple) and len(data) == 3 and data[0] == _key(spec_dirs, fingerprint, verdicts)):
         return None
     specs, errors = data[1], data[2]
     if not isinstance(specs, list) or not isinstance(errors, dict):
@@ -102,6 +105,7 @@ def store(
     fingerprint: tuple,
     specs: list[tuple[dict[str, Any], str, int]],
     errors: dict[str, list[str]],
+    verdicts: tuple | None = None,
 ) -> None:
     path = _file_for(spec_dirs)
     if path is None:
@@ -113,4 +117,6 @@ def store(
     recent = time.time_ns() - RACY_NS
     if any(max(e[5], e[6], e[9]) > recent for _, entries in fingerprint if entries for e in entries):
         return  # racily fresh: see RACY_NS
-    cachefile.write(path, (_key(spec_dirs, fingerprint), specs, errors), prefix=_PREFIX, keep=_MAX_ENTRIES)
+    cachefile.write(
+        path, (_key(spec_dirs, fingerprint, verdicts), specs, errors), prefix=_PREFIX, keep=_MAX_ENTRIES
+    )

@@ -4,6 +4,30 @@ from __future__ import annotations
 
 from gpuctk.errors import GpuctkError
 
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def escape(text: str) -> str:
+    """``text`` safe for a one-line message: control characters, line separators and lone
+    surrogates escaped as Go's ``%q`` writes them (a name holding a newline prints as
+    ``"\\nacme.io"``). Printable text, the common case, is returned as is."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch.isprintable() and not 0xD800 <= o <= 0xDFFF:
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif o < 0x80:
+            out.append(f"\\x{o:02x}")
+        elif o <= 0xFFFF:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    return "".join(out)
+
 
 class CDIError(GpuctkError):
     """Invalid CDI spec, unreadable spec file, or a failed edit.
@@ -13,8 +37,8 @@ class CDIError(GpuctkError):
     """
 
     def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.problems: list[str] = list(problems or [])
+        super().__init__(escape(message))
+        self.problems: list[str] = [escape(p) for p in problems or ()]
 
 
 class UnresolvableDevicesError(CDIError):

@@ -180,6 +180,50 @@ def _bad_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON number {name}")
 
 
+# Raw characters go-yaml v2's reader refuses ("control characters are not allowed",
+# go-yaml ``readerc.go``); Go consumers parse JSON specs with it too (sigs.k8s.io/yaml), so a JSON spec holding one fails
+# there although Python's json (and Go's encoding/json) would read it.
+GO_YAML_RAW_REFUSED = frozenset([chr(0x7F), *map(chr, range(0x80, 0x85)), *map(chr, range(0x86, 0xA0))]) | {
+    "\ufffe",
+    "\uffff",
+}
+
+
+def go_escape_problem(text: str) -> str | None:
+    """What go-yaml v2 (tags.cncf.io/container-device-interface parses every spec, JSON too,
+    with it through sigs.k8s.io/yaml ``pkg/cdi/spec.go``) refuses in the backslash
+    escapes of ``text``, a JSON document or the raw text of one YAML double-quoted scalar:
+    ``\\/`` (a YAML 1.2 escape, unknown to YAML 1.1) and ``\\u`` escapes of UTF-16 surrogates
+    (lone or paired: go-yaml checks each escape on its own). Stdlib only, no ``re``."""
+    i = text.find("\\")
+    while i >= 0:
+        c = text[i + 1 : i + 2]
+        if c == "/":
+            return (
+                "found unknown escape character '/' (\\/ is YAML 1.2; Go consumers parse specs as YAML 1.1)"
+            )
+        if c == "u":
+            digits = text[i + 2 : i + 6]
+            try:
+                code = int(digits, 16)
+            except ValueError:
+                code = -1
+            if 0xD800 <= code <= 0xDFFF:
+                return f"found invalid Unicode character escape code \\u{digits} (a UTF-16 surrogate)"
+        i = text.find("\\", i + 2)
+    return None
+
+
+def go_raw_problem(text: str) -> str | None:
+    """A raw character go-yaml v2's reader refuses (DEL, C1 controls but NEL, U+FFFE/U+FFFF)."""
+    if text.isascii() and "\x7f" not in text:
+        return None
+    bad = GO_YAML_RAW_REFUSED.intersection(text)
+    if bad:
+        return f"control characters are not allowed (U+{ord(min(bad)):04X})"
+    return None
+
+
 def format_for(source: str) -> str | None:
     """``"json"``/``"yaml"`` from a file name, None when the extension says nothing."""
     low = source.lower()
@@ -208,7 +252,7 @@ def parse_document(data: bytes | str, source: str = "<memory>", fmt: str | None 
         if not text.strip():
             return None
         try:
-            return fastjson.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
+            doc = fastjson.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_bad_constant)
         except _DuplicateKey as exc:
             raise CDIError(
                 f'failed to parse CDI Spec "{source}": JSON: duplicate key "{exc.args[0]}"'
@@ -217,6 +261,11 @@ def parse_document(data: bytes | str, source: str = "<memory>", fmt: str | None 
             raise CDIError(f'failed to parse CDI Spec "{source}": JSON: nested too deeply') from None
         except ValueError as exc:
             raise CDIError(f'failed to parse CDI Spec "{source}": JSON: {exc}') from None
+        # valid JSON that Go consumers still reject (they parse JSON with go-yaml v2)
+        problem = go_raw_problem(text) or (go_escape_problem(text) if "\\" in text else None)
+        if problem:
+            raise CDIError(f'failed to parse CDI Spec "{source}": JSON: {problem}') from None
+        return doc
     from gpuctk.cdi import yamlio  # lazy: PyYAML only for YAML input
 
     try:

@@ -48,11 +48,21 @@ def render_spec(d: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         import json  # lazy: the runtime's create path imports this module but never writes
 
+        from gpuctk.cdi.model import GO_YAML_RAW_REFUSED
+
+        # raw UTF-8 (Go consumers parse JSON with go-yaml v2, which refuses surrogate-pair
+        # escapes), except the characters its reader refuses raw: those as \u escapes
         text = json.dumps(d, indent=2, ensure_ascii=False) + "\n"
-        try:
-            text.encode()
-        except UnicodeEncodeError:  # a lone surrogate read from "\ud800": not UTF-8, keep it escaped
-            text = json.dumps(d, indent=2) + "\n"
+        if not text.isascii() or "\x7f" in text:
+            bad = GO_YAML_RAW_REFUSED.intersection(text)
+            for ch in bad:
+                text = text.replace(ch, f"\\u{ord(ch):04x}")
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                raise CDIError(
+                    "refusing to write an invalid CDI Spec: a string holds a lone UTF-16 surrogate"
+                ) from None
         return text
     if fmt == "yaml":
         from gpuctk.cdi.yamlio import dump_yaml

@@ -76,8 +76,28 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).replace(' in "<unicode string>",', " at").split())
 
 
+def _directive_problem(text: str) -> str | None:
+    """go-yaml v2 accepts only ``%YAML 1.1`` ("found incompatible YAML document"); PyYAML and
+    libyaml also take 1.2 (and PyYAML 1.x with a warning)."""
+    if "%YAML" not in text:
+        return None
+    for line in text.splitlines():
+        if line.startswith("---") or line.startswith("..."):
+            break  # directives end at the document start
+        if line.startswith("%YAML"):
+            words = line.split()
+            if len(words) < 2 or words[1] != "1.1":
+                return f"found incompatible YAML document ({line.strip()[:40]}: only %YAML 1.1 is read by Go consumers)"
+    return None
+
+
 def load_yaml(text: str) -> object:
     """The first YAML document as plain Python data (None for an empty document)."""
+    from gpuctk.cdi.model import go_raw_problem
+
+    problem = _directive_problem(text) or go_raw_problem(text)
+    if problem:
+        raise CDIError(f"YAML: {problem}")
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -91,13 +111,14 @@ def load_yaml(text: str) -> object:
         loader.dispose()
     if node is None:
         return None
-    return _Converter().convert(node, "")
+    return _Converter(text).convert(node, "")
 
 
 class _Converter:
-    def __init__(self) -> None:
+    def __init__(self, text: str) -> None:
         self.count = 0
         self.active: set[int] = set()
+        self.text = text
 
     def convert(self, node: Any, path: str) -> object:
         self.count += 1
@@ -120,6 +141,13 @@ class _Converter:
             self.active.discard(id(node))
 
     def _scalar(self, node: Any, path: str) -> object:
+        if node.style == '"' and "\\" in self.text:
+            from gpuctk.cdi.model import go_escape_problem
+
+            raw = self.text[node.start_mark.index : node.end_mark.index]
+            problem = go_escape_problem(raw)
+            if problem:
+                raise CDIError(f"YAML: {path or '(document)'}: {problem} (line {node.start_mark.line + 1})")
         if node.tag == _STR:
             return node.value
         if node.tag == _PLAIN or node.tag in _STD_SCALARS:

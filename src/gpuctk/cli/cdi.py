@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "list",
         help="list the CDI devices in the spec dirs",
         description="Print the qualified names of the devices the spec dirs define (later dirs win). "
-        "Problems with spec files are reported on stderr and do not change the exit code.",
+        "Problems with spec files, and spec files the runtime would not trust when it runs as root "
+        "(not owned by root, or group/other-writable, or in such a directory), are reported on stderr "
+        "and do not change the exit code.",
     )
     p.add_argument(
         "--spec-dir",
@@ -75,18 +77,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    import os
+
+    from gpuctk.cdi.errors import escape
     from gpuctk.cdi.model import inspect_spec_file
+    from gpuctk.cdi.registry import trust_problem
     from gpuctk.cdi.version import minimum_version_of
 
     results = []
     any_invalid = False
+    as_root = os.geteuid() == 0
     for path in args.files:
         canonical, file_error, problems = inspect_spec_file(path)
+        # what the runtime shim (running as root) would do with this file: a valid spec it
+        # does not trust is reported, but is not invalid (ownership is the node's, not the spec's)
+        ignored = trust_problem(path) if as_root and file_error is None else None
         entry: dict[str, object] = {
             "file": path,
             "valid": not file_error and not problems,
             "problems": ([file_error] if file_error else []) + problems,
         }
+        if ignored:
+            entry["ignored"] = ignored
         if canonical is not None:
             entry["declared_version"] = canonical.get("cdiVersion", "")
             entry["minimum_version"] = minimum_version_of(canonical)
@@ -94,12 +106,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         results.append(entry)
         if args.json:
             continue
+        name = escape(path)
         if file_error:
-            print(f"{path}: {_strip_source(file_error, path)}")
+            print(f"{name}: {_strip_source(file_error, name)}")
         for problem in problems:
-            print(f"{path}: {problem}")
+            print(f"{name}: {escape(problem)}")
+        if ignored:
+            print(f"{name}: warning: ignored by the runtime running as root: {escape(ignored)}")
         if args.min_version and canonical is not None:
-            print(f"{path}: minimum version {entry['minimum_version']}")
+            print(f"{name}: minimum version {entry['minimum_version']}")
     if args.json:
         print(json.dumps({"files": results}, indent=2))
     return EXIT_INVALID if any_invalid else EXIT_OK
@@ -117,7 +132,9 @@ def _strip_source(message: str, path: str) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     from gpuctk.cdi import Registry
 
-    reg = Registry(spec_dirs=args.spec_dirs)
+    # trusted_only: the devices the runtime shim (as root) would use; the others are reported
+    # with the reason ("ignored: the file is owned by uid 1000, not root")
+    reg = Registry(spec_dirs=args.spec_dirs, trusted_only=True)
     errors = reg.errors()
     if args.json:
         devices = [
@@ -134,9 +151,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _print_errors(errors: dict[str, list[str]]) -> None:
+    from gpuctk.cdi.errors import escape
+
     for path, msgs in errors.items():
         for msg in msgs:
-            print(f"gpuctk: warning: {path}: {msg}", file=sys.stderr)
+            print(f"gpuctk: warning: {escape(path)}: {escape(msg)}", file=sys.stderr)
 
 
 def cmd_inject(args: argparse.Namespace) -> int:

@@ -12,10 +12,35 @@ def _env_list(name: str) -> list[str]:
     return [x.strip() for x in v.split(",") if x.strip()]
 
 
+def _default_hook_path(notes: list[str]) -> str:
+    """The hook upstream's generator would name (config.toml, then the installed launcher);
+    ``notes`` gets which was chosen (a warning when it is only this environment's gpuctk-hook)."""
+    from gpuctk.config import load_config
+    from gpuctk.errors import GpuctkError
+    from gpuctk.generate.hooks import choose_hook_path
+
+    configured = None
+    try:
+        configured = str(load_config()["nvidia-ctk"]["path"] or "")
+    except GpuctkError as exc:
+        notes.append(f"warning: hook path: config.toml not used: {exc}")
+    path, why, fallback = choose_hook_path(configured)
+    notes.append(f"{'warning' if fallback else 'info'}: hook path {path} ({why})")
+    return path
+
+
 def _generate(args: argparse.Namespace) -> int:
     from gpuctk.generate import GenerateOptions, generate_spec
     from gpuctk.generate.render import format_for_path, render, write_spec_file
 
+    notes: list[str] = []  # printed once the spec is generated (a failure stays one line)
+    hook_path = args.hook_path or os.environ.get("NVIDIA_CTK_CDI_HOOK_PATH")
+    if not hook_path:
+        hook_path = _default_hook_path(notes)
+    if args.simulated_devices:
+        from gpuctk.sim.devstat import use_descriptor_devices
+
+        use_descriptor_devices()
     opts = GenerateOptions(
         mode=args.mode,
         driver_root=args.driver_root or os.environ.get("NVIDIA_CTK_DRIVER_ROOT") or "/",
@@ -26,7 +51,7 @@ def _generate(args: argparse.Namespace) -> int:
         device_ids=args.device_id or _env_list("NVIDIA_CTK_CDI_GENERATE_DEVICE_IDS") or ["all"],
         vendor=args.vendor,
         device_class=args.device_class,
-        hook_path=args.hook_path or os.environ.get("NVIDIA_CTK_CDI_HOOK_PATH"),
+        hook_path=hook_path,
         ldconfig_path=args.ldconfig_path,
         disabled_hooks=args.disable_hook or [],
         enabled_hooks=args.enable_hook or [],
@@ -39,24 +64,20 @@ def _generate(args: argparse.Namespace) -> int:
     )
     spec, warnings = generate_spec(opts)
     if args.sandbox == "gvisor":
-        try:
-            from gpuctk.sandbox.gvisor import runsc_ready_cdi_spec  # type: ignore[attr-defined]
-        except ImportError:
-            from gpuctk.errors import GpuctkError
+        from gpuctk.sandbox.gvisor import runsc_ready_cdi_spec
 
-            raise GpuctkError("--sandbox gvisor: the gVisor support is not available in this build") from None
         spec, more = runsc_ready_cdi_spec(spec)
         warnings += more
-    for w in warnings:
-        if not args.quiet:
-            print(f"gpuctk: warning: {w}", file=sys.stderr)
     output = args.output or os.environ.get("NVIDIA_CTK_CDI_OUTPUT_FILE_PATH") or ""
+    path, fmt, warning = format_for_path(output, args.format) if output else ("", args.format or "yaml", None)
+    if not args.quiet:
+        for note in notes:
+            print(f"gpuctk: {note}", file=sys.stderr)
+        for w in [*warnings, *([warning] if warning else [])]:
+            print(f"gpuctk: warning: {w}", file=sys.stderr)
     if not output:
-        sys.stdout.write(render(spec, args.format or "yaml"))
+        sys.stdout.write(render(spec, fmt))
         return 0
-    path, fmt, warning = format_for_path(output, args.format)
-    if warning and not args.quiet:
-        print(f"gpuctk: warning: {warning}", file=sys.stderr)
     write_spec_file(spec, path, fmt)
     if not args.quiet:
         print(f"wrote {path} (CDI {spec['cdiVersion']}, {len(spec['devices'])} devices)", file=sys.stderr)
@@ -64,29 +85,26 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _transform_root(args: argparse.Namespace) -> int:
-    import json
-
+    from gpuctk.cdi.model import MAX_SPEC_SIZE, canonical_or_raise, parse_document, read_spec_bytes
     from gpuctk.errors import GpuctkError
     from gpuctk.generate.render import format_for_path, render, write_spec_file
     from gpuctk.generate.transform import transform_root
 
     source = args.input or "-"
-    try:
-        if source == "-":
-            data = sys.stdin.read()
-        else:
-            with open(source, encoding="utf-8") as f:
-                data = f.read()
-    except OSError as exc:
-        raise GpuctkError(f"{source}: cannot read spec: {exc.strerror}") from None
-    try:
-        import yaml
-
-        spec = yaml.safe_load(data) if not data.lstrip().startswith("{") else json.loads(data)
-    except Exception as exc:
-        raise GpuctkError(f"{source}: not a YAML or JSON CDI spec: {str(exc).splitlines()[0]}") from None
-    if not isinstance(spec, dict) or "kind" not in spec:
-        raise GpuctkError(f"{source}: kind: missing (not a CDI spec)")
+    # one spec loader: the CDI library's reader (regular files only, size cap) and parser
+    # (strict decoding, alias guard, go-yaml scalars); an invalid spec is refused
+    if source == "-":
+        try:
+            data = sys.stdin.buffer.read(MAX_SPEC_SIZE + 1)
+        except OSError as exc:
+            raise GpuctkError(f"<stdin>: cannot read spec: {exc.strerror or exc}") from None
+        if len(data) > MAX_SPEC_SIZE:
+            raise GpuctkError(f"<stdin>: spec is more than the {MAX_SPEC_SIZE >> 20} MiB limit")
+        doc = parse_document(data, "<stdin>")
+    else:
+        data = read_spec_bytes(source)
+        doc = parse_document(data, source, "json" if source.endswith(".json") else "yaml")
+    spec = canonical_or_raise(doc, "<stdin>" if source == "-" else source, validate=True)
     out = transform_root(spec, args.from_root, args.to_root, args.relative_to)
     if not args.output:
         fmt = args.format or ("json" if source.endswith(".json") else "yaml")
@@ -123,16 +141,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="repeatable; default index and uuid",
     )
     p.add_argument("--device-id", "--device", action="append", help="repeatable; default all")
-    p.add_argument("--vendor", "--cdi-vendor", dest="vendor", default=None)
-    p.add_argument("--class", "--cdi-class", dest="device_class", default=None)
+    # upstream's CLI defaults (cmd/nvidia-ctk/cdi/generate/generate.go): nvidia.com/gpu in every
+    # mode, management included; the library's per-mode defaults (pkg/nvcdi) are for callers
+    p.add_argument(
+        "--vendor",
+        "--cdi-vendor",
+        dest="vendor",
+        default=os.environ.get("NVIDIA_CTK_CDI_GENERATE_VENDOR") or "nvidia.com",
+        help="vendor of the spec's kind (default nvidia.com, in every mode)",
+    )
+    p.add_argument(
+        "--class",
+        "--cdi-class",
+        dest="device_class",
+        default=os.environ.get("NVIDIA_CTK_CDI_GENERATE_CLASS") or "gpu",
+        help="class of the spec's kind (default gpu, in every mode)",
+    )
     p.add_argument(
         "--hook-path",
         "--nvidia-cdi-hook-path",
         "--nvidia-ctk-path",
         dest="hook_path",
         default=None,
-        help="hook executable named in the spec (default: the installed gpuctk-hook; "
-        "/usr/bin/nvidia-cdi-hook or nvidia-ctk give the upstream argv)",
+        help="hook executable named in the spec (default, as upstream: [nvidia-ctk] path in config.toml, "
+        "else the installed nvidia-cdi-hook; gpuctk-hook of this environment only when neither exists)",
     )
     p.add_argument("--ldconfig-path", default=None)
     p.add_argument("--disable-hook", "--disable-hooks", action="append", choices=[*HOOK_NAMES, "all"])
@@ -157,6 +189,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="GPU inventory JSON (fixture backend; default $GPUCTK_INVENTORY, NVML, then procfs)",
     )
     p.add_argument("--sandbox", choices=("gvisor",), default=None, help="make the spec runsc-ready")
+    p.add_argument(
+        "--simulated-devices",
+        action="store_true",
+        help="also take the device descriptor files of a `gpuctk sim create --no-mknod` node as "
+        "device nodes (testing only; by default only real character devices count)",
+    )
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=_generate)
 

@@ -27,7 +27,8 @@ def _create(args: argparse.Namespace) -> int:
         print(f"  inventory: {node.inventory_path}")
         if node.nvidia_smi:
             print(f"  nvidia-smi: {node.nvidia_smi}")
-        print(f"next: gpuctk cdi generate --driver-root {node.root} --inventory {node.inventory_path}")
+        extra = " --simulated-devices" if node.device_mode == "descriptor" else ""
+        print(f"next: gpuctk cdi generate --driver-root {node.root} --inventory {node.inventory_path}{extra}")
     return 0
 
 

@@ -1,12 +1,21 @@
-"""Tegra/Jetson CSV mount-spec files (reference §3.1)."""
+"""Tegra/Jetson CSV mount-spec files (NVIDIA/nvidia-container-toolkit
+``internal/platform-support/tegra/csv/{csv,mount_spec}.go``)."""
 
 from __future__ import annotations
 
 import os
 
+from gpuctk.cdi.errors import escape
+from gpuctk.discover.readfile import read_regular
 from gpuctk.errors import GpuctkError
 
 TYPES = ("dev", "lib", "sym", "dir")
+MAX_CSV_BYTES = 4 << 20  # a Jetson's l4t.csv is a few KiB
+
+
+class SkippableCSVError(GpuctkError):
+    """A CSV file upstream skips with a warning (missing, unreadable, no entries); any other
+    GpuctkError from :func:`load_csv` (a FIFO, a device, a huge file, a NUL byte) is bad input."""
 
 
 def parse_csv(text: str) -> list[tuple[str, str]]:
@@ -21,13 +30,23 @@ def parse_csv(text: str) -> list[tuple[str, str]]:
 
 
 def load_csv(path: str) -> list[tuple[str, str]]:
+    """The entries of a CSV mount-spec file: a regular file, at most MAX_CSV_BYTES, no NUL."""
+    if not os.path.lexists(path):
+        raise SkippableCSVError(f"{escape(path)}: cannot read CSV file: not found")
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            entries = parse_csv(f.read(16 * 1024 * 1024))
+        os.stat(path)
     except OSError as exc:
-        raise GpuctkError(f"{path}: cannot read CSV file: {exc.strerror}") from None
+        raise SkippableCSVError(f"{escape(path)}: cannot read CSV file: {exc.strerror or exc}") from None
+    if not os.access(path, os.R_OK):
+        raise SkippableCSVError(f"{escape(path)}: cannot read CSV file: Permission denied")
+    data = read_regular(path, "CSV file", MAX_CSV_BYTES)
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise GpuctkError(f"{escape(path)}: line {line}: NUL byte in CSV file")
+    entries = parse_csv(data.decode("utf-8", "replace"))
     if not entries:
-        raise GpuctkError(f"{path}: CSV file is empty")
+        raise SkippableCSVError(f"{escape(path)}: CSV file is empty")
     return entries
 
 

@@ -1,14 +1,14 @@
 """Device nodes: one replaceable stat function and the NVIDIA node layout.
 
 ``stat_device(path)`` returns a :class:`NodeStat` for a character device or None. The
-default accepts real character devices and the JSON descriptor files simulated nodes
-write when they cannot mknod (``{"gpuctk_sim_char_device": {major, minor, mode, gid}}``),
-mirroring upstream's test override. Tests and callers swap it with :func:`set_stat_device`.
+default accepts real character device nodes only. Simulated nodes laid out without mknod
+(descriptor files) are understood only after the simulator installs its own stat function
+(:func:`gpuctk.sim.devstat.use_descriptor_devices`, ``cdi generate --simulated-devices``),
+as upstream's tests override theirs; :func:`set_stat_device` swaps it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import stat as _stat
 from collections.abc import Callable
@@ -25,21 +25,13 @@ class NodeStat:
 
 
 def default_stat_device(path: str) -> NodeStat | None:
+    """A real character device node (symlinks followed), else None."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
     if _stat.S_ISCHR(st.st_mode):
         return NodeStat(os.major(st.st_rdev), os.minor(st.st_rdev), _stat.S_IMODE(st.st_mode), st.st_gid)
-    if _stat.S_ISREG(st.st_mode) and 0 < st.st_size < 4096:
-        try:
-            with open(path, "rb") as f:
-                desc = json.loads(f.read()).get("gpuctk_sim_char_device")
-            return NodeStat(
-                int(desc["major"]), int(desc["minor"]), int(desc["mode"]), int(desc.get("gid", 0))
-            )
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            return None
     return None
 
 

@@ -37,10 +37,22 @@ def _int_field(obj: dict[str, Any], keys: tuple[str, ...], default: int, where: 
             if isinstance(value, bool) or not isinstance(value, (int, str)):
                 raise GpuctkError(f"{where}.{k}: expected an integer")
             try:
-                return int(value)
-            except ValueError:
+                n = int(value)
+            except ValueError:  # not digits, or over the interpreter's digit limit
                 raise GpuctkError(f"{where}.{k}: expected an integer") from None
+            if not 0 <= n < 1 << 31:
+                raise GpuctkError(f"{where}.{k}: expected an integer from 0 to {(1 << 31) - 1}")
+            return n
     return default
+
+
+def _bool_field(obj: dict[str, Any], key: str, default: bool, where: str) -> bool:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise GpuctkError(f"{where}.{key}: expected a boolean (true or false)")
+    return value
 
 
 def _str_field(obj: dict[str, Any], key: str, where: str) -> str | None:
@@ -70,7 +82,7 @@ def _normalise(inv: dict[str, Any], source: str) -> dict[str, Any]:
                     "gpu_instance_id": _int_field(m, ("gpu_instance_id",), 0, mwhere),
                     "compute_instance_id": _int_field(m, ("compute_instance_id",), 0, mwhere),
                     "profile": _str_field(m, "profile", mwhere),
-                    "gfx": bool(m.get("gfx", False)),
+                    "gfx": _bool_field(m, "gfx", False, mwhere),
                 }
             )
         gpus.append(
@@ -80,7 +92,7 @@ def _normalise(inv: dict[str, Any], source: str) -> dict[str, Any]:
                 "uuid": _str_field(g, "uuid", where),
                 "name": _str_field(g, "name", where),
                 "pci_bus_id": (_str_field(g, "pci_bus_id", where) or "").lower() or None,
-                "mig_enabled": bool(g.get("mig_enabled", bool(migs))),
+                "mig_enabled": _bool_field(g, "mig_enabled", bool(migs), where),
                 "mig_devices": migs,
             }
         )
@@ -96,17 +108,58 @@ def _normalise(inv: dict[str, Any], source: str) -> dict[str, Any]:
     }
 
 
+MAX_INVENTORY_BYTES = 16 << 20
+MAX_INVENTORY_DEPTH = 32  # the schema nests 4 levels
+
+
+def _depth_ok(text: str, limit: int) -> bool:
+    """No more than ``limit`` nested ``[``/``{`` outside strings (checked before decoding:
+    json's C decoder recurses, and a deep document would exhaust the stack)."""
+    if text.count("[") + text.count("{") <= limit:
+        return True
+    depth = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
 def load_fixture(path: str) -> dict[str, Any]:
+    """A fixture inventory: a regular JSON file (no FIFO, no device), size- and depth-capped."""
+    from gpuctk.cdi.errors import escape
+    from gpuctk.discover.readfile import read_regular
+
+    name = escape(path)
+    raw = read_regular(path, "inventory", MAX_INVENTORY_BYTES)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise GpuctkError(f"{path}: cannot read inventory: {exc.strerror}") from None
-    except ValueError as exc:
-        raise GpuctkError(f"{path}: invalid inventory JSON: {exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GpuctkError(f"{name}: invalid inventory JSON: not UTF-8 (byte {exc.start})") from None
+    if not _depth_ok(text, MAX_INVENTORY_DEPTH):
+        raise GpuctkError(f"{name}: invalid inventory JSON: nested more than {MAX_INVENTORY_DEPTH} levels")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise GpuctkError(f"{name}: invalid inventory JSON: nested too deeply") from None
+    except ValueError as exc:  # syntax, or an integer over the interpreter's digit limit
+        raise GpuctkError(f"{name}: invalid inventory JSON: {escape(str(exc))}") from None
     if not isinstance(data, dict):
-        raise GpuctkError(f"{path}: inventory must be a JSON object")
-    return _normalise(data, f"fixture:{path}")
+        raise GpuctkError(f"{name}: inventory must be a JSON object")
+    return _normalise(data, f"fixture:{name}")
 
 
 def from_nvml() -> dict[str, Any] | None:

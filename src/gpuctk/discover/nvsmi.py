@@ -14,10 +14,16 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from gpuctk.cdi.errors import escape
 from gpuctk.errors import GpuctkError
 
 _FORBIDDEN = re.compile(rb"<!ENTITY|<!DOCTYPE[^>]*\[", re.IGNORECASE)
-_MAX_BYTES = 64 * 1024 * 1024
+# Bounds for a hostile document (a real one for 8 GPUs with MIG is ~100 KiB, ~5000 elements,
+# 6 levels deep): parsing stops with one line past any of them.
+_MAX_BYTES = 16 * 1024 * 1024
+MAX_ELEMENTS = 500_000
+MAX_DEPTH = 64
+MAX_GPUS = 1024
 
 
 def _text(elem: ET.Element | None, path: str) -> str | None:
@@ -31,7 +37,7 @@ def _text(elem: ET.Element | None, path: str) -> str | None:
 
 
 def _int(value: str | None) -> int | None:
-    if value is None:
+    if value is None or len(value) > 20:  # no real field is longer; and int() caps digits
         return None
     try:
         return int(value, 0) if value.lower().startswith("0x") else int(value)
@@ -80,6 +86,36 @@ def _gpu(index: int, gpu: ET.Element) -> dict[str, Any]:
     }
 
 
+def _bounded_parse(raw: bytes) -> ET.Element:
+    """The document's root, parsed incrementally with caps on elements and depth."""
+    parser: Any = ET.XMLPullParser(events=("start", "end"))
+    count = depth = 0
+    root: ET.Element | None = None
+    try:
+        for off in range(0, max(len(raw), 1), 1 << 16):
+            parser.feed(raw[off : off + (1 << 16)])
+            for event, elem in parser.read_events():
+                if event == "start":
+                    if root is None:
+                        root = elem
+                    count += 1
+                    depth += 1
+                    if count > MAX_ELEMENTS:
+                        raise GpuctkError(f"nvidia-smi XML: more than {MAX_ELEMENTS} elements")
+                    if depth > MAX_DEPTH:
+                        raise GpuctkError(f"nvidia-smi XML: nested more than {MAX_DEPTH} levels")
+                else:
+                    depth -= 1
+        parser.close()
+    except ET.ParseError as exc:
+        raise GpuctkError(f"nvidia-smi XML: malformed document: {exc}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # odd encodings
+        raise GpuctkError(f"nvidia-smi XML: unreadable document: {type(exc).__name__}") from None
+    if root is None:
+        raise GpuctkError("nvidia-smi XML: empty document")
+    return root
+
+
 def parse_nvidia_smi_xml(data: str | bytes) -> dict[str, Any]:
     """Return ``{driver_version, cuda_version, attached_gpus, dtd, gpus: [...]}``.
 
@@ -91,16 +127,16 @@ def parse_nvidia_smi_xml(data: str | bytes) -> dict[str, Any]:
         raise GpuctkError("nvidia-smi XML: document too large")
     if _FORBIDDEN.search(raw):
         raise GpuctkError("nvidia-smi XML: DTD internal subsets and entity declarations are not allowed")
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError as exc:
-        raise GpuctkError(f"nvidia-smi XML: malformed document: {exc}") from None
-    except (ValueError, RecursionError) as exc:  # odd encodings, absurd nesting
-        raise GpuctkError(f"nvidia-smi XML: unreadable document: {exc}") from None
+    root = _bounded_parse(raw)
     if root.tag != "nvidia_smi_log":
-        raise GpuctkError(f"nvidia-smi XML: root element is <{root.tag}>, expected <nvidia_smi_log>")
+        raise GpuctkError(
+            f"nvidia-smi XML: root element is <{escape(root.tag[:64])}>, expected <nvidia_smi_log>"
+        )
     dtd = re.search(rb'<!DOCTYPE\s+nvidia_smi_log\s+SYSTEM\s+"([^"]+)"', raw)
-    gpus = [_gpu(i, g) for i, g in enumerate(root.findall("gpu"))]
+    found = root.findall("gpu")
+    if len(found) > MAX_GPUS:
+        raise GpuctkError(f"nvidia-smi XML: {len(found)} <gpu> elements, more than {MAX_GPUS}")
+    gpus = [_gpu(i, g) for i, g in enumerate(found)]
     return {
         "driver_version": _text(root, "driver_version"),
         "cuda_version": _text(root, "cuda_version"),

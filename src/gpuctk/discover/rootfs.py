@@ -1,6 +1,7 @@
 """Files of a driver root: symlink resolution inside the root, library lookup (search
 directories, then the root's ld.so.cache), driver version, firmware, binaries, IPC
-sockets and graphics configs (reference §4.4-4.5)."""
+sockets and graphics configs (NVIDIA/nvidia-container-toolkit ``internal/lookup/root/root.go``,
+``pkg/lookup/{library,ldcache,file,symlinks}.go``, ``internal/discover/graphics.go``)."""
 
 from __future__ import annotations
 

@@ -17,10 +17,20 @@ __all__ = ["GenerateOptions", "generate_spec"]
 
 
 def generate_spec(opts: GenerateOptions) -> tuple[dict[str, Any], list[str]]:
-    """Return ``(cdi_spec_dict, warnings)``; raises GpuctkError on failure."""
+    """Return ``(cdi_spec_dict, warnings)``; raises GpuctkError on failure (one line: control
+    characters in names taken from the command line or the node are escaped)."""
+    from gpuctk.cdi.errors import escape
+    from gpuctk.errors import GpuctkError
     from gpuctk.generate.build import build_spec
 
-    return build_spec(opts)
+    try:
+        spec, warnings = build_spec(opts)
+    except GpuctkError as exc:
+        message = str(exc)
+        if escape(message) != message:
+            exc.args = (escape(message),)
+        raise
+    return spec, [escape(w) for w in warnings]
 
 
 def __getattr__(name: str) -> Any:

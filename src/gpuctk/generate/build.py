@@ -1,4 +1,5 @@
-"""Assemble a CDI spec for one mode (reference §4.1-4.7)."""
+"""Assemble a CDI spec for one mode (NVIDIA/nvidia-container-toolkit ``pkg/nvcdi/lib*.go``,
+``pkg/nvcdi/spec/*``, ``pkg/nvcdi/transform/*``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import re
 from typing import Any
 
+from gpuctk.cdi.version import minimum_version_of
 from gpuctk.discover import devices as D
 from gpuctk.discover.procfs import nvidia_major, parse_mig_minors, parse_proc_devices, read_text
 from gpuctk.errors import GpuctkError, UsageError
@@ -356,6 +358,10 @@ def build_spec(opts: GenerateOptions) -> tuple[dict[str, Any], list[str]]:
             spec["devices"].append(merged)
             spec = T.simplify(spec)
     if not spec["devices"]:
+        if "none" not in opts.device_ids:  # a spec without devices is invalid: never exit 0 with one
+            raise GpuctkError(
+                f"mode {mode}: no devices found (inventory {ctx.inventory()['source']}); nothing to generate"
+            )
         ctx.warnings.append("the spec has no devices")
-    spec["cdiVersion"] = T.minimum_version(spec)
+    spec["cdiVersion"] = minimum_version_of(spec)
     return spec, list(dict.fromkeys(ctx.warnings))

@@ -1,4 +1,5 @@
-"""CSV (Tegra/Jetson) mode: mount specs from CSV files become edits (reference §3)."""
+"""CSV (Tegra/Jetson) mode: mount specs from CSV files become edits (NVIDIA/nvidia-container-toolkit
+``internal/platform-support/tegra/*.go``, ``pkg/nvcdi/lib-csv.go``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import glob
 import os
 from typing import Any
 
+from gpuctk.cdi.errors import escape
 from gpuctk.discover import devices as D
-from gpuctk.discover.csvfiles import load_csv
+from gpuctk.discover.csvfiles import SkippableCSVError, load_csv
 from gpuctk.errors import GpuctkError
 from gpuctk.generate.context import GenerateContext, device_names
 from gpuctk.generate.driver import _so_links, mount
@@ -26,18 +28,20 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     return False
 
 
+def csv_files(ctx: GenerateContext) -> list[str]:
+    """``--csv.file`` or the base files under the default mount-spec dir of the driver root."""
+    return ctx.opts.csv_files or [ctx.root.host(f"{CSV_DEFAULT_DIR}/{f}") for f in CSV_BASE_FILES]
+
+
 def csv_entries(ctx: GenerateContext) -> dict[str, list[str]]:
-    files = ctx.opts.csv_files or [ctx.root.host(f"{CSV_DEFAULT_DIR}/{f}") for f in CSV_BASE_FILES]
+    files = csv_files(ctx)
     by_type: dict[str, list[str]] = {"dev": [], "lib": [], "sym": [], "dir": []}
     for f in files:
-        if not os.path.exists(f):
-            if ctx.opts.csv_files:
-                ctx.warnings.append(f"{f}: CSV file not found; skipped")
-            continue
         try:
             entries = load_csv(f)
-        except GpuctkError as exc:
-            ctx.warnings.append(f"{exc}; skipped")
+        except SkippableCSVError as exc:  # as upstream: warn and skip (hostile content is an error)
+            if ctx.opts.csv_files or os.path.lexists(f):
+                ctx.warnings.append(f"{exc}; skipped")
             continue
         for kind, path in entries:
             if path not in by_type[kind]:
@@ -64,6 +68,7 @@ def _chain_links(ctx: GenerateContext, path: str) -> tuple[list[str], str | None
 
 def csv_edits(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     opts = ctx.opts
+    files = csv_files(ctx)
     entries = csv_entries(ctx)
     if any(":" in i for i in opts.device_ids):
         raise GpuctkError("--device-id: MIG devices are not supported in csv mode")
@@ -78,6 +83,13 @@ def csv_edits(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any
             ctx.warnings.append(f"{D.host_path(ctx.dev_root, pat)}: CSV device node not found; skipped")
         dev_paths += [h for h in hits if h not in dev_paths]
     devices: list[dict[str, Any]] = []
+    if "none" not in opts.device_ids and not dev_paths:
+        # upstream fails here too (exit 1): a spec without devices is invalid
+        raise GpuctkError(
+            f"csv mode: no device nodes found from the CSV files ({escape(', '.join(files))}) "
+            f"under {escape(ctx.dev_root)}"
+            " (is this a Tegra/Jetson node?)"
+        )
     if "none" not in opts.device_ids and dev_paths:
         inv = ctx.inventory()
         uuid = inv["gpus"][0]["uuid"] if inv["gpus"] else None

@@ -1,5 +1,6 @@
 """Driver files of a node as CDI edits: libraries and their symlinks, firmware,
-binaries, IPC sockets and graphics files (reference §4.4-4.5)."""
+binaries, IPC sockets and graphics files (NVIDIA/nvidia-container-toolkit ``internal/lookup/root/root.go``,
+``pkg/nvcdi/driver-nvml.go``, ``internal/discover/graphics.go``)."""
 
 from __future__ import annotations
 

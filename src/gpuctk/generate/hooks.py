@@ -1,4 +1,5 @@
-"""CDI hooks as the generator emits them (reference §4.6)."""
+"""CDI hooks as the generator emits them (NVIDIA/nvidia-container-toolkit
+``internal/discover/hooks.go``), and which hook executable a spec names."""
 
 from __future__ import annotations
 
@@ -14,24 +15,65 @@ if TYPE_CHECKING:
 DEFAULT_DISABLED = ("chmod",)
 
 
-def default_hook_path() -> str:
-    """The installed ``gpuctk-hook``: next to this interpreter, on PATH, else /usr/bin."""
-    cand = os.path.join(os.path.dirname(sys.executable), "gpuctk-hook")
-    if os.path.exists(cand):
-        return cand
-    import shutil
+UPSTREAM_HOOK = "/usr/bin/nvidia-cdi-hook"
 
-    return shutil.which("gpuctk-hook") or "/usr/bin/gpuctk-hook"
+
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def _which(name: str) -> str | None:
+    """shutil.which without importing shutil (it pulls in ``re``: the JIT path runs per create)."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        cand = os.path.join(d or ".", name)
+        if _executable(cand):
+            return cand
+    return None
+
+
+def choose_hook_path(configured: str | None = None) -> tuple[str, str, bool]:
+    """(hook executable, where it came from, whether it is the last-resort fallback).
+
+    As upstream (``cmd/nvidia-ctk/cdi/generate/generate.go``, ``internal/config`` hook path
+    resolution): the ``[nvidia-ctk] path`` of config.toml when it is set (its sibling
+    ``nvidia-cdi-hook`` when that launcher is installed there: what ``gpuctk install`` lays
+    out), else the installed ``nvidia-cdi-hook`` (PATH, then /usr/bin). Only when nothing is
+    installed: this environment's own ``gpuctk-hook`` (the caller warns: a spec naming a
+    virtualenv path breaks when that environment moves).
+    """
+    if configured and configured != "nvidia-ctk":  # "nvidia-ctk" is the schema default
+        if os.path.isabs(configured):
+            sibling = os.path.join(os.path.dirname(configured), "nvidia-cdi-hook")
+            if os.path.basename(configured) == "nvidia-ctk" and _executable(sibling):
+                return sibling, f"beside [nvidia-ctk] path {configured} in config.toml", False
+            return configured, "[nvidia-ctk] path in config.toml", False
+        found = _which(configured)
+        if found:
+            return found, f"[nvidia-ctk] path {configured!r} in config.toml, found on PATH", False
+    found = _which("nvidia-cdi-hook")
+    if found:
+        return found, "the installed nvidia-cdi-hook launcher (PATH)", False
+    if _executable(UPSTREAM_HOOK):
+        return UPSTREAM_HOOK, "the installed nvidia-cdi-hook launcher", False
+    own = os.path.join(os.path.dirname(sys.executable), "gpuctk-hook")
+    if not _executable(own):
+        own = _which("gpuctk-hook") or UPSTREAM_HOOK
+    return own, "gpuctk's own gpuctk-hook: no nvidia-cdi-hook launcher is installed", True
+
+
+def default_hook_path() -> str:
+    """The hook a spec names when neither the caller nor config.toml says (see choose_hook_path)."""
+    return choose_hook_path(None)[0]
 
 
 def resolve_hook_path(path: str | None) -> str:
+    """An explicit hook path as upstream resolves ``--nvidia-cdi-hook-path``: absolute as
+    given, else looked up on PATH, else /usr/bin/<name>; None: :func:`default_hook_path`."""
     if not path:
         return default_hook_path()
     if os.path.isabs(path):
         return path
-    import shutil
-
-    return shutil.which(path) or ("/usr/bin/" + os.path.basename(path))
+    return _which(path) or ("/usr/bin/" + os.path.basename(path))
 
 
 def hook_argv(hook_path: str, name: str, args: list[str]) -> list[str]:

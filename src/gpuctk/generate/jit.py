@@ -5,6 +5,15 @@ under a key made of the driver version and a cheap inventory fingerprint, both r
 with a handful of ``stat``/``read`` calls: a warm call walks no directories and runs no
 discovery. Installing another driver changes ``/proc/driver/nvidia/version`` (or the
 root's ld.so.cache), which changes the key. Stdlib-only: this runs on the create path.
+
+The cache decides what gets mounted into containers, so it is opened like a secret store:
+the path is walked from ``/`` one component at a time through directory fds
+(``O_NOFOLLOW``: no symlink anywhere), every component must be owned by root or by us and
+not writable by group/others (a root-owned sticky directory such as ``/tmp`` excepted, but
+never as the cache directory itself), missing components are created with mode 0700
+whatever the umask, and entries are read and written (temp file + rename) relative to the
+cache directory's fd, so swapping any component for a symlink after the check reaches
+nothing. The number of entries is capped.
 """
 
 from __future__ import annotations
@@ -13,7 +22,6 @@ import os
 import stat
 
 from gpuctk import _fastjson as fastjson
-from gpuctk._cachefile import trusted_dir
 from gpuctk.errors import GpuctkError
 
 TYPE_CHECKING = False  # keep `typing` off the warm create path
@@ -22,7 +30,9 @@ if TYPE_CHECKING:
 
 KIND = "runtime.nvidia.com/gpu"
 ENV_CACHE_DIR = "GPUCTK_JIT_CACHE_DIR"
+MAX_ENTRIES = 64
 _memo: dict[str, dict[str, Any]] = {}
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def cache_dir() -> str:
@@ -92,12 +102,14 @@ def entry_path(key: str) -> str:
 
 
 def _hook_path(cfg: dict[str, Any]) -> str:
-    from gpuctk.generate.hooks import default_hook_path, resolve_hook_path
+    """An absolute ``[nvidia-ctk] path`` as given (upstream's JIT names it: ``[nvidia-ctk, hook,
+    …]``, ``internal/modifier/cdi.go``); otherwise as ``cdi generate`` chooses."""
+    from gpuctk.generate.hooks import choose_hook_path
 
-    path = ((cfg.get("nvidia-ctk") or {}).get("path") or "").strip()
-    if path in ("", "nvidia-ctk"):
-        return default_hook_path()
-    return resolve_hook_path(path)
+    configured = ((cfg.get("nvidia-ctk") or {}).get("path") or "").strip()
+    if os.path.isabs(configured):
+        return configured
+    return choose_hook_path(configured)[0]
 
 
 def _csv_dir(cfg: dict[str, Any]) -> str:
@@ -134,25 +146,81 @@ def _full_spec(cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str =
     return spec
 
 
+def _component_problem(st: os.stat_result, leaf: bool) -> str | None:
+    euid = os.geteuid()
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if st.st_uid not in (0, euid):
+        return f"owned by uid {st.st_uid}"
+    if st.st_mode & 0o022 and (leaf or not (st.st_uid == 0 and st.st_mode & stat.S_ISVTX)):
+        return f"writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    if leaf and st.st_uid != euid:
+        return f"owned by uid {st.st_uid}, not by us"
+    return None
+
+
+def open_cache_dir(create: bool) -> int | None:
+    """An fd of the cache directory after checking every component of its path (see the
+    module doc), creating missing ones (mode 0700) when ``create``; None when it is absent
+    or not trusted. The caller closes the fd."""
+    path = os.path.abspath(cache_dir())
+    parts = [p for p in path.split("/") if p]
+    try:
+        fd = os.open("/", _DIR_FLAGS)
+    except OSError:
+        return None
+    try:
+        for i, name in enumerate(parts):
+            leaf = i == len(parts) - 1
+            created = False
+            try:
+                nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                try:
+                    os.mkdir(name, 0o700, dir_fd=fd)
+                    created = True
+                except FileExistsError:
+                    pass
+                nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+            if created:
+                os.fchmod(fd, 0o700)  # explicit: the umask may have taken bits away (or left none)
+            if _component_problem(os.fstat(fd), leaf) is not None:
+                return None
+        result, fd = fd, -1
+        return result
+    except OSError:  # a symlink (ELOOP), a file in the way, EACCES…: no cache
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _entry_name(key: str) -> str:
+    return os.path.basename(entry_path(key))
+
+
 def _load_cached(key: str) -> dict[str, Any] | None:
     if key in _memo:
         return _memo[key]
-    d = cache_dir()
-    # a cached spec decides what gets mounted into containers: trust it only when it is a
-    # regular file (no symlink planted at the name) in a real directory, both ours and
-    # writable by nobody else (e.g. not a pre-created /tmp dir of another user)
-    if not trusted_dir(d):
+    dfd = open_cache_dir(create=False)
+    if dfd is None:
         return None
     try:
-        fd = os.open(entry_path(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(_entry_name(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
     except OSError:
         return None
+    finally:
+        os.close(dfd)
     try:
         if not _owned_private(os.fstat(fd)):
             return None
         with os.fdopen(fd, "rb", closefd=False) as f:
             entry = fastjson.loads(f.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     finally:
         os.close(fd)
@@ -163,23 +231,57 @@ def _load_cached(key: str) -> dict[str, Any] | None:
 
 
 def _owned_private(st: os.stat_result) -> bool:
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+    return (
+        stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077 and st.st_nlink == 1
+    )
 
 
 def _store(key: str, spec: dict[str, Any]) -> None:
     _memo[key] = spec
+    dfd = open_cache_dir(create=True)
+    if dfd is None:
+        return  # a cache we cannot trust is not used: it only costs speed
+    name = _entry_name(key)
+    tmp = f".{name}.{os.getpid()}.tmp"
     try:
-        from gpuctk.fileio import atomic_write
-
-        d = cache_dir()
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        if not trusted_dir(d):
-            return  # never write through a symlinked or shared directory
-        atomic_write(
-            entry_path(key), fastjson.dumps({"key": key, "spec": spec}), mode=0o600, durable=False
-        )  # a lost entry is just regenerated
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd
+        )
+        try:
+            os.fchmod(fd, 0o600)
+            data = fastjson.dumps({"key": key, "spec": spec}).encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)  # a lost entry is just regenerated
+        _prune(dfd)
     except OSError:
-        pass  # a cache we cannot write only costs speed
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+    finally:
+        os.close(dfd)
+
+
+def _prune(dfd: int) -> None:
+    """Keep the MAX_ENTRIES newest entries (one per driver/options; old drivers age out)."""
+    names = [n for n in os.listdir(dfd) if n.endswith(".json") and not n.startswith(".")]
+    if len(names) <= MAX_ENTRIES:
+        return
+    aged = []
+    for n in names:
+        try:
+            aged.append((os.stat(n, dir_fd=dfd, follow_symlinks=False).st_mtime_ns, n))
+        except OSError:
+            continue
+    for _, n in sorted(aged)[: len(aged) - MAX_ENTRIES]:
+        try:
+            os.unlink(n, dir_fd=dfd)
+        except OSError:
+            pass
 
 
 def full_spec_cached(
@@ -222,7 +324,11 @@ def jit_spec(
         missing = [i for i in ids if i not in by_name]
         if missing:
             kind = full.get("kind", KIND)
-            raise GpuctkError(f"unresolvable CDI devices {', '.join(kind + '=' + i for i in missing)}")
+            from gpuctk.cdi.errors import escape  # the ids come from the container's environment
+
+            raise GpuctkError(
+                f"unresolvable CDI devices {escape(', '.join(kind + '=' + i for i in missing))}"
+            )
         devices = [by_name[i] for i in dict.fromkeys(ids)]
     spec = {k: v for k, v in full.items() if k != "devices"}
     spec["devices"] = devices

@@ -21,7 +21,11 @@ class GenerateOptions:
 
     ``inventory``: an Inventory object, a fixture-JSON path, or None to pick a backend
     (``$GPUCTK_INVENTORY``, then NVML for the host root, then procfs/sysfs under the root).
-    ``hook_path``: the executable named in hooks; None = the installed ``gpuctk-hook``.
+    ``hook_path``: the executable named in hooks; None = the installed ``nvidia-cdi-hook``, else
+    this environment's ``gpuctk-hook`` (:func:`gpuctk.generate.hooks.choose_hook_path`).
+    ``vendor``/``device_class``: None = upstream's per-mode library defaults (``pkg/nvcdi``):
+    ``management.nvidia.com`` for management, the mode name (gds, mofed, gdrcopy, nvswitch) or
+    ``imex-channel`` as class; the CLI passes ``nvidia.com``/``gpu`` as ``nvidia-ctk`` does.
     """
 
     mode: str = "auto"

@@ -81,7 +81,14 @@ def render(spec: dict[str, Any], fmt: str = "yaml") -> str:
     """JSON, or block-style YAML starting with ``---`` (own emitter: plain scalars where
     unambiguous, JSON-quoted strings otherwise; no PyYAML import on the generate path)."""
     if fmt == "json":
-        return json.dumps(spec, indent=2) + "\n"
+        # raw UTF-8, not \u escapes: Go consumers (go-yaml v2) refuse surrogate-pair escapes;
+        # the characters its reader refuses raw (DEL, C1, U+FFFE/U+FFFF) stay escaped
+        from gpuctk.cdi.model import GO_YAML_RAW_REFUSED
+
+        text = json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
+        for ch in GO_YAML_RAW_REFUSED.intersection(text) if not text.isascii() or "\x7f" in text else ():
+            text = text.replace(ch, f"\\u{ord(ch):04x}")
+        return text
     out: list[str] = ["---"]
     _emit(spec, 0, out)
     return "\n".join(out) + "\n"

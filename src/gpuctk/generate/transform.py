@@ -1,5 +1,7 @@
-"""Spec transforms on plain CDI dicts: dedupe, simplify, sort, the merged ``all``
-device, the minimum version, and the ``transform root`` path rewrite (§4.7, §4.9)."""
+"""Spec transforms on plain CDI dicts: dedupe, simplify, sort, the merged ``all`` device and
+the ``transform root`` path rewrite (NVIDIA/nvidia-container-toolkit ``pkg/nvcdi/transform/*``,
+``pkg/nvcdi/transform/root/*``). The minimum version is the CDI library's
+(``gpuctk.cdi.version.minimum_version_of``)."""
 
 from __future__ import annotations
 
@@ -91,43 +93,6 @@ def merged_device(devices: list[dict[str, Any]], name: str = "all") -> dict[str,
             if field in EDIT_LISTS:
                 merged.setdefault(field, []).extend(_copy(value))
     return {"name": name, "containerEdits": sort_edits(dedupe_edits(merged))}
-
-
-def _version_tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split("."))
-
-
-def minimum_version(spec: dict[str, Any]) -> str:
-    """Lowest CDI version that can express ``spec`` (reference §4.7 rules)."""
-    version = "0.3.0"
-
-    def bump(v: str) -> None:
-        nonlocal version
-        if _version_tuple(v) > _version_tuple(version):
-            version = v
-
-    kind = spec.get("kind", "")
-    if "." in kind.partition("/")[2]:
-        bump("0.6.0")
-    if spec.get("annotations"):
-        bump("0.6.0")
-    all_edits = [spec.get("containerEdits") or {}]
-    for dev in spec.get("devices") or []:
-        all_edits.append(dev.get("containerEdits") or {})
-        if dev.get("name", "")[:1].isdigit():
-            bump("0.5.0")
-        if dev.get("annotations"):
-            bump("0.6.0")
-    for edits in all_edits:
-        if any("type" in m for m in edits.get("mounts") or []):
-            bump("0.4.0")
-        if any("hostPath" in n for n in edits.get("deviceNodes") or []):
-            bump("0.5.0")
-        if edits.get("additionalGids") or edits.get("intelRdt"):
-            bump("0.7.0")
-        if edits.get("netDevices"):
-            bump("1.1.0")
-    return version
 
 
 def _swap_prefix(path: str, old: str, new: str) -> str:

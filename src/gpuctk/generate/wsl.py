@@ -1,4 +1,5 @@
-"""WSL2 mode: /dev/dxg, libdxcore.so and the NVIDIA driver store (reference §4.1)."""
+"""WSL2 mode: /dev/dxg, libdxcore.so and the NVIDIA driver store (NVIDIA/nvidia-container-toolkit
+``pkg/nvcdi/lib-wsl.go``, ``internal/discover/wsl.go``)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from gpuctk.runtime.platform import HostProbes, Probes
 
 TYPE_CHECKING = False  # no `typing` at run time: the shim's create path imports this module
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from gpuctk.config.types import ConfigDict
@@ -82,6 +83,7 @@ class Host:
         self.cfg = cfg
         self.driver_root = cfg["nvidia-container-cli"]["root"] or "/"
         self._probes = probes
+        self.warn: Callable[[str], None] | None = None
 
     # ----------------------------------------------------------------- platform
     @property
@@ -98,8 +100,13 @@ class Host:
         from gpuctk.cdi.registry import Registry
 
         try:
-            # cache=True: parsed specs are reused while no spec file changes (gpuctk.cdi.cache)
-            return Registry(spec_dirs=list(spec_dirs), cache=True).inject_devices(oci_spec, names)
+            # cache=True: parsed specs are reused while no spec file changes (gpuctk.cdi.cache);
+            # trusted_only=True: as root, spec files that are not root's own are not used
+            reg = Registry(spec_dirs=list(spec_dirs), cache=True, trusted_only=True)
+            for path, why in reg.ignored().items():
+                if self.warn is not None:  # the shim's log (set by runtime.main)
+                    self.warn(f"CDI spec {path} not used: {why}")
+            return reg.inject_devices(oci_spec, names)
         except CDIError as exc:
             raise ModifyError(f"failed to inject CDI devices: {exc}") from None
 

@@ -95,6 +95,7 @@ def handle_create(
 
     spec = parse_spec_bytes(path, raw)
     real_host = host if isinstance(host, Host) else Host(cfg)
+    real_host.warn = log.warning
     mode = modify_spec(spec, cfg, real_host, log, mode_override)
     if mode is None:
         return None

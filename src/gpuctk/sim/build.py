@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import stat
@@ -64,9 +63,10 @@ class Builder:
             if gid:
                 os.chown(full, 0, gid)
         else:
-            desc = {"gpuctk_sim_char_device": {"major": major, "minor": minor, "mode": mode, "gid": gid}}
+            from gpuctk.sim.devstat import descriptor
+
             with open(full, "w") as f:
-                json.dump(desc, f)
+                f.write(descriptor(major, minor, mode, gid))
         self.devices.append({"path": p, "major": major, "minor": minor, "mode": mode, "gid": gid})
 
     def unix_socket(self, p: str) -> None:

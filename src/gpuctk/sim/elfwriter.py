@@ -2,8 +2,11 @@
 
 A simulated driver needs files that glibc's ``ldconfig`` accepts and that carry the
 right ``DT_SONAME``: one PT_LOAD covering the file, one PT_DYNAMIC, a string table, a
-symbol table with the null symbol and a SysV hash table. No code, no section headers:
-nothing ever maps them for execution.
+symbol table with the null symbol and a SysV hash table, plus section headers (``.dynstr``,
+``.dynsym``, ``.hash``, ``.note``, ``.dynamic``, ``.shstrtab``) so that tools reading the
+SONAME through sections (Go's ``debug/elf`` ``DynString``, as upstream's generator uses;
+``readelf -d``, ``objdump -p``) see a real library. No code: nothing ever maps them for
+execution.
 """
 
 from __future__ import annotations
@@ -88,7 +91,46 @@ def shared_object(
         phdrs += struct.pack(
             "<IIQQQQQQ", 4, 4, note_off, note_off, note_off, len(note_bytes), len(note_bytes), 4
         )
-    body = bytearray(size)
+    # section headers after the loaded part: NULL, .dynstr, .dynsym, .hash, [.note], .dynamic, .shstrtab
+    names = [".dynstr", ".dynsym", ".hash"] + ([".note"] if note else []) + [".dynamic", ".shstrtab"]
+    shstrtab = b"\0"
+    name_off = {}
+    for n in names:
+        name_off[n] = len(shstrtab)
+        shstrtab += n.encode() + b"\0"
+    shstrtab_off = size
+    shoff = _align(shstrtab_off + len(shstrtab))
+    i_dynstr, i_dynsym = 1, 2
+    alloc, write = 2, 1
+    sections = [(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)]
+    sections.append((name_off[".dynstr"], 3, alloc, strtab_off, strtab_off, len(strtab), 0, 0, 1, 0))
+    sections.append((name_off[".dynsym"], 11, alloc, symtab_off, symtab_off, len(symtab), i_dynstr, 1, 8, 24))
+    sections.append((name_off[".hash"], 5, alloc, hash_off, hash_off, len(hashtab), i_dynsym, 0, 8, 4))
+    if note:
+        sections.append((name_off[".note"], 7, alloc, note_off, note_off, len(note_bytes), 0, 0, 4, 0))
+    sections.append(
+        (name_off[".dynamic"], 6, alloc | write, dyn_off, dyn_off, len(dynamic), i_dynstr, 0, 8, 16)
+    )
+    sections.append((name_off[".shstrtab"], 3, 0, 0, shstrtab_off, len(shstrtab), 0, 0, 1, 0))
+    shdrs = b"".join(struct.pack("<IIQQQQIIQQ", *sec) for sec in sections)
+    header = ident + struct.pack(
+        "<HHIQQQIHHHHHH",
+        3,
+        e_machine,
+        1,
+        0,
+        64,
+        shoff,
+        0,
+        64,
+        56,
+        nphdr,
+        64,
+        len(sections),
+        len(sections) - 1,
+    )
+
+    body = bytearray(shoff + len(shdrs))
     body[0 : len(header)] = header
     body[64 : 64 + len(phdrs)] = phdrs
     body[strtab_off : strtab_off + len(strtab)] = strtab
@@ -97,4 +139,6 @@ def shared_object(
     if note:
         body[note_off : note_off + len(note_bytes)] = note_bytes
     body[dyn_off : dyn_off + len(dynamic)] = dynamic
+    body[shstrtab_off : shstrtab_off + len(shstrtab)] = shstrtab
+    body[shoff : shoff + len(shdrs)] = shdrs
     return bytes(body)

@@ -4,7 +4,8 @@
 root), ``directory/inventory.json`` (the fixture-backend inventory) and
 ``directory/node.json`` (the facts below). Device nodes are real character devices
 (mknod with NVIDIA majors/minors) when running as root, else JSON descriptor files that
-:func:`gpuctk.discover.devices.stat_device` understands.
+only :func:`gpuctk.sim.devstat.descriptor_stat_device` understands (install it with
+:func:`gpuctk.sim.devstat.use_descriptor_devices`; production code reads real nodes only).
 """
 
 from __future__ import annotations

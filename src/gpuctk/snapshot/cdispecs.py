@@ -1,5 +1,9 @@
 """CDI specs on a node: present, valid, and stale or not.
 
+Every spec is read by the CDI library (``gpuctk.cdi.model.inspect_spec_file``): the same size
+cap, alias guard, YAML scalar rules and file-name rule (``.json``/``.yaml`` only) as the
+runtime, so doctor passes exactly the specs the runtime uses.
+
 Stale means the spec no longer matches the node: a host path it mounts or a device node
 it creates is gone, or the driver libraries it names are from another driver version
 than the one loaded (both happen after a driver upgrade without regenerating the spec).
@@ -7,14 +11,14 @@ than the one loaded (both happen after a driver upgrade without regenerating the
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any
 
-from gpuctk.cdi import validate_spec_dict
+from gpuctk.cdi.errors import escape
+from gpuctk.cdi.model import inspect_spec_file
+from gpuctk.cdi.registry import DEFAULT_SPEC_DIRS, is_spec_file_name, trust_problem
 
-DEFAULT_SPEC_DIRS = ("/etc/cdi", "/var/run/cdi")
 _DRIVER_LIB = re.compile(r"/lib(?:cuda|nvidia-ml|nvidia-ptxjitcompiler)\.so\.(\d+\.\d+(?:\.\d+)?)$")
 
 
@@ -60,21 +64,13 @@ def missing_host_paths(spec: dict[str, Any], root: str = "/") -> list[str]:
     return missing
 
 
-def _load(path: str) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        data = f.read()
-    if path.endswith(".json"):
-        doc = json.loads(data)
-    else:
-        import yaml
-
-        try:
-            doc = yaml.safe_load(data)
-        except yaml.YAMLError as exc:
-            raise ValueError(str(exc).splitlines()[0]) from exc
-    if not isinstance(doc, dict):
-        raise ValueError("not a mapping")
-    return doc
+def _strip_source(message: str, path: str) -> str:
+    """'failed to parse CDI Spec "p": X' -> 'X' (the entry already names the file)."""
+    for prefix in ("failed to read CDI Spec", "failed to parse CDI Spec"):
+        head = f'{prefix} "{path}": '
+        if message.startswith(head):
+            return message[len(head) :]
+    return message
 
 
 def check_specs(
@@ -82,7 +78,8 @@ def check_specs(
     spec_dirs: tuple[str, ...] | list[str] = DEFAULT_SPEC_DIRS,
     driver_version: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One entry per spec file found (``.json``/``.yaml``/``.yml``), in directory order."""
+    """One entry per spec file found (``.json``/``.yaml``, as the CDI library scans), in
+    directory order. A spec the runtime (as root) would not trust is reported invalid."""
     results = []
     for d in spec_dirs:
         full = _under(root, d)
@@ -91,9 +88,12 @@ def check_specs(
         except OSError:
             continue
         for name in names:
-            if not name.endswith((".json", ".yaml", ".yml")):
+            if not is_spec_file_name(name):
                 continue
             path = os.path.join(d, name)
+            host_path = os.path.join(full, name)
+            if os.path.isdir(host_path) and not os.path.islink(host_path):
+                continue  # a sub-directory: skipped like the CDI library
             entry: dict[str, Any] = {
                 "path": path,
                 "kind": None,
@@ -103,21 +103,23 @@ def check_specs(
                 "stale": False,
                 "stale_reasons": [],
             }
-            try:
-                doc = _load(os.path.join(full, name))
-            except RecursionError:
-                entry.update(valid=False, errors=["cannot parse: nested too deeply"])
+            canonical, file_error, problems = inspect_spec_file(host_path)
+            if file_error is not None:
+                entry.update(valid=False, errors=[f"cannot parse: {_strip_source(file_error, host_path)}"])
                 results.append(entry)
                 continue
-            except (OSError, ValueError) as exc:
-                entry.update(valid=False, errors=[f"cannot parse: {exc}"])
+            if canonical is None:
+                entry.update(valid=False, errors=[f"cannot parse: {escape(p)}" for p in problems])
                 results.append(entry)
                 continue
+            doc = canonical
             entry["kind"] = doc.get("kind")
             entry["devices"] = [str(dv.get("name")) for dv in _mappings(doc.get("devices"))]
-            problems = validate_spec_dict(doc, path)
+            untrusted = trust_problem(host_path, full, top=root or "/")
+            if untrusted:
+                problems = [*problems, f"not used by the runtime running as root: {untrusted}"]
             entry["valid"] = not problems
-            entry["errors"] = problems
+            entry["errors"] = [escape(p) for p in problems]
             missing = missing_host_paths(doc, root)
             if missing:
                 entry["stale"] = True
