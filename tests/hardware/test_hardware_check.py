@@ -78,7 +78,9 @@ def test_sim_node_passes_every_check_but_nvml(baseline):
     assert summary["facts"]["driver_version"] == VERSION
     assert checks["generate.nvml"]["detail"].startswith("nvidia.com/gpu CDI")
     assert " 17 devices" in checks["generate.nvml"]["detail"]  # 8 by index, 8 by UUID, all
-    assert checks["generate.management"]["detail"].startswith("management.nvidia.com/gpu")
+    # the CLI writes nvidia.com/gpu in every mode, as `nvidia-ctk cdi generate` does (management too)
+    assert checks["generate.management"]["detail"].startswith("nvidia.com/gpu CDI")
+    assert " 1 devices" in checks["generate.management"]["detail"]
     assert "8 GPUs" in checks["inventory"]["detail"]
 
 
