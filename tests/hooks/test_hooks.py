@@ -297,9 +297,7 @@ def _cache_entries(b) -> str:
 def test_update_ldcache_rebuilds_cache(b, fallback):
     require_root()
     _make_lib_root(b)
-    p = run_hook(
-        b, "update-ldcache", "--folder", "/usr/local/nvidia/lib64", env={"GPUCTK_CONFINE_FALLBACK": fallback}
-    )
+    p = run_hook(b, "update-ldcache", "--folder", "/usr/local/nvidia/lib64", fallback=fallback)
     assert p.returncode == 0, p.stderr
     assert "/usr/local/nvidia/lib64/libz.so.1" in _cache_entries(b)
     assert os.path.islink(b.path("/usr/local/nvidia/lib64/libz.so.1"))  # ldconfig made the soname link
