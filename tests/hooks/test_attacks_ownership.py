@@ -520,8 +520,8 @@ def test_bundle_config_json_fifo_does_not_block(tmp_path):
     ids=lambda a: a[0],
 )
 def test_every_hook_refuses_a_root_that_is_host_slash_by_device_and_inode(tmp_path, args):
-    """The root is a bind mount of the host's / (realpath says it is not "/"): refused by
-    device and inode in every hook, before anything is touched."""
+    """The root is a (read-only) bind mount of the host's / (realpath says it is not "/"):
+    refused by device and inode in every hook, before anything is touched."""
     root = tmp_path / "bundle" / "rootfs"
     root.mkdir(parents=True)
     (tmp_path / "bundle" / "config.json").write_text(json.dumps({"root": {"path": "rootfs"}}))
@@ -531,7 +531,8 @@ def test_every_hook_refuses_a_root_that_is_host_slash_by_device_and_inode(tmp_pa
         stat.S_IMODE(os.stat("/etc/hostname").st_mode) if os.path.exists("/etc/hostname") else None
     )
     quoted = " ".join(f"'{a}'" for a in args)
-    script = f'mount --bind / "{root}" || exit 9\n"{hook}" {quoted}; echo rc=$?'
+    # read-only bind: should the check ever regress, the hook fails on EROFS instead of writing the host
+    script = f'mount --bind / "{root}" && mount -o remount,bind,ro "{root}" || exit 9\n"{hook}" {quoted}; echo rc=$?'
     p = subprocess.run(
         [require_tool("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
         input=state,
