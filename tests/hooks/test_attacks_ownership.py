@@ -225,15 +225,32 @@ def test_chmod_refuses_bind_mounted_host_file(b, host, fallback, how):
     _unchanged(host, before)
 
 
+def _fresh_procfs(tmp: str, cmd: str) -> str:
+    """Run ``cmd`` (with $P = a brand-new procfs mount) in a private mount namespace: a new
+    procfs shows the mode the kernel keeps for each of its objects, shared by every mount."""
+    os.makedirs(tmp, exist_ok=True)
+    script = f'P="{tmp}"; mount -t proc proc "$P" || exit 9; {cmd}'
+    p = subprocess.run(
+        [require_tool("unshare"), "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
 @BOTH
 @pytest.mark.parametrize("how", ["literal", "via-link"])
-def test_chmod_refuses_procfs_entries(b, fallback, how):
+def test_chmod_refuses_procfs_entries(b, tmp_path, fallback, how):
     """procfs keeps one mode per kernel object, shared by every procfs mount: a chmod of
-    <root>/proc/iomem would change the host's /proc/iomem."""
+    <root>/proc/iomem would change /proc/iomem for every later procfs mount on the host."""
     os.makedirs(b.path("/usr/lib/nv"))
     os.symlink("/proc/iomem", b.path("/usr/lib/nv/x"))
-    mode = stat.S_IMODE(os.stat("/proc/iomem").st_mode)
-    new = 0o444 if mode != 0o444 else 0o400
+    probe = str(tmp_path / "fresh-proc")
+    mode = int(_fresh_procfs(probe, 'stat -c %a "$P/iomem"'), 8)
+    host_mode = stat.S_IMODE(os.stat("/proc/iomem").st_mode)
+    new = 0o440 if mode != 0o440 else 0o400
     path = "/proc/iomem" if how == "literal" else "/usr/lib/nv/x"
     try:
         out = _in_mount_ns(
@@ -247,10 +264,11 @@ def test_chmod_refuses_procfs_entries(b, fallback, how):
             fallback=fallback,
         )
         assert _rc(out) == 0 and "refused" in out, out
-        assert stat.S_IMODE(os.stat("/proc/iomem").st_mode) == mode
-    finally:
-        if stat.S_IMODE(os.stat("/proc/iomem").st_mode) != mode:
-            os.chmod("/proc/iomem", mode)
+        assert int(_fresh_procfs(probe, 'stat -c %a "$P/iomem"'), 8) == mode
+        assert stat.S_IMODE(os.stat("/proc/iomem").st_mode) == host_mode
+    finally:  # should the refusal ever regress, give the kernel object its mode back
+        if int(_fresh_procfs(probe, 'stat -c %a "$P/iomem"'), 8) != mode:
+            _fresh_procfs(probe, f'chmod {mode:o} "$P/iomem"')
 
 
 def test_ld_so_cache_tilde_hard_link_is_removed_before_ldconfig(b, host):
