@@ -271,6 +271,26 @@ def test_chmod_refuses_procfs_entries(b, tmp_path, fallback, how):
             _fresh_procfs(probe, f'chmod {mode:o} "$P/iomem"')
 
 
+@BOTH
+def test_create_symlinks_never_follows_an_image_link_onto_a_volume(b, host, fallback):
+    """The image links /usr/lib/nv to /data, where a host directory is mounted: links the spec
+    asks for below /usr/lib/nv would land on the host. Refused (the hook fails, one line)."""
+    os.makedirs(b.path("/data"))
+    os.makedirs(b.path("/usr/lib"))
+    os.symlink("/data", b.path("/usr/lib/nv"))
+    before = snapshot(host)
+    out = _in_mount_ns(
+        b,
+        f'mount --bind "{host}/lib" "{b.path("/data")}" || exit 9',
+        "create-symlinks",
+        "--link",
+        "libnvidia-ml.so.1::/usr/lib/nv/libnvidia-ml.so",
+        fallback=fallback,
+    )
+    assert _rc(out) == 1 and "mount point" in out, out
+    _unchanged(host, before)
+
+
 def test_ld_so_cache_tilde_hard_link_is_removed_before_ldconfig(b, host):
     """glibc ldconfig writes ``<cache>~`` with O_TRUNC, not O_EXCL: an image shipping that name as a
     hard link to a host file had the host file overwritten with the new cache."""

@@ -296,18 +296,28 @@ class Root:
                 except OSError as exc:
                     if exc.errno != errno.ELOOP:
                         raise
-            return _raw_openat2(self.fd, rel, flags, mode, base | RESOLVE_NO_XDEV)
+            try:
+                return _raw_openat2(self.fd, rel, flags, mode, base | RESOLVE_NO_XDEV)
+            except OSError as exc:
+                if exc.errno == errno.EXDEV:
+                    raise _xdev(path) from None
+                raise
         if not strict:
             try:
                 return self._walk_open(path, flags, mode, follow, no_symlinks=True)
             except OSError as exc:
                 if exc.errno != errno.ELOOP:
                     raise
-        return self._walk_open(path, flags, mode, follow, no_xdev=True)
+        try:
+            return self._walk_open(path, flags, mode, follow, no_xdev=True)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                raise _xdev(path) from None
+            raise
 
     def _check_xdev(self, fd: int, path: str) -> None:
         if os.fstat(fd).st_dev != self.dev or mount_id(fd) != self.mnt:
-            raise OSError(errno.EXDEV, "crosses a mount point", path)
+            raise _xdev(path)
 
     def _walk_open(
         self,
@@ -734,6 +744,14 @@ class Root:
             kind = "a directory" if want_dir else "a file"
             raise ConfineError(f"{path}: mount target is not {kind} inside the container root")
         return fd
+
+
+def _xdev(path: str) -> OSError:
+    return OSError(
+        errno.EXDEV,
+        "crosses a mount point through a symlink or image content (not the container's own)",
+        path,
+    )
 
 
 def fd_path(fd: int) -> str:
