@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from support.hooks import make_decoy, make_hook_bundle, run_hook, snapshot, write
+from support.hooks import make_decoy, make_hook_bundle, resolver_flags, run_hook, snapshot, write
 from support.tools import require_root, require_tool, venv_script
 
 # root, namespaces, mounts and the host's ldconfig: integration tests
@@ -80,7 +80,6 @@ def test_library_dir_is_link_to_host(b, host, fallback, style):
     target = os.path.join(host, "lib") if style == "absolute" else _dotdots(os.path.join(host, "lib"))
     _host_link(b, "/usr/local/nvidia/lib64", target)
     _host_link(b, "/usr/lib64", target)
-    env = {"GPUCTK_CONFINE_FALLBACK": fallback}
     assert (
         run_hook(
             b,
@@ -89,16 +88,25 @@ def test_library_dir_is_link_to_host(b, host, fallback, style):
             "libz.so.1::/usr/lib64/libz.so",
             "--link",
             "libnvidia-ml.so.1::/usr/local/nvidia/lib64/libnvidia-ml.so",
-            env=env,
+            fallback=fallback,
         ).returncode
         == 0
     )
     p = run_hook(
-        b, "update-ldcache", "--folder", "/usr/local/nvidia/lib64", "--folder", "/usr/lib64", env=env
+        b,
+        "update-ldcache",
+        "--folder",
+        "/usr/local/nvidia/lib64",
+        "--folder",
+        "/usr/lib64",
+        fallback=fallback,
     )
     assert p.returncode == 0, p.stderr
     assert (
-        run_hook(b, "chmod", "--mode", "777", "--path", "/usr/lib64/libhost.so.1.0", env=env).returncode == 0
+        run_hook(
+            b, "chmod", "--mode", "777", "--path", "/usr/lib64/libhost.so.1.0", fallback=fallback
+        ).returncode
+        == 0
     )
     _unchanged(host, before)
     # the links landed inside the root, where the link text led
@@ -118,10 +126,9 @@ def test_etc_paths_link_to_host(b, host, fallback, which, style):
         os.makedirs(b.path("/etc"))
     _host_link(b, which, target if style == "absolute" else _dotdots(target))
     write(b.path("/opt/lib/placeholder"), "")
-    env = {"GPUCTK_CONFINE_FALLBACK": fallback}
-    p = run_hook(b, "update-ldcache", "--folder", "/opt/lib", env=env)
+    p = run_hook(b, "update-ldcache", "--folder", "/opt/lib", fallback=fallback)
     assert p.returncode == 0, p.stderr
-    p = run_hook(b, "enable-cuda-compat", "--host-driver-version", "535.1.1", env=env)
+    p = run_hook(b, "enable-cuda-compat", "--host-driver-version", "535.1.1", fallback=fallback)
     assert p.returncode == 0, p.stderr
     _unchanged(host, before)
 
@@ -140,7 +147,7 @@ def test_proc_is_a_symlink(b, host, fallback, tmp_path):
     decoy_params = os.path.join(host, "driver", "nvidia", "params")
     # inside a private mount namespace: afterwards the decoy params must still read 1 (not over-mounted)
     script = (
-        f'GPUCTK_CONFINE_FALLBACK={fallback} "{hook}" disable-device-node-modification '
+        f'"{hook}" {" ".join(resolver_flags(fallback))} disable-device-node-modification '
         f'--host-params-file "{host_params}"; echo rc=$?; cat "{decoy_params}"'
     )
     p = subprocess.run(
@@ -151,7 +158,7 @@ def test_proc_is_a_symlink(b, host, fallback, tmp_path):
         timeout=60,
     )
     assert "rc=0" in p.stdout and "ModifyDeviceFiles: 1" in p.stdout, p.stdout + p.stderr
-    p = run_hook(b, "update-ldcache", env={"GPUCTK_CONFINE_FALLBACK": fallback})
+    p = run_hook(b, "update-ldcache", fallback=fallback)
     assert p.returncode == 0, p.stderr
     _unchanged(host, before)
 
@@ -184,7 +191,6 @@ def test_magic_link_through_container_procfs(b, host):
 def test_firmware_dir_outside_root(b, host, fallback):
     before = snapshot(host)
     _host_link(b, "/lib/firmware", os.path.join(host, "firmware"))
-    env = {"GPUCTK_CONFINE_FALLBACK": fallback}
     p = run_hook(
         b,
         "create-symlinks",
@@ -192,10 +198,10 @@ def test_firmware_dir_outside_root(b, host, fallback):
         "/usr/share/nvidia/gsp.bin::/lib/firmware/nvidia/550.54/gsp.bin",
         "--link",
         "x::/lib/firmware/nvidia/gsp.bin",
-        env=env,
+        fallback=fallback,
     )
     assert p.returncode == 0, p.stderr
-    p = run_hook(b, "chmod", "--mode", "777", "--path", "/lib/firmware/nvidia/gsp.bin", env=env)
+    p = run_hook(b, "chmod", "--mode", "777", "--path", "/lib/firmware/nvidia/gsp.bin", fallback=fallback)
     assert p.returncode == 0, p.stderr
     _unchanged(host, before)
 
@@ -228,7 +234,6 @@ def test_race_swapping_dir_and_link(b, host, fallback):
     t = threading.Thread(target=swapper, daemon=True)
     t.start()
     try:
-        env = {"GPUCTK_CONFINE_FALLBACK": fallback}
         for n in range(6):
             run_hook(
                 b,
@@ -237,10 +242,10 @@ def test_race_swapping_dir_and_link(b, host, fallback):
                 f"libz.so.1::/usr/lib/nv/libz-{n}.so",
                 "--link",
                 "x::/usr/lib/nv/ld.so.cache",
-                env=env,
+                fallback=fallback,
             )
-            run_hook(b, "update-ldcache", "--folder", "/usr/lib/nv", env=env)
-            run_hook(b, "chmod", "--mode", "777", "--path", "/usr/lib/nv/params", env=env)
+            run_hook(b, "update-ldcache", "--folder", "/usr/lib/nv", fallback=fallback)
+            run_hook(b, "chmod", "--mode", "777", "--path", "/usr/lib/nv/params", fallback=fallback)
     finally:
         stop.set()
         t.join()
@@ -339,7 +344,10 @@ def test_legacy_cli_never_sees_loader_env(tmp_path, host):
         )
     )
     cfgp = tmp_path / "config.toml"
-    cfgp.write_text('[nvidia-container-cli]\nenvironment = ["LD_LIBRARY_PATH=/evil", "KEEP=1"]\n')
+    cfgp.write_text(
+        f'[nvidia-container-cli]\npath = "{stub}/nvidia-container-cli"\n'
+        'environment = ["LD_LIBRARY_PATH=/evil", "KEEP=1"]\n'
+    )
     env = {
         "PATH": f"{stub}:/usr/bin:/bin",
         "NVIDIA_CTK_CONFIG_FILE_PATH": str(cfgp),
@@ -419,11 +427,9 @@ def test_fifo_in_ld_so_conf_tree_cannot_hang_the_hook(b, where):
     if os.path.exists(b.path(where)):
         os.unlink(b.path(where))
     os.mkfifo(b.path(where))
-    p = run_hook(
-        b, "update-ldcache", "--folder", "/usr/lib/x", env={"GPUCTK_LDCONFIG_TIMEOUT": "1"}, timeout=30
-    )
+    p = run_hook(b, "update-ldcache", "--folder", "/usr/lib/x", hook_timeout=1, timeout=30)
     assert p.returncode == 1, p.stderr
-    assert "still running after 1s" in p.stderr
+    assert "deadline" in p.stderr and len(p.stderr.strip().splitlines()) <= 2, p.stderr
     # no reader is left holding the FIFO open: a non-blocking open for writing finds none
     with pytest.raises(OSError) as exc:
         os.close(os.open(b.path(where), os.O_WRONLY | os.O_NONBLOCK))

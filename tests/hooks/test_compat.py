@@ -161,3 +161,17 @@ def test_compat_dir_link_outside_stays_inside(tmp_path):
     os.symlink(str(host), b.path("/usr/local/cuda/compat"))  # resolves inside the root: missing there
     with Root(b.root) as r:
         assert enable_cuda_compat(r, "535.1.1", None) is None
+
+
+def test_cuda_symlink_compat_conf_names_the_link_path(tmp_path):
+    """/usr/local/cuda is a symlink to cuda-13.1 (as CUDA images ship it). Upstream writes the
+    resolved directory (under the link target); gpuctk writes the path it was given, which
+    the container's loader resolves through the same link (docs/compatibility.md, Hooks)."""
+    b = make_hook_bundle(str(tmp_path))
+    write(b.path("/usr/local/cuda-13.1/compat/libcuda.so.580.65.06"), cuda_compat_elf(None))
+    os.symlink("cuda-13.1", b.path("/usr/local/cuda"))
+    p = run_hook(b, "enable-cuda-compat", "--host-driver-version", "535.104.05")
+    assert p.returncode == 0, p.stderr
+    confs = _compat_confs(b)
+    assert len(confs) == 1
+    assert confs[0] == "/usr/local/cuda/compat\n"

@@ -297,9 +297,7 @@ def _cache_entries(b) -> str:
 def test_update_ldcache_rebuilds_cache(b, fallback):
     require_root()
     _make_lib_root(b)
-    p = run_hook(
-        b, "update-ldcache", "--folder", "/usr/local/nvidia/lib64", env={"GPUCTK_CONFINE_FALLBACK": fallback}
-    )
+    p = run_hook(b, "update-ldcache", "--folder", "/usr/local/nvidia/lib64", fallback=fallback)
     assert p.returncode == 0, p.stderr
     assert "/usr/local/nvidia/lib64/libz.so.1" in _cache_entries(b)
     assert os.path.islink(b.path("/usr/local/nvidia/lib64/libz.so.1"))  # ldconfig made the soname link
@@ -408,6 +406,7 @@ def test_cdi_hook_path_stays_lean():
     code = (
         "import sys\n"
         "import gpuctk.hooks.main, gpuctk.hooks.state, gpuctk.hooks.confine, gpuctk.hooks.simple, gpuctk.hooks.ldcache\n"
+        "import gpuctk.hooks.deadline, gpuctk.hooks.hostio\n"
         "from gpuctk._fastjson import loads\n"
         "assert loads('{\"bundle\": \"/b\", \"pid\": 1}') == {'bundle': '/b', 'pid': 1}\n"
         "heavy = {'argparse', 're', 'json', 'typing', 'dataclasses', 'tempfile', 'secrets', 'platform', 'inspect'}\n"
@@ -455,3 +454,54 @@ def test_wildcard_match_agrees_with_fnmatch():
     for pattern in ["*.conf", "*", "a?c", "a*", "*-nvcr-*.conf", "x", "**c", "?"]:
         for name in names:
             assert wildcard_match(pattern, name) == fnmatch.fnmatchcase(name, pattern), (pattern, name)
+
+
+# ------------------------------------------------------------------ list flags, stdin spec (issue 12)
+def test_link_flag_splits_comma_separated_values_like_upstream(b):
+    p = run_hook(b, "create-symlinks", "--link", "a::/x,b::/y", "--link=c::/z")
+    assert p.returncode == 0, p.stderr
+    assert [os.readlink(b.path(n)) for n in ("/x", "/y", "/z")] == ["a", "b", "c"]
+
+
+def test_folder_flag_splits_comma_separated_values_like_upstream(b):
+    require_root()
+    p = run_hook(b, "update-ldcache", "--folder", "/opt/a,/opt/b", "--folder=/opt/c")
+    assert p.returncode == 0, p.stderr
+    d = b.path("/etc/ld.so.conf.d")
+    conf = next(n for n in os.listdir(d) if n.startswith("00-nvcr-"))
+    assert read_file(os.path.join(d, conf)).splitlines() == ["/opt/a", "/opt/b", "/opt/c"]
+
+
+def test_path_flag_splits_comma_separated_values_like_upstream(b):
+    write(b.path("/a"), "", 0o600)
+    write(b.path("/b"), "", 0o600)
+    p = run_hook(b, "chmod", "--mode", "640", "--path", "/a,/b")
+    assert p.returncode == 0, p.stderr
+    assert [stat.S_IMODE(os.stat(b.path(n)).st_mode) for n in ("/a", "/b")] == [0o640, 0o640]
+
+
+def test_container_spec_dash_reads_stdin(b):
+    p = run_hook(b, "create-symlinks", "--container-spec", "-", "--link", "t::/from-stdin")
+    assert p.returncode == 0, p.stderr
+    assert os.readlink(b.path("/from-stdin")) == "t"
+
+
+def test_debug_never_turns_errors_into_tracebacks(b, tmp_path):
+    spec = tmp_path / "state.json"
+    spec.write_text(json.dumps({"root": "/x\u0000y"}))
+    p = run_hook(
+        b,
+        "create-symlinks",
+        "--container-spec",
+        str(spec),
+        "--link",
+        "a::/x",
+        env={"NVIDIA_CTK_DEBUG": "true"},
+    )
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "NUL" in p.stderr, p.stderr
+
+
+def test_timeout_flag_usage_errors(b):
+    assert run_hook(b, "--timeout", "soon", "noop").returncode == 2
+    assert run_hook(b, "--resolver=magic", "noop").returncode == 2
+    assert run_hook(b, "--timeout=3", "--resolver=walk", "noop").returncode == 0

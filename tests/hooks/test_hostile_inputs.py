@@ -70,35 +70,84 @@ def test_note_section_fuzz_never_crashes(desc_section):
     assert note is None or isinstance(note, dict)
 
 
-def test_ld_so_conf_include_tree_is_read_within_a_budget(tmp_path, monkeypatch):
-    # a hostile image: many huge (sparse) conf files in an include dir. Reading all of them
-    # (64 MiB each before the fix) would keep a root hook busy for minutes.
-    root = tmp_path / "rootfs"
-    write(str(root / "etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.conf\n/first\n")
-    d = root / "etc/ld.so.conf.d"
-    d.mkdir(parents=True)
-    for i in range(2 * ldcache.CONF_MAX_FILES):
-        p = d / f"{i:05d}.conf"
-        p.write_text(f"/lib{i}\n")
-    big = d / "00000-big.conf"
-    with open(big, "wb") as f:
-        f.write(b"/big-start\n")
-        f.truncate(10 << 30)  # 10 GiB, sparse
+def _counting_reads(monkeypatch) -> list[int]:
     reads: list[int] = []
     real = Root.read_bytes
 
-    def counting(self, path, limit=64 << 20):
-        data = real(self, path, limit)
+    def counting(self, path, limit=64 << 20, **kw):
+        data = real(self, path, limit, **kw)
         reads.append(len(data))
         return data
 
     monkeypatch.setattr(Root, "read_bytes", counting)
+    return reads
+
+
+def test_ld_so_conf_include_tree_is_read_within_a_budget(tmp_path, monkeypatch):
+    # a hostile image: a huge (sparse) conf file in an include dir. Reading all of it
+    # (64 MiB before the fix) would keep a root hook busy for minutes.
+    root = tmp_path / "rootfs"
+    write(str(root / "etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.conf\n/first\n")
+    d = root / "etc/ld.so.conf.d"
+    d.mkdir(parents=True)
+    for i in range(100):
+        (d / f"{i:05d}.conf").write_text(f"/lib{i}\n")
+    big = d / "00000-big.conf"
+    with open(big, "wb") as f:
+        f.write(b"/big-start\n")
+        f.truncate(10 << 30)  # 10 GiB, sparse
+    reads = _counting_reads(monkeypatch)
     with Root(str(root)) as r:
         dirs = ldcache._conf_dirs(r, "/etc/ld.so.conf", set())
-    assert "/first" in dirs and "/big-start" in dirs
-    assert len(reads) <= ldcache.CONF_MAX_FILES
-    assert sum(reads) <= ldcache.CONF_MAX_BYTES
+    assert "/first" in dirs and "/big-start" in dirs and "/lib99" in dirs
+    assert sum(reads) <= ldcache.CONF_MAX_BYTES + len(reads)
     assert os.path.getsize(big) == 10 << 30
+
+
+@pytest.mark.parametrize(
+    "tree",
+    ["many_files", "many_includes", "many_entries"],
+)
+def test_ld_so_conf_tree_over_budget_fails_closed(tmp_path, monkeypatch, tree):
+    """A conf tree larger than any real one is refused with one error, after a bounded amount of
+    work (80 000 ``include`` lines used to keep the hook listing directories for minutes)."""
+    root = tmp_path / "rootfs"
+    d = root / "etc/ld.so.conf.d"
+    d.mkdir(parents=True)
+    if tree == "many_files":
+        write(str(root / "etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.conf\n")
+        for i in range(ldcache.CONF_MAX_FILES + 10):
+            (d / f"{i:05d}.conf").write_text(f"/lib{i}\n")
+    elif tree == "many_includes":
+        write(str(root / "etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.nothing\n" * 80_000)
+    else:
+        write(str(root / "etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.nothing\n")
+        for i in range(ldcache.CONF_MAX_ENTRIES + 1):
+            os.close(os.open(d / f"{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+    reads = _counting_reads(monkeypatch)
+    with Root(str(root)) as r, pytest.raises(ldcache.ConfBudgetError) as exc:
+        ldcache._conf_dirs(r, "/etc/ld.so.conf", set())
+    assert "refusing" in str(exc.value) and "\n" not in str(exc.value)
+    assert len(reads) <= ldcache.CONF_MAX_FILES
+
+
+def test_include_pattern_longer_than_path_max_names_nothing(tmp_path):
+    root = tmp_path / "rootfs"
+    write(str(root / "etc/ld.so.conf"), "include /etc/" + "*" * (64 << 10) + "\n/kept\n")
+    with Root(str(root)) as r:
+        assert ldcache._conf_dirs(r, "/etc/ld.so.conf", set()) == ["/kept"]
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["openat2", "fallback"])
+def test_nul_byte_in_include_line_is_not_a_traceback(tmp_path, fallback):
+    root = tmp_path / "rootfs"
+    write(str(root / "etc/ld.so.conf"), "include /etc/a\0b/*.conf\n/x\0y\n/kept\n")
+    write(str(root / "etc/a/x.conf"), "/never\n")
+    with Root(str(root), fallback=fallback) as r:
+        dirs = ldcache._conf_dirs(r, "/etc/ld.so.conf", set())
+        assert "/kept" in dirs and "/never" not in dirs
+        with pytest.raises(ConfineError):
+            r.read_bytes("/etc/a\0b")
 
 
 def test_huge_file_is_refused_not_rewritten_truncated(tmp_path):

@@ -1,4 +1,4 @@
-"""The legacy prestart hook's nvidia-container-cli argv (reference §1.11): every config key and
+"""The legacy prestart hook's nvidia-container-cli argv (upstream NVIDIA/nvidia-container-toolkit `cmd/nvidia-container-runtime-hook/main.go`): every config key and
 environment combination, as tables over the pure builder; then the entry point as a process."""
 
 from __future__ import annotations
@@ -405,8 +405,7 @@ def test_prestart_execs_cli(tmp_path):
     p = _legacy(
         tmp_path,
         ["NVIDIA_VISIBLE_DEVICES=0"],
-        path_dirs=[str(stub_dir)],
-        config_text="",
+        config_text=f'[nvidia-container-cli]\npath = "{stub_dir}/nvidia-container-cli"\n',
         extra_env={"LD_PRELOAD": "/nonexistent-gpuctk.so"},
     )
     assert p.returncode == 0, p.stderr
@@ -424,6 +423,41 @@ def test_prestart_execs_cli(tmp_path):
         str(tmp_path / "bundle" / "rootfs"),
     ]
     assert "LD_PRELOAD" not in (stub_dir / "env.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [b"[" * 200_000 + b"]" * 200_000, b'{"bundle": "/x\\u0000y"}', b"\xff\xfe", b"0" * (5 << 20)],
+    ids=["deep-nesting", "nul-in-bundle", "not-utf8", "huge"],
+)
+def test_legacy_hook_hostile_state_is_one_line_error(tmp_path, stdin):
+    from support.tools import venv_script
+
+    p = subprocess.run(
+        [venv_script("gpuctk-runtime-hook"), "prestart"],
+        input=stdin,
+        capture_output=True,
+        env={"PATH": "/bin"},
+    )
+    err = p.stderr.decode()
+    assert p.returncode == 1, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_legacy_hook_bundle_config_fifo_does_not_block(tmp_path):
+    from support.tools import venv_script
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    os.mkfifo(bundle / "config.json")
+    p = subprocess.run(
+        [venv_script("gpuctk-runtime-hook"), "prestart"],
+        input=json.dumps({"bundle": str(bundle)}).encode(),
+        capture_output=True,
+        env={"PATH": "/bin"},
+        timeout=30,
+    )
+    assert p.returncode == 1 and b"not a regular file" in p.stderr, p.stderr
 
 
 def test_prestart_not_a_gpu_container(tmp_path):

@@ -51,18 +51,31 @@ def run_hook(
     env: dict[str, str] | None = None,
     wrap: list[str] | None = None,
     timeout: float = 60,
+    fallback: str | bool = False,
+    hook_timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``gpuctk-hook ARGS`` with the bundle's state on stdin (optionally under ``wrap``)."""
+    """Run ``gpuctk-hook ARGS`` with the bundle's state on stdin (optionally under ``wrap``).
+
+    ``fallback`` ("1"/True) forces the openat2-less resolver and ``hook_timeout`` sets the
+    hook's deadline, both through argv (the hook reads no knob from its environment)."""
     full_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
     full_env.update(env or {})
+    pre = resolver_flags(fallback)
+    if hook_timeout is not None:
+        pre.append(f"--timeout={hook_timeout:g}")
     return subprocess.run(
-        [*(wrap or []), *hook_cmd(), *args],
+        [*(wrap or []), *hook_cmd(), *pre, *args],
         input=b.state,
         capture_output=True,
         text=True,
         env=full_env,
         timeout=timeout,
     )
+
+
+def resolver_flags(fallback: str | bool) -> list[str]:
+    """The hook's global argv flag forcing the component-walk resolver, or nothing."""
+    return ["--resolver=walk"] if fallback in (True, "1") else []
 
 
 def write(path: str, data: str | bytes = "", mode: int = 0o644) -> str:

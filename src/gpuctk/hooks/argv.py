@@ -1,4 +1,5 @@
-"""The argv of a CDI hook entry, in the shape upstream generators emit (reference §4.6).
+"""The argv of a CDI hook entry, in the shape upstream generators emit (NVIDIA/nvidia-container-toolkit
+``internal/discover/hooks.go``).
 
 ``nvidia-ctk`` (and ``gpuctk``) take the hook name after a ``hook`` sub-command; a
 dedicated hook binary (``nvidia-cdi-hook``, ``gpuctk-hook``) takes it directly.

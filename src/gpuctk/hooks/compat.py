@@ -1,5 +1,6 @@
 """``enable-cuda-compat``: put the image's CUDA forward-compat libraries first when they
-are newer than the host driver (reference §5)."""
+are newer than the host driver (upstream: NVIDIA/nvidia-container-toolkit
+``cmd/nvidia-cdi-hook/cudacompat/``)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def use_compat(
     host_driver_version: str | None,
     host_cuda_version: str | None,
 ) -> bool:
-    """The decision rules of the reference (§5 enable-cuda-compat), as a pure function.
+    """Upstream's decision rules (``cmd/nvidia-cdi-hook/cudacompat/cudacompat.go``), as a pure function.
 
     With the ELF note: if the compat or host driver version is unknown, use the compat
     libraries iff the note's ``CUDA Version`` is newer than the host CUDA version; else

@@ -1,28 +1,38 @@
 """``update-ldcache``: make the injected library folders visible to the container's loader
-and rebuild its ``/etc/ld.so.cache`` with the HOST's ldconfig (reference §5).
+and rebuild its ``/etc/ld.so.cache`` with the HOST's ldconfig (upstream:
+NVIDIA/nvidia-container-toolkit ``cmd/nvidia-cdi-hook/update-ldcache/update-ldcache.go``).
 
 Split in two so that no container-controlled name is ever resolved by the host:
 
 1. In the hook process, through :class:`~gpuctk.hooks.confine.Root`: write the
    ``00-nvcr-*`` / ``zz-nvcr-*`` conf files (or the musl path file on Alpine), and copy
    the host ldconfig into a sealed memfd (opened on the host, before anything else).
-2. In a child in new mount/PID/IPC/UTS/net namespaces: bind the root fd onto a private
-   staging dir, detach every procfs mount inside it (their ``/proc/<pid>/root`` magic links
-   lead to the host), ``pivot_root`` into it and drop the old root, mount a fresh proc of the
-   new PID namespace, then ``fexecve`` the sealed ldconfig with a scrubbed environment. From
-   there on the kernel itself confines every lookup ldconfig makes.
+2. In a child in new mount/PID/IPC/UTS/net namespaces: bind the container root onto itself
+   (no host staging directory, so a killed hook leaves nothing behind), detach every
+   kernel-filesystem mount inside it (procfs: its ``/proc/<pid>/root`` magic links lead to the
+   host; sysfs, cgroup, ...) and make every other sub-mount (volumes, bind-mounted host files)
+   read-only, ``pivot_root`` into it and drop the old root, mount a read-only proc of the new
+   PID namespace (``subset=pid`` where the kernel has it), set rlimits, drop capabilities, then
+   ``fexecve`` the sealed ldconfig with a fixed environment. From there on the kernel itself
+   confines every lookup ldconfig makes, and ldconfig can write only the root's own mount.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import struct
 import sys
 
 from gpuctk.errors import GpuctkError
-from gpuctk.hooks import sysc
-from gpuctk.hooks.confine import Root, fd_path, private_dir
+from gpuctk.hooks import deadline, sysc
+from gpuctk.hooks.confine import PSEUDO_FS, Root
+from gpuctk.hooks.hostio import read_host_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_LDCONFIG = "/sbin/ldconfig"
 # the only environment a host binary run by a hook ever sees
@@ -32,10 +42,20 @@ DANGEROUS_ENV = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT")
 # Everything else (CAP_SYS_ADMIN, CAP_DAC_READ_SEARCH's open_by_handle_at, ...) is dropped
 # before the exec, so even a subverted ldconfig could not leave the pivoted root.
 LDCONFIG_CAPS = {0, 1, 3}
-# ldconfig opens whatever the image's conf tree names: a FIFO there blocks it forever. A real
-# rebuild takes well under a second; past this the whole PID namespace is killed.
-LDCONFIG_TIMEOUT_S = 60.0
-LDCONFIG_TIMEOUT_ENV = "GPUCTK_LDCONFIG_TIMEOUT"  # the hook's (host-set) env, for tests
+# ldconfig opens whatever the image's conf tree names: a FIFO there blocks it forever. It gets
+# what is left of the hook's one deadline (gpuctk.hooks.deadline); then the whole PID namespace
+# is killed. Its rlimits: what a cache rebuild of a large image needs, many times over.
+LDCONFIG_RLIMITS = {
+    "RLIMIT_AS": 1 << 30,
+    "RLIMIT_FSIZE": 256 << 20,
+    "RLIMIT_NOFILE": 1024,
+    "RLIMIT_CORE": 0,
+    "RLIMIT_MEMLOCK": 0,
+    "RLIMIT_MSGQUEUE": 0,
+}
+# names ldconfig writes with O_TRUNC (not O_EXCL) under the root: removed before it runs, so an
+# image's hard link there cannot turn ldconfig's write into a write of another (host) file
+LDCONFIG_TEMP_NAMES = ("/etc/ld.so.cache~", "/var/cache/ldconfig/aux-cache~")
 
 
 def host_env() -> dict[str, str]:
@@ -106,23 +126,51 @@ def _ours(name: str) -> bool:
 CONF_MAX_FILES = 256
 CONF_FILE_LIMIT = 1 << 20
 CONF_MAX_BYTES = 4 << 20
+CONF_MAX_INCLUDES = 256  # include patterns in the whole tree
+CONF_MAX_PATTERN = 4096  # PATH_MAX: a longer include pattern names nothing
+CONF_MAX_ENTRIES = 65_536  # directory entries matched against include patterns, in all
+
+
+class ConfBudgetError(GpuctkError):
+    """The image's ld.so.conf tree is larger than any real one: the hook fails closed."""
+
+
+def _budget(budget: dict[str, int], what: str, n: int = 1) -> None:
+    budget[what] -= n
+    if budget[what] < 0:
+        limits = {
+            "files": f"{CONF_MAX_FILES} files",
+            "bytes": f"{CONF_MAX_BYTES} bytes",
+            "includes": f"{CONF_MAX_INCLUDES} include patterns",
+            "entries": f"{CONF_MAX_ENTRIES} directory entries",
+        }
+        raise ConfBudgetError(f"/etc/ld.so.conf tree of the image: more than {limits[what]}; refusing")
 
 
 def _conf_dirs(
-    root: Root, conf: str, seen: set[str], depth: int = 0, budget: list[int] | None = None
+    root: Root, conf: str, seen: set[str], depth: int = 0, budget: dict[str, int] | None = None
 ) -> list[str]:
-    """Directories listed by an ld.so.conf, following ``include`` globs (read inside the root)."""
+    """Directories listed by an ld.so.conf, following ``include`` globs (read inside the root).
+
+    Every name below ``/etc/ld.so.conf`` comes from image content, so those lookups never
+    cross a mount. Unreadable or non-regular files count as absent; a tree over the budget
+    is refused (:class:`ConfBudgetError`)."""
     if budget is None:
-        budget = [CONF_MAX_FILES, CONF_MAX_BYTES]  # files, bytes left
-    if depth > 8 or conf in seen or budget[0] <= 0 or budget[1] <= 0:
+        budget = {
+            "files": CONF_MAX_FILES,
+            "bytes": CONF_MAX_BYTES,
+            "includes": CONF_MAX_INCLUDES,
+            "entries": CONF_MAX_ENTRIES,
+        }
+    if depth > 8 or conf in seen:
         return []
     seen.add(conf)
-    budget[0] -= 1
+    _budget(budget, "files")
     try:
-        data = root.read_bytes(conf, min(CONF_FILE_LIMIT, budget[1]))
+        data = root.read_bytes(conf, min(CONF_FILE_LIMIT, budget["bytes"] + 1), strict=depth > 0)
     except (OSError, GpuctkError):
         return []
-    budget[1] -= len(data)
+    _budget(budget, "bytes", len(data))
     text = data.decode(errors="replace")
     out: list[str] = []
     for line in text.splitlines():
@@ -131,13 +179,19 @@ def _conf_dirs(
             continue
         if line.startswith("include"):
             for pattern in line.split()[1:]:
+                _budget(budget, "includes")
+                if len(pattern) > CONF_MAX_PATTERN or "\0" in pattern:
+                    continue  # names nothing a lookup could find
                 if not pattern.startswith("/"):
                     pattern = os.path.join(os.path.dirname(conf), pattern)
                 d, base = os.path.split(pattern)
+                if len(base) > 255:
+                    continue
                 try:
-                    names = sorted(root.listdir(d))
+                    names = sorted(root.listdir(d, strict=True))
                 except (OSError, GpuctkError):
                     continue
+                _budget(budget, "entries", len(names))
                 for n in names:
                     if _ours(n):
                         continue  # replaced by this run, so they cover nothing
@@ -161,6 +215,17 @@ def plan_conf(root: Root, folders: list[str]) -> tuple[list[str], list[str], boo
         if f not in covered:
             add.append(f)
     return add, sysdirs, debian_like, alpine
+
+
+def remove_ldconfig_temp_names(root: Root) -> None:
+    """Remove whatever the image put at the names ldconfig opens with ``O_TRUNC``."""
+    for p in LDCONFIG_TEMP_NAMES:
+        st = root.lstat(p)
+        if st is None:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            raise GpuctkError(f"{p}: a directory in the container; ldconfig could not write its cache")
+        root.unlink(p)
 
 
 def write_conf(root: Root, folders: list[str]) -> list[str]:
@@ -210,6 +275,9 @@ def _is_dynamic(data: bytes) -> bool:
     return False
 
 
+LDCONFIG_MAX_SIZE = 64 << 20
+
+
 def sealed_copy(path: str) -> int:
     """A sealed, close-on-exec memfd holding the host binary at ``path``.
 
@@ -218,14 +286,10 @@ def sealed_copy(path: str) -> int:
     dynamically linked binary is refused: its ELF interpreter would be looked up inside
     the container root, i.e. the image would choose the code that runs as root.
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise GpuctkError(f"ldconfig {path}: {exc.strerror}") from None
+    data = read_host_file(path, LDCONFIG_MAX_SIZE, "ldconfig")
     try:
         dynamic = _is_dynamic(data)
-    except (GpuctkError, struct.error):
+    except (GpuctkError, struct.error, IndexError):
         raise GpuctkError(f"ldconfig {path}: not an ELF executable") from None
     if dynamic:
         raise GpuctkError(
@@ -264,8 +328,13 @@ def _unescape_mountinfo(field: bytes) -> str:
     return os.fsdecode(bytes(out))
 
 
-def _proc_mounts_below(prefix: str) -> list[str]:
-    """Mount points of procfs mounts at or below ``prefix`` (deepest first), from our mountinfo."""
+# what ldconfig must not see at all inside its sandbox (kernel state shared with the host)
+DETACH_FSTYPES = {*PSEUDO_FS.values(), "devtmpfs", "autofs", "hugetlbfs", "rpc_pipefs", "nfsd"}
+
+
+def mounts_below(prefix: str) -> list[tuple[str, str]]:
+    """(mount point relative to ``prefix``, fs type) of the mounts strictly below ``prefix``,
+    deepest first, from our mountinfo."""
     out = []
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
@@ -275,47 +344,74 @@ def _proc_mounts_below(prefix: str) -> list[str]:
             except ValueError:
                 continue
             mp = _unescape_mountinfo(fields[4])
-            if fields[sep + 1] == b"proc" and (mp == prefix or mp.startswith(prefix + "/")):
-                out.append(mp)
-    return sorted(out, key=len, reverse=True)
+            if mp.startswith(prefix.rstrip("/") + "/"):
+                out.append((mp[len(prefix.rstrip("/")) :], os.fsdecode(fields[sep + 1])))
+    return sorted(out, key=lambda m: len(m[0]), reverse=True)
 
 
-def _child(root_path: str, root_fd: int, ldconfig_fd: int, staging: str, args: list[str]) -> None:
+def _confine_submounts(subs: list[tuple[str, str]]) -> None:  # pragma: no cover - forked child
+    """After the pivot: detach kernel-fs mounts, make every other sub-mount read-only."""
+    ro = sysc.MS_BIND | sysc.MS_REMOUNT | sysc.MS_RDONLY | sysc.MS_NOSUID | sysc.MS_NODEV | sysc.MS_NOEXEC
+    for mp, fstype in subs:
+        if fstype not in DETACH_FSTYPES:
+            try:
+                sysc.mount(None, mp, None, ro)
+                continue
+            except OSError:
+                pass  # (a mount we cannot make read-only is not kept at all)
+        try:
+            sysc.umount2(mp, sysc.MNT_DETACH | sysc.UMOUNT_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno not in (22, 2):  # EINVAL / ENOENT: already gone with a parent
+                raise
+
+
+def _set_rlimits(resource: Any) -> None:  # pragma: no cover - forked child
+    for name, value in LDCONFIG_RLIMITS.items():
+        res = getattr(resource, name, None)
+        if res is not None:
+            try:
+                resource.setrlimit(res, (value, value))
+            except (OSError, ValueError):
+                pass
+    cpu = int(deadline.remaining()) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+
+
+def _child(root_path: str, root_fd: int, ldconfig_fd: int, args: list[str]) -> None:  # pragma: no cover
     """Runs as PID 1 of the new PID namespace, already in the private mount namespace."""
     last = sysc.last_cap()  # read while the host's /proc is still there
+    import resource  # (no module can be imported once the host's / is gone)
+
     # A bind source must be a mount of this namespace, and our root fd belongs to the old
-    # one: reopen the (host-controlled) bundle root here and insist it is the same inode.
+    # one: bind the (host-controlled) bundle root onto itself here, open the new mount and
+    # insist it is the same inode. No staging directory on the host is needed.
+    sysc.mount(root_path, root_path, None, sysc.MS_BIND | sysc.MS_REC)
     fd = os.open(root_path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     a, b = os.fstat(fd), os.fstat(root_fd)
     if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
         raise OSError(f"container root {root_path} changed while the hook ran")
-    sysc.mount(fd_path(fd), staging, None, sysc.MS_BIND | sysc.MS_REC)
+    subs = mounts_below(root_path)
+    os.fchdir(fd)
     os.close(fd)
-    for mp in _proc_mounts_below(staging):
-        sysc.umount2(mp, sysc.MNT_DETACH | sysc.UMOUNT_NOFOLLOW)
-    os.chdir(staging)
     sysc.pivot_root(".", ".")
     sysc.umount2(".", sysc.MNT_DETACH)  # the old root (host) is gone from this namespace
     os.chdir("/")
     # from here every lookup is the kernel's, inside the container root
+    _confine_submounts(subs)
     try:
         st = os.lstat("/proc")
-        import stat as _stat
-
-        if _stat.S_ISDIR(st.st_mode):
-            sysc.mount("proc", "/proc", "proc", sysc.MS_NOSUID | sysc.MS_NODEV | sysc.MS_NOEXEC)
+        if stat.S_ISDIR(st.st_mode):
+            flags = sysc.MS_NOSUID | sysc.MS_NODEV | sysc.MS_NOEXEC | sysc.MS_RDONLY
+            try:
+                sysc.mount("proc", "/proc", "proc", flags, "subset=pid,hidepid=invisible")
+            except OSError:  # before Linux 5.8: a read-only proc (so /proc/sys is not writable)
+                sysc.mount("proc", "/proc", "proc", flags)
     except OSError:
         pass
+    _set_rlimits(resource)
     sysc.limit_capabilities(LDCONFIG_CAPS, last)
     os.execve(ldconfig_fd, args, host_env())
-
-
-def ldconfig_timeout() -> float:
-    try:
-        value = float(os.environ.get(LDCONFIG_TIMEOUT_ENV, "") or LDCONFIG_TIMEOUT_S)
-    except ValueError:
-        return LDCONFIG_TIMEOUT_S
-    return value if value > 0 else LDCONFIG_TIMEOUT_S
 
 
 def _wait_or_kill(pid: int, timeout: float) -> int:  # pragma: no cover - runs in the forked child
@@ -323,20 +419,20 @@ def _wait_or_kill(pid: int, timeout: float) -> int:  # pragma: no cover - runs i
     seconds; killing it makes the kernel kill everything else in that namespace too."""
     import time
 
-    deadline = time.monotonic() + timeout
+    end = time.monotonic() + timeout
     delay = 0.001
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             code = os.waitstatus_to_exitcode(status)
             return code if code >= 0 else 128 - code
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= end:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
             os.write(
                 2,
-                f"gpuctk-hook: error: update-ldcache: ldconfig still running after {timeout:g}s "
-                "(a FIFO or device in the image's ld.so.conf tree?); killed\n".encode(),
+                f"gpuctk-hook: error: update-ldcache: ldconfig still running at the hook's deadline "
+                f"({timeout:.3g}s left for it; a FIFO or device in the image's ld.so.conf tree?); killed\n".encode(),
             )
             return 124
         time.sleep(delay)
@@ -347,9 +443,9 @@ def run_ldconfig(root: Root, ldconfig_path: str | None) -> int:
     """Rebuild the container's ld.so.cache with the host ldconfig; returns its exit status."""
     path = normalise_ldconfig_path(ldconfig_path)
     ldconfig_fd = sealed_copy(path)
-    staging = private_dir("gpuctk-ldcache-")
     args = ["ldconfig", "-f", "/etc/ld.so.conf", "-C", "/etc/ld.so.cache"]
-    timeout = ldconfig_timeout()
+    timeout = deadline.remaining()
+    pid = -1
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -357,6 +453,7 @@ def run_ldconfig(root: Root, ldconfig_path: str | None) -> int:
         if pid == 0:  # pragma: no cover - child
             code = 1
             try:
+                deadline.disarm()
                 sysc.unshare(
                     sysc.CLONE_NEWNS
                     | sysc.CLONE_NEWUTS
@@ -372,7 +469,7 @@ def run_ldconfig(root: Root, ldconfig_path: str | None) -> int:
                 if inner == 0:
                     try:
                         sysc.die_with_parent()
-                        _child(root.path, root.fd, ldconfig_fd, staging, args)
+                        _child(root.path, root.fd, ldconfig_fd, args)
                     except BaseException as exc:
                         os.write(2, f"gpuctk-hook: error: update-ldcache: {exc}\n".encode())
                     os._exit(127)
@@ -381,20 +478,23 @@ def run_ldconfig(root: Root, ldconfig_path: str | None) -> int:
                 os.write(2, f"gpuctk-hook: error: update-ldcache: {exc}\n".encode())
             os._exit(code)
         _, status = os.waitpid(pid, 0)
+        pid = -1
         return os.waitstatus_to_exitcode(status)
     finally:
+        if pid > 0:  # interrupted (the deadline): its namespace dies with it
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
         os.close(ldconfig_fd)
-        try:
-            os.rmdir(staging)
-        except OSError:
-            pass
 
 
 def update_ldcache(root: Root, folders: list[str], ldconfig_path: str | None = None) -> list[str]:
-    """The whole hook: conf files, then always rebuild the cache. Returns the files written."""
-    if os.path.realpath(root.path) == "/":
-        raise GpuctkError("the container root is the host's /; refusing")
+    """The whole hook: conf files, then always rebuild the cache. Returns the files written.
+    (:class:`Root` refuses a root that is the host's ``/`` by device and inode.)"""
     written = write_conf(root, folders)
+    remove_ldconfig_temp_names(root)
     code = run_ldconfig(root, ldconfig_path)
     if code != 0:
         raise GpuctkError(f"ldconfig exited with status {code}")

@@ -1,8 +1,16 @@
 """``gpuctk-runtime-hook [--debug] [--config FILE] prestart|poststart|poststop``: the legacy
 OCI prestart hook. It turns the container's requests into an ``nvidia-container-cli``
-command line (reference §1.11) and execs it; poststart/poststop do nothing.
+command line (upstream: NVIDIA/nvidia-container-toolkit ``cmd/nvidia-container-runtime-hook/main.go``)
+and execs it; poststart/poststop do nothing.
 
-Exit codes: 0 ok (also: not a GPU container), 1 failure, 2 usage.
+Exit codes: 0 ok (also: not a GPU container), 1 failure (one line, never a traceback), 2 usage.
+
+Hostile input: the state on stdin and ``<bundle>/config.json`` are read bounded and
+non-blocking (a FIFO or ``/dev/zero`` there is an error, not a hang); deep nesting is a
+one-line error. Like upstream, the config path (``NVIDIA_CTK_CONFIG_FILE_PATH``) and the
+``PATH`` used to find ``nvidia-container-cli`` come from the environment: this is a *prestart*
+hook, which runtimes run from their own process with their own environment (runc: the parent
+``runc create``), not the container's; docs/security.md says why and what that trusts.
 """
 
 from __future__ import annotations
@@ -13,9 +21,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from gpuctk.errors import EXIT_INVALID, EXIT_USAGE, GpuctkError
+from gpuctk.errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, GpuctkError
 
 PROG = "gpuctk-runtime-hook"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 USAGE = f"usage: {PROG} [--debug] [--version] [--config FILE] {{prestart|poststart|poststop}}\n"
 
 
@@ -53,14 +62,12 @@ def _load_bundle_spec(state: dict[str, Any]) -> tuple[dict[str, Any], str]:
     bundle = state.get("bundle") or state.get("bundlePath")
     if not isinstance(bundle, str) or not bundle:
         raise GpuctkError("OCI state on stdin: field bundle: missing")
+    if "\0" in bundle:
+        raise GpuctkError("OCI state on stdin: field bundle: NUL byte in path")
+    from gpuctk.hooks.hostio import CONFIG_JSON_LIMIT, read_host_file
+
     path = os.path.join(bundle, "config.json")
-    try:
-        with open(path, "rb") as f:
-            spec = json.loads(f.read())
-    except OSError as exc:
-        raise GpuctkError(f"{path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise GpuctkError(f"{path}: not valid JSON ({exc})") from None
+    spec = _json(read_host_file(path, CONFIG_JSON_LIMIT, "bundle config"), path)
     if not isinstance(spec, dict):
         raise GpuctkError(f"{path}: expected a JSON object")
     for field in ("ociVersion", "process", "root"):
@@ -74,6 +81,15 @@ def _load_bundle_spec(state: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return spec, os.path.normpath(root)
 
 
+def _json(raw: bytes, source: str) -> Any:
+    try:
+        return json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GpuctkError(f"{source}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise GpuctkError(f"{source}: not valid JSON (nested too deeply)") from None
+
+
 def _is_exe(p: str) -> bool:
     return os.path.isfile(p) and os.access(p, os.X_OK)
 
@@ -84,17 +100,12 @@ def prestart(debug: bool, config_file: str | None, stdin: bytes) -> int:
 
     explicit = config_file or os.environ.get("NVIDIA_CTK_CONFIG_FILE_PATH")
     cfg, _ = read_config(explicit, required=bool(explicit))
-    try:
-        state = json.loads(stdin or b"{}")
-    except ValueError as exc:
-        raise GpuctkError(f"OCI state on stdin: not valid JSON ({exc})") from None
+    state = _json(stdin, "OCI state on stdin")
     if not isinstance(state, dict):
         raise GpuctkError("OCI state on stdin: expected a JSON object")
     spec, rootfs = _load_bundle_spec(state)
     pid = state.get("pid") if isinstance(state.get("pid"), int) else None
-    cli = find_cli(
-        cfg, os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), _is_exe
-    )
+    cli = find_cli(cfg, os.environ.get("PATH") or SYSTEM_PATH, _is_exe)
     argv = build_argv(
         cfg, spec, cli_path=cli or "nvidia-container-cli", rootfs=rootfs, pid=pid, hook_debug=debug
     )
@@ -131,13 +142,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cmd != "prestart":
             sys.stderr.write(USAGE)
             return EXIT_USAGE
-        return prestart(opts["debug"], opts["config"], sys.stdin.buffer.read())
+        from gpuctk.hooks.hostio import read_stdin
+
+        return prestart(opts["debug"], opts["config"], read_stdin())
     except GpuctkError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except (RecursionError, MemoryError) as exc:
+        print(f"{PROG}: error: input too large or nested too deeply ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception as exc:  # one line, never a traceback into the runtime's log
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

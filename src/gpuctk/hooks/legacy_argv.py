@@ -1,4 +1,5 @@
-"""The ``nvidia-container-cli`` argv of the legacy prestart hook (reference §1.11), as a pure
+"""The ``nvidia-container-cli`` argv of the legacy prestart hook (upstream: NVIDIA/nvidia-container-toolkit
+``cmd/nvidia-container-runtime-hook/{main,hook_config,container_config,capabilities}.go``), as a pure
 function of (config dict, OCI spec dict, state pid, rootfs) plus two host lookups that
 tests replace."""
 

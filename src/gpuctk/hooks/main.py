@@ -1,7 +1,15 @@
-"""``gpuctk-hook <name> [flags]``: the CDI hooks (reference §5), same as ``gpuctk hook``.
+"""``gpuctk-hook <name> [flags]``: the CDI hooks, same as ``gpuctk hook`` (upstream:
+NVIDIA/nvidia-container-toolkit ``cmd/nvidia-cdi-hook/main.go`` and ``commands/commands.go``).
 
 Exit codes: 0 ok (also for an unknown hook name: specs written by other versions must
-not break containers), 1 failed operation / bad input, 2 bad flags of a known hook.
+not break containers), 1 failed operation / bad input / deadline passed, 2 bad flags of a
+known hook.
+
+Nothing the hook does depends on its environment except log verbosity (``NVIDIA_CTK_DEBUG``,
+``NVIDIA_CTK_QUIET`` and their aliases, as upstream): runc may hand a hook the *image's*
+environment. Limits and test switches are argv flags before the hook name:
+``--timeout SECONDS`` (the one deadline of the whole run, clamped to 0.5..60 s) and the
+hidden ``--resolver=walk`` (force the openat2-less resolver; tests).
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ QUIET_ENVS = ("NVIDIA_CTK_QUIET", "NVIDIA_CDI_QUIET")
 LOADER_ENV = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT")
 
 
+DEFAULT_TIMEOUT = 10.0  # gpuctk.hooks.deadline.DEFAULT_S (not imported here: help text only)
+
+
 class _UsageError(Exception):
     pass
 
@@ -38,6 +49,8 @@ class Flag:
         required: bool = False,
         default: str | None = None,
     ) -> None:
+        # repeat: a list flag; like upstream's urfave/cli slice flags, each value is also split
+        # on "," (``--folder A,B`` is two folders)
         self.name, self.metavar, self.help, self.repeat = name, metavar, help_text, repeat
         self.required, self.default = required, default
 
@@ -46,7 +59,7 @@ class Flag:
         return self.name.replace("-", "_")
 
 
-COMMON = [Flag("container-spec", "FILE", "read the OCI state from FILE instead of stdin")]
+COMMON = [Flag("container-spec", "FILE", "read the OCI state from FILE instead of stdin ('-': stdin)")]
 
 # name -> (help, flags); help None = hidden. (A hand-rolled parser: argparse costs ~10 ms of
 # start-up, and the hooks run on every container start.)
@@ -57,7 +70,7 @@ HOOKS: dict[str, tuple[str | None, list[Flag]]] = {
             Flag(
                 "link",
                 "TARGET::LINK",
-                "create LINK (container path) pointing at TARGET (repeatable)",
+                "create LINK (container path) pointing at TARGET (repeatable, comma-separated)",
                 repeat=True,
             )
         ],
@@ -65,7 +78,7 @@ HOOKS: dict[str, tuple[str | None, list[Flag]]] = {
     "update-ldcache": (
         "add library folders to the container's loader config and rebuild ld.so.cache",
         [
-            Flag("folder", "DIR", "container folder to add (repeatable)", repeat=True),
+            Flag("folder", "DIR", "container folder to add (repeatable, comma-separated)", repeat=True),
             Flag(
                 "ldconfig-path",
                 "PATH",
@@ -92,8 +105,7 @@ HOOKS: dict[str, tuple[str | None, list[Flag]]] = {
             Flag(
                 "host-params-file",
                 "FILE",
-                "host params file to read (default $GPUCTK_HOST_NVIDIA_PARAMS, "
-                "else /proc/driver/nvidia/params)",
+                "host params file to read (default /proc/driver/nvidia/params)",
             )
         ],
     ),
@@ -102,7 +114,7 @@ HOOKS: dict[str, tuple[str | None, list[Flag]]] = {
         "set the mode of paths inside the container",
         [
             Flag("mode", "MODE", "octal mode, e.g. 755", required=True),
-            Flag("path", "PATH", "container path (repeatable)", repeat=True),
+            Flag("path", "PATH", "container path (repeatable, comma-separated)", repeat=True),
         ],
     ),
     "noop": (None, []),
@@ -153,7 +165,7 @@ def parse_flags(name: str, argv: list[str], prog: str = PROG) -> Args | None:
             value = argv[i]
             i += 1
         if f.repeat:
-            getattr(ns, f.dest).append(value)
+            getattr(ns, f.dest).extend(value.split(","))
         else:
             setattr(ns, f.dest, value)
     for f in flags.values():
@@ -166,7 +178,7 @@ def _truthy(v: str | None) -> bool:
     return (v or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _run(name: str, args: Args, debug: bool = False) -> int:
+def _run(name: str, args: Args, debug: bool = False, fallback: bool | None = None) -> int:
     from gpuctk.hooks.confine import Root
     from gpuctk.hooks.state import load_state
 
@@ -182,7 +194,7 @@ def _run(name: str, args: Args, debug: bool = False) -> int:
         from gpuctk.hooks.simple import parse_mode
 
         mode = parse_mode(args.mode)
-    with Root(state.root) as root:
+    with Root(state.root, fallback=fallback) as root:
         log("resolver: " + ("component walk (no openat2)" if root.fallback else "openat2 RESOLVE_IN_ROOT"))
         if name == "create-symlinks":
             from gpuctk.hooks.simple import create_symlinks, parse_links
@@ -227,20 +239,26 @@ def _run(name: str, args: Args, debug: bool = False) -> int:
 def _usage() -> str:
     names = "\n".join(f"  {n:34} {h}" for n, (h, _) in HOOKS.items() if h)
     return (
-        f"usage: {PROG} [--debug] [--quiet] HOOK [flags]\n\nRun one CDI hook against the container named by "
-        f"the OCI state on stdin.\n\nhooks:\n{names}\n\nAn unknown hook name is a warning (exit 0).\n"
+        f"usage: {PROG} [--debug] [--quiet] [--timeout SECONDS] HOOK [flags]\n\nRun one CDI hook against the "
+        f"container named by the OCI state on stdin.\n\nhooks:\n{names}\n\nAn unknown hook name is a warning "
+        f"(exit 0). --timeout: the deadline of the whole run (default {DEFAULT_TIMEOUT:g}s, 0.5..60).\n"
     )
 
 
 def run(argv: Sequence[str], prog: str = PROG) -> int:
     """Parse and run one hook; never raises for user errors."""
+    from gpuctk.hooks import deadline
+
     for var in LOADER_ENV:
         os.environ.pop(var, None)
     args = list(argv)
     debug = any(_truthy(os.environ.get(v)) for v in DEBUG_ENVS)
     quiet = any(_truthy(os.environ.get(v)) for v in QUIET_ENVS)
+    timeout = deadline.DEFAULT_S
+    fallback: bool | None = None
     while args and args[0].startswith("-"):
         flag = args.pop(0)
+        key, eq, value = flag.partition("=")
         if flag in ("-d", "--debug"):
             debug = True
         elif flag in ("-q", "--quiet"):
@@ -253,6 +271,23 @@ def run(argv: Sequence[str], prog: str = PROG) -> int:
 
             print(f"{prog} {__version__}")
             return 0
+        elif key in ("--timeout", "--resolver"):
+            if not eq:
+                if not args:
+                    print(f"{prog}: error: flag needs an argument: {key}", file=sys.stderr)
+                    return EXIT_USAGE
+                value = args.pop(0)
+            if key == "--resolver":
+                if value not in ("auto", "walk"):
+                    print(f"{prog}: error: --resolver {value!r}: expected auto or walk", file=sys.stderr)
+                    return EXIT_USAGE
+                fallback = True if value == "walk" else None
+                continue
+            try:
+                timeout = deadline.parse(value)
+            except ValueError:
+                print(f"{prog}: error: --timeout {value!r}: expected seconds", file=sys.stderr)
+                return EXIT_USAGE
         else:
             if not quiet:
                 print(f"{prog}: warning: unknown flag {flag}; ignored", file=sys.stderr)
@@ -269,22 +304,38 @@ def run(argv: Sequence[str], prog: str = PROG) -> int:
         return EXIT_USAGE
     if ns is None:
         return 0
+    # one line whatever happens: no traceback, whatever the image put in front of us
     try:
-        return _run(name, ns, debug)
+        deadline.arm(timeout)
+        try:
+            return _run(name, ns, debug, fallback)
+        finally:
+            deadline.disarm()
+    except deadline.HookDeadline as exc:
+        print(f"{prog}: error: {name}: {exc}; nothing more done", file=sys.stderr)
+        return EXIT_INVALID
     except GpuctkError as exc:
-        print(f"{prog}: error: {name}: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {name}: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
-        if debug:
-            raise
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"{prog}: error: {name}:{where} {exc.strerror or exc}", file=sys.stderr)
+        print(f"{prog}: error: {name}:{where} {_one_line(str(exc.strerror or exc))}", file=sys.stderr)
+        return EXIT_INVALID
+    except (RecursionError, MemoryError) as exc:
+        print(
+            f"{prog}: error: {name}: input too large or nested too deeply ({type(exc).__name__})",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     except Exception as exc:
-        if debug:
-            raise
-        print(f"{prog}: internal error: {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{prog}: internal error: {name}: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _one_line(text: str) -> str:
+    """Control characters (image-chosen names may hold newlines) escaped, and a length cap."""
+    out = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return out if len(out) <= 1000 else out[:1000] + "..."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""The small hooks: create-symlinks, chmod, update-application-profile (reference §5).
+"""The small hooks: create-symlinks, chmod, update-application-profile (upstream:
+NVIDIA/nvidia-container-toolkit ``cmd/nvidia-cdi-hook/{create-symlinks,chmod,update-application-profile}/``).
 
 Each takes an open :class:`~gpuctk.hooks.confine.Root`; nothing here builds a host path
 below the container root.
@@ -10,7 +11,7 @@ import os
 import stat
 
 from gpuctk.errors import GpuctkError
-from gpuctk.hooks.confine import Root
+from gpuctk.hooks.confine import NotOwnedError, Root
 
 
 def parse_links(specs: list[str]) -> list[tuple[str, str]]:
@@ -42,16 +43,33 @@ def parse_mode(text: str) -> int:
 
 
 def chmod_paths(root: Root, mode: int, paths: list[str]) -> list[str]:
-    """chmod each existing path (resolved in the root) whose mode differs; EPERM ignored."""
+    """chmod each existing path (resolved in the root) whose mode differs; EPERM ignored.
+
+    An object that is not the container's own (a procfs/sysfs entry, a hard-linked file, a
+    bind-mounted host file, or anything reached through a symlink across a mount) is left
+    alone with a one-line warning: the container did not ask for it to be changed, and
+    changing it would change the host."""
+    import errno
+    import sys
+
     changed = []
     for p in paths:
+        if not p:
+            continue
         try:
             if root.chmod(p, mode):
                 changed.append(p)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
-        except PermissionError:
-            continue
+        except NotOwnedError as exc:
+            print(f"gpuctk-hook: warning: chmod: {exc}", file=sys.stderr)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            print(
+                f"gpuctk-hook: warning: chmod: {p}: reached through a symlink across a mount point; refused",
+                file=sys.stderr,
+            )
     return changed
 
 
@@ -86,17 +104,16 @@ def gpu_minors(root: Root) -> list[int]:
 
 
 def application_profile(minors: list[int]) -> str:
-    """The one-line driver application profile limiting EGL to the container's GPUs."""
-    import json
-
+    """The one-line driver application profile limiting EGL to the container's GPUs (built by
+    hand: importing json costs milliseconds on the hook path)."""
     mask = 0
     for m in minors:
         mask |= 1 << m
-    doc = {
-        "profiles": [{"name": "_container_", "settings": ["EGLVisibleDGPUDevices", hex(mask)]}],
-        "rules": [{"pattern": [], "profile": "_container_"}],
-    }
-    return json.dumps(doc, separators=(",", ":")) + "\n"
+    return (
+        '{"profiles":[{"name":"_container_","settings":["EGLVisibleDGPUDevices","'
+        + hex(mask)
+        + '"]}],"rules":[{"pattern":[],"profile":"_container_"}]}\n'
+    )
 
 
 def update_application_profile(root: Root) -> bool:
