@@ -8,9 +8,9 @@ import pytest
 
 from gpuctk.cdi import CDIError, Spec, load_spec, write_spec
 from gpuctk.cdi.yamlio import load_yaml
+from support.golden import UPDATE
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "cdi", "golden")
-UPDATE = os.environ.get("GPUCTK_UPDATE_GOLDEN") == "1"
 
 DOC = {
     "cdiVersion": "1.1.0",
@@ -50,7 +50,7 @@ DOC = {
 
 def check_golden(name, text):
     path = os.path.join(GOLDEN, name)
-    if UPDATE or not os.path.exists(path):
+    if UPDATE:
         os.makedirs(GOLDEN, exist_ok=True)
         with open(path, "w") as f:
             f.write(text)
