@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import types
+from typing import Any
 
 import pytest
 
@@ -102,13 +103,13 @@ def test_unknown_hook_name_is_named():
 
 # ------------------------------------------------------------------ env
 def test_env_is_replaced_by_the_name_before_the_first_equals_sign():
-    oci = {"process": {"env": ["A=x=y", "B=1"]}}
+    oci: dict[str, Any] = {"process": {"env": ["A=x=y", "B=1"]}}
     A.apply_canonical(oci, {"env": ["A=z"]})
     assert oci["process"]["env"] == ["A=z", "B=1"]
 
 
 def test_non_string_env_entries_in_the_oci_spec_are_tolerated():
-    oci = {"process": {"env": [5, "B=1"]}}
+    oci: dict[str, Any] = {"process": {"env": [5, "B=1"]}}
     A.apply_canonical(oci, {"env": ["B=2", "C=3"]})
     assert oci["process"]["env"] == [5, "B=2", "C=3"]
 
@@ -120,28 +121,28 @@ def _node(path: str = "/dev/x", **kw):
 
 @pytest.mark.parametrize("uid,gid", [(1, 1), (1000, 2000)])
 def test_device_node_owner_comes_from_the_process_user(uid, gid):
-    oci = {"process": {"user": {"uid": uid, "gid": gid}}}
+    oci: dict[str, Any] = {"process": {"user": {"uid": uid, "gid": gid}}}
     A.apply_canonical(oci, {"deviceNodes": [_node()]})
     dev = oci["linux"]["devices"][0]
     assert (dev["uid"], dev["gid"]) == (uid, gid)
 
 
 def test_device_node_own_gid_wins_over_the_process_gid():
-    oci = {"process": {"user": {"uid": 1000, "gid": 1000}}}
+    oci: dict[str, Any] = {"process": {"user": {"uid": 1000, "gid": 1000}}}
     A.apply_canonical(oci, {"deviceNodes": [_node(gid=44)]})
     dev = oci["linux"]["devices"][0]
     assert (dev["uid"], dev["gid"]) == (1000, 44)
 
 
 def test_root_user_sets_no_owner():
-    oci = {"process": {"user": {"uid": 0, "gid": 0}}}
+    oci: dict[str, Any] = {"process": {"user": {"uid": 0, "gid": 0}}}
     A.apply_canonical(oci, {"deviceNodes": [_node()]})
     assert "uid" not in oci["linux"]["devices"][0] and "gid" not in oci["linux"]["devices"][0]
 
 
 def test_duplicate_device_paths_in_the_oci_spec_collapse_to_one_and_keep_the_cgroup_rule():
     old = {"path": "/dev/x", "type": "c", "major": 1, "minor": 1}
-    oci = {"linux": {"devices": [dict(old), {"path": "/dev/y"}, dict(old)]}}
+    oci: dict[str, Any] = {"linux": {"devices": [dict(old), {"path": "/dev/y"}, dict(old)]}}
     A.apply_canonical(oci, {"deviceNodes": [_node()]})
     assert oci["linux"]["devices"] == [
         {"path": "/dev/y"},
@@ -158,7 +159,7 @@ def _mount(dest: str, **kw):
 
 
 def test_mounts_sort_by_clean_depth_with_odd_destinations_first():
-    oci = {
+    oci: dict[str, Any] = {
         "mounts": [{"destination": "/a"}, {"type": "tmpfs"}, {"destination": 5}, "junk", {"destination": ""}]
     }
     A.apply_canonical(oci, {"mounts": [_mount("/b/c")]})
@@ -173,7 +174,7 @@ def test_mounts_sort_by_clean_depth_with_odd_destinations_first():
 
 
 def test_a_leading_double_slash_counts_as_one():
-    oci = {"mounts": [{"destination": "//a/b"}, {"destination": "/c/d"}]}
+    oci: dict[str, Any] = {"mounts": [{"destination": "//a/b"}, {"destination": "/c/d"}]}
     A.apply_canonical(oci, {"mounts": [_mount("/e")]})
     assert [m["destination"] for m in oci["mounts"]] == ["/e", "//a/b", "/c/d"]
 
@@ -193,20 +194,20 @@ USERNS = {"linux": {"namespaces": [{"type": "user"}]}}
     ],
 )
 def test_user_namespace_mounts_get_idmap_once(mount, options):
-    oci = {"linux": {"namespaces": [{"type": "user"}]}}
+    oci: dict[str, Any] = {"linux": {"namespaces": [{"type": "user"}]}}
     A.apply_canonical(oci, {"mounts": [_mount("/m", **mount)]})
     assert oci["mounts"][0].get("options") == options
 
 
 # ------------------------------------------------------------------ additional gids
 def test_gids_keep_the_process_and_user_and_skip_known_ones():
-    oci = {"process": {"args": ["sh"], "user": {"uid": 1000, "additionalGids": [5]}}}
+    oci: dict[str, Any] = {"process": {"args": ["sh"], "user": {"uid": 1000, "additionalGids": [5]}}}
     A.apply_canonical(oci, {"additionalGids": [5, 6, 0, 6]})
     assert oci["process"] == {"args": ["sh"], "user": {"uid": 1000, "additionalGids": [5, 6]}}
 
 
 def test_gids_already_present_change_nothing():
-    oci = {"process": {"user": {"additionalGids": [5]}}}
+    oci: dict[str, Any] = {"process": {"user": {"additionalGids": [5]}}}
     A.apply_canonical(oci, {"additionalGids": [5, 0]})
     assert oci == {"process": {"user": {"additionalGids": [5]}}}
 

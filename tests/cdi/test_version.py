@@ -1,12 +1,13 @@
 """Minimum-version vectors of cdi-spec.md §8.3 (M1..M22) and ValidateVersion."""
 
 import copy
+from typing import Any
 
 import pytest
 
 from gpuctk.cdi import minimum_version, validate_spec_dict
 
-BASE = {
+BASE: dict[str, Any] = {
     "cdiVersion": "1.1.0",
     "kind": "example.com/class",
     "devices": [{"name": "dev", "containerEdits": {"env": ["A=B"]}}],

@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from support.golden import UPDATE
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "cdi", "golden")
 
-DOC = {
+DOC: dict[str, Any] = {
     "cdiVersion": "1.1.0",
     "kind": "example.com/gpu",
     "containerEdits": {
@@ -116,7 +117,7 @@ def test_yaml_quotes_what_go_yaml_would_reinterpret(tmp_path):
     }
     path = tmp_path / "q.yaml"
     write_spec(doc, str(path))
-    assert load_yaml(path.read_text())["devices"][0]["containerEdits"]["hooks"][0]["args"] == words
+    assert load_yaml(path.read_text())["devices"][0]["containerEdits"]["hooks"][0]["args"] == words  # type: ignore[index]
 
 
 def test_forced_version_and_too_low_version(tmp_path):

@@ -54,9 +54,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _dig(d: dict[str, Any], *keys: str) -> Any:
+def _dig(d: Any, *keys: str) -> Any:
     for k in keys:
-        d = d.get(k) if isinstance(d, dict) else None  # type: ignore[assignment]
+        d = d.get(k) if isinstance(d, dict) else None
     return d
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import pytest
 import yaml
@@ -22,7 +23,7 @@ from support.sim import check_spec_against_node
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "golden")
 HOOK = "/usr/bin/gpuctk-hook"
 
-CASES = {
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "dgx-h100-nvml": ("dgx-h100", {}),
     "dgx-h100-management": ("dgx-h100", {"mode": "management"}),
     "dgx-h100-nvswitch": ("dgx-h100", {"mode": "nvswitch"}),
@@ -118,7 +119,7 @@ def test_cdi_validate_cli_accepts_goldens(capsys):
     parser = build_parser("cdi")
     cdi_sub = next(
         a
-        for a in parser._subparsers._group_actions[0].choices["cdi"]._actions
+        for a in parser._subparsers._group_actions[0].choices["cdi"]._actions  # type: ignore[union-attr, index]
         if getattr(a, "choices", None) and "generate" in a.choices
     )
     assert "validate" in cdi_sub.choices

@@ -206,7 +206,7 @@ def test_resolvers_agree_and_stay_inside(tmp_path_factory, links, path):
         for n in dns + fns
     }
     inside.add((os.stat(root).st_dev, os.stat(root).st_ino))
-    results = []
+    results: list[tuple[int, int] | None] = []
     for fallback in (False, True):
         with Root(str(root), fallback=fallback) as r:
             try:

@@ -9,6 +9,7 @@ on purpose. Upstream: NVIDIA/nvidia-container-toolkit ``internal/runtime/runtime
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
 from test_modify import FakeHost, spec
@@ -34,7 +35,7 @@ class RecordingHost(FakeHost):
         return self.applied
 
 
-def _log(tmp_path) -> tuple[Logger, object]:
+def _log(tmp_path) -> tuple[Logger, Callable[[], list[str]]]:
     log = Logger()
     path = tmp_path / "shim.log"
     log.configure(str(path), "debug")
@@ -198,7 +199,7 @@ def test_unknown_driver_version_is_a_warning_not_a_hook(tmp_path):
     log, lines = _log(tmp_path)
     cfg = _cfg("legacy", **{"cuda-compat-mode": "hook"})
     host = FakeHost(cfg)
-    host.driver_version = lambda: ""  # type: ignore[method-assign]
+    host.driver_version = lambda: ""
     modify_spec(spec(["NVIDIA_VISIBLE_DEVICES=0"]), cfg, host, log)
     assert not any(c[0] == "edits" for c in host.calls)
     assert "cuda-compat-mode = hook: host driver version unknown; no enable-cuda-compat hook" in lines()
@@ -208,7 +209,7 @@ def test_csv_requirements_unchecked_without_libcuda_are_a_warning(tmp_path):
     log, lines = _log(tmp_path)
     cfg = _cfg("csv")
     host = FakeHost(cfg, StaticProbes(tegra=True))
-    host.cuda_properties = lambda: {}  # type: ignore[method-assign]
+    host.cuda_properties = lambda: {}
     modify_spec(spec(["NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_REQUIRE_CUDA=cuda>=11"]), cfg, host, log)
     assert "NVIDIA_REQUIRE_* not checked: libcuda.so.1 is not available" in lines()
 

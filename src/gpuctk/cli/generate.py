@@ -40,7 +40,7 @@ def _generate(args: argparse.Namespace) -> int:
     spec, warnings = generate_spec(opts)
     if args.sandbox == "gvisor":
         try:
-            from gpuctk.sandbox.gvisor import runsc_ready_cdi_spec  # type: ignore[attr-defined]
+            from gpuctk.sandbox.gvisor import runsc_ready_cdi_spec
         except ImportError:
             from gpuctk.errors import GpuctkError
 
@@ -97,7 +97,7 @@ def _transform_root(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     from gpuctk.generate.constants import FEATURE_FLAGS, HOOK_NAMES, MODES, NAME_STRATEGIES
 
     p = subparsers.add_parser(

@@ -97,7 +97,7 @@ class Host:
         try:
             if mode == "auto":
                 return jit_spec(ids, self.cfg, driver_root=root, dev_root=root)
-            return jit_spec(ids, self.cfg, driver_root=root, dev_root=root, mode=mode)  # type: ignore[call-arg]
+            return jit_spec(ids, self.cfg, driver_root=root, dev_root=root, mode=mode)
         except TypeError as exc:
             if "mode" in str(exc):
                 raise ModifyError(
