@@ -234,3 +234,15 @@ def test_invalid_edits_name_the_field_and_carry_every_problem(edits, problem):
         A.apply_edits({}, edits)
     assert str(e.value).startswith(f"invalid container edits: {problem}")
     assert e.value.problems and e.value.problems[0].startswith(problem)
+
+
+def test_gids_are_added_to_the_ones_the_user_already_has():
+    oci: dict[str, Any] = {"process": {"user": {"uid": 1000, "additionalGids": [5]}}}
+    A.apply_canonical(oci, {"additionalGids": [6]})
+    assert oci["process"]["user"]["additionalGids"] == [5, 6]
+
+
+def test_a_mount_replaces_the_one_at_the_same_destination():
+    oci: dict[str, Any] = {"mounts": [{"destination": "/m", "source": "/old"}, {"destination": "/n"}]}
+    A.apply_canonical(oci, {"mounts": [_mount("/m")]})
+    assert oci["mounts"] == [{"destination": "/n"}, {"destination": "/m", "source": "/h/m"}]
