@@ -27,7 +27,12 @@ debs:
 	  fi; \
 	fi
 
+# As root, the demo first installs what its container step needs (the Debian packages below, only
+# the missing ones, through `debs`); without root the demo says what to install.
+DEMO_DEB_PACKAGES := runc busybox-static
+
 demo: $(STAMP)
+	@$(MAKE) --no-print-directory debs DEB_PACKAGES="$(DEMO_DEB_PACKAGES)"
 	@$(PY) -m gpuctk.sim.demo
 
 test: $(STAMP) debs
@@ -41,6 +46,7 @@ bench: $(STAMP) debs
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
 	$(PY) -m mypy
 
 clean:

@@ -122,7 +122,7 @@ def dumps(obj: Any, *, separators: tuple[str, str] = (", ", ": "), ensure_ascii:
         return json.dumps(obj, separators=separators, ensure_ascii=ensure_ascii)
     encode_str = _c.encode_basestring_ascii if ensure_ascii else _c.encode_basestring
     if isinstance(obj, str):
-        return encode_str(obj)  # type: ignore[no-any-return]
+        return encode_str(obj)
     item_sep, key_sep = separators
     try:  # the positional signature json.encoder uses (3.11+); a future change falls back
         encoder = _c.make_encoder({}, _default, encode_str, None, key_sep, item_sep, False, False, True)

@@ -3,6 +3,7 @@
 
 import copy
 import os
+from typing import Any
 
 import pytest
 
@@ -291,7 +292,7 @@ def test_host_type_mismatch_and_not_a_device(tmp_path):
 
 
 def test_host_fills_major_minor_and_mode_but_keeps_spec_values():
-    oci = {}
+    oci: dict[str, Any] = {}
     apply_edits(
         oci,
         {
@@ -358,7 +359,7 @@ VENDOR1 = {
 
 
 def test_inject_one_device_with_global_edits():
-    oci = {
+    oci: dict[str, Any] = {
         "process": {"env": ["ORIG_VAR1=VAL1", "ORIG_VAR2=VAL2"]},
         "linux": {"devices": [{"path": "/dev/null"}, {"path": "/dev/zero"}]},
     }
@@ -378,7 +379,7 @@ def test_inject_one_device_with_global_edits():
 
 
 def test_inject_three_devices_global_edits_once():
-    oci = {}
+    oci: dict[str, Any] = {}
     _registry(VENDOR1).inject_devices(oci, [f"vendor1.com/device=dev{i}" for i in (1, 2, 3)])
     assert oci["process"]["env"] == [
         "VENDOR1_SPEC_VAR1=VAL1",
@@ -406,7 +407,7 @@ def test_global_edits_once_per_spec_file():
     other = copy.deepcopy(VENDOR1)
     other["kind"] = "vendor2.com/device"
     other["containerEdits"] = {"env": ["VENDOR2_SPEC=1"]}
-    oci = {}
+    oci: dict[str, Any] = {}
     _registry(VENDOR1, other).inject_devices(
         oci, ["vendor2.com/device=dev1", "vendor1.com/device=dev2", "vendor2.com/device=dev3"]
     )
@@ -428,7 +429,7 @@ def test_inject_does_not_mutate_registry():
         }
     )
     before = reg.get_device("v.com/d=n").spec.to_dict()
-    a, b = {}, {}
+    a, b = dict[str, Any](), dict[str, Any]()
     reg.inject_devices(a, ["v.com/d=n"])
     reg.inject_devices(b, ["v.com/d=n"])
     assert a == b
@@ -437,12 +438,12 @@ def test_inject_does_not_mutate_registry():
 
 def test_nil_oci_spec():
     with pytest.raises(CDIError, match="nil OCI Spec"):
-        _registry(VENDOR1).inject_devices(None, ["vendor1.com/device=dev1"])  # type: ignore[arg-type]
+        _registry(VENDOR1).inject_devices(None, ["vendor1.com/device=dev1"])
 
 
 def test_fifo_host_node(tmp_path):
     os.mkfifo(tmp_path / "fifo", 0o640)
-    oci = {}
+    oci: dict[str, Any] = {}
     apply_edits(oci, {"deviceNodes": [{"path": "/dev/fifo", "hostPath": str(tmp_path / "fifo")}]})
     assert oci == {
         "linux": {"devices": [{"path": "/dev/fifo", "type": "p", "major": 0, "minor": 0, "fileMode": 0o640}]}
@@ -450,7 +451,7 @@ def test_fifo_host_node(tmp_path):
 
 
 def test_minimal_node_gets_host_mode_when_host_exists():
-    oci = {}
+    oci: dict[str, Any] = {}
     apply_edits(
         oci,
         {"deviceNodes": [{"path": "/dev/x", "hostPath": "/dev/null", "type": "c", "major": 9, "minor": 9}]},

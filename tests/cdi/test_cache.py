@@ -104,7 +104,7 @@ def test_untrusted_cache_file_is_ignored(setup, monkeypatch):
 
     calls = []
     real = registry.load_spec
-    monkeypatch.setattr(registry, "load_spec", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(registry, "load_spec", lambda *a: calls.append(a) or real(*a))  # type: ignore[func-returns-value]
     Registry(dirs, cache=True)
     assert calls  # a miss: the specs were read again
 
@@ -167,7 +167,7 @@ def test_shared_cache_dir_is_never_written(tmp_path, monkeypatch):
     specs = tmp_path / "specs"
     specs.mkdir()
     (specs / "a.json").write_text(spec())
-    os.symlink(victim, cache._file_for([str(specs)]))
+    os.symlink(victim, cache._file_for([str(specs)]))  # type: ignore[arg-type]
     Registry([str(specs)], cache=True)
     assert victim.read_text() == "precious"
     assert not cache.trusted_dir(str(shared))

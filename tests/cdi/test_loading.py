@@ -23,7 +23,7 @@ def problems_of(text, fmt="yaml"):
     from gpuctk.cdi.model import parse_document
 
     doc = parse_document(text, f"x.{fmt}", fmt)
-    return validate_spec_dict(doc)
+    return validate_spec_dict(doc)  # type: ignore[arg-type]
 
 
 def load_text(tmp_path, text, name="spec.yaml"):

@@ -4,6 +4,7 @@ and applying a device twice changes nothing more than applying it once."""
 import copy
 import json
 import os
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -122,7 +123,7 @@ def test_parse_write_parse_identity(doc, fmt):
     spec = Spec.from_dict(doc)
     written = prepare_for_write(spec)
     out = render_spec(written, fmt)
-    again = Spec.from_dict(parse_document(out, f"x.{fmt}"))
+    again = Spec.from_dict(parse_document(out, f"x.{fmt}"))  # type: ignore[arg-type]
     assert again.to_dict() == written  # write normalisation: minimum version, hostPath == path dropped
     # and the written form is a fixed point
     assert render_spec(prepare_for_write(again), fmt) == out
@@ -147,7 +148,7 @@ def test_apply_twice_is_apply_once(doc, data):
     doc = {**doc, "cdiVersion": "1.1.0"}
     reg = Registry(spec_dirs=[], specs=[Spec.from_dict(doc)])
     name = reg.list_devices()[data.draw(st.integers(0, len(reg.list_devices()) - 1))]
-    base = {
+    base: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": {"env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}},
         "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],

@@ -38,7 +38,7 @@ def test_c2_one_spec(dirs):
     write(etc, "vendor1.yaml", spec_yaml("vendor1.com/device", "dev1"))
     reg = Registry([str(etc), str(run)])
     assert reg.list_devices() == ["vendor1.com/device=dev1"]
-    assert reg.get_device("vendor1.com/device=dev1").spec.priority == 0
+    assert reg.get_device("vendor1.com/device=dev1").spec.priority == 0  # type: ignore[union-attr]
 
 
 def test_c3_later_dir_wins(dirs):
@@ -47,9 +47,9 @@ def test_c3_later_dir_wins(dirs):
     p = write(run, "vendor1.yaml", spec_yaml("vendor1.com/device", "dev1"))
     reg = Registry([str(etc), str(run)])
     assert reg.list_devices() == ["vendor1.com/device=dev1", "vendor1.com/device=dev2"]
-    assert reg.get_device("vendor1.com/device=dev1").spec.source == p
-    assert reg.get_device("vendor1.com/device=dev1").spec.priority == 1
-    assert reg.get_device("vendor1.com/device=dev2").spec.priority == 0
+    assert reg.get_device("vendor1.com/device=dev1").spec.source == p  # type: ignore[union-attr]
+    assert reg.get_device("vendor1.com/device=dev1").spec.priority == 1  # type: ignore[union-attr]
+    assert reg.get_device("vendor1.com/device=dev2").spec.priority == 0  # type: ignore[union-attr]
     assert reg.errors() == {}
     assert len(reg.specs()) == 2  # shadowed specs are still loaded
 
@@ -81,10 +81,10 @@ def test_c7_priority_updates(dirs):
     etc, run = dirs
     write(etc, "v.yaml", spec_yaml("vendor1.com/device", "dev1"))
     reg = Registry([str(etc), str(run)])
-    assert reg.get_device("vendor1.com/device=dev1").spec.priority == 0
+    assert reg.get_device("vendor1.com/device=dev1").spec.priority == 0  # type: ignore[union-attr]
     write(run, "v.yaml", spec_yaml("vendor1.com/device", "dev1"))
     reg.refresh()
-    assert reg.get_device("vendor1.com/device=dev1").spec.priority == 1
+    assert reg.get_device("vendor1.com/device=dev1").spec.priority == 1  # type: ignore[union-attr]
 
 
 def test_c8_vendors_and_classes(dirs):
@@ -213,7 +213,7 @@ def test_c10_transient_spec(dirs):
     path = reg.write_spec(spec_yaml_doc("vendor.com/device", "dev1"), name)
     assert path == str(run / "vendor.com-device_id0.yaml")
     assert reg.list_devices() == ["vendor.com/device=dev1"]
-    assert reg.get_device("vendor.com/device=dev1").spec.priority == 1
+    assert reg.get_device("vendor.com/device=dev1").spec.priority == 1  # type: ignore[union-attr]
     reg.remove_spec(name)
     assert not os.path.exists(path) and reg.list_devices() == []
     reg.remove_spec(name)  # missing: not an error

@@ -2,12 +2,13 @@
 ``pkg/cdi/spec_test.go`` (M1..M22) and ValidateVersion."""
 
 import copy
+from typing import Any
 
 import pytest
 
 from gpuctk.cdi import minimum_version, validate_spec_dict
 
-BASE = {
+BASE: dict[str, Any] = {
     "cdiVersion": "1.1.0",
     "kind": "example.com/class",
     "devices": [{"name": "dev", "containerEdits": {"env": ["A=B"]}}],

@@ -3,16 +3,17 @@
 import json
 import os
 import stat
+from typing import Any
 
 import pytest
 
 from gpuctk.cdi import CDIError, Spec, load_spec, write_spec
 from gpuctk.cdi.yamlio import load_yaml
+from support.golden import UPDATE
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "data", "cdi", "golden")
-UPDATE = os.environ.get("GPUCTK_UPDATE_GOLDEN") == "1"
 
-DOC = {
+DOC: dict[str, Any] = {
     "cdiVersion": "1.1.0",
     "kind": "example.com/gpu",
     "containerEdits": {
@@ -50,7 +51,7 @@ DOC = {
 
 def check_golden(name, text):
     path = os.path.join(GOLDEN, name)
-    if UPDATE or not os.path.exists(path):
+    if UPDATE:
         os.makedirs(GOLDEN, exist_ok=True)
         with open(path, "w") as f:
             f.write(text)
@@ -116,7 +117,7 @@ def test_yaml_quotes_what_go_yaml_would_reinterpret(tmp_path):
     }
     path = tmp_path / "q.yaml"
     write_spec(doc, str(path))
-    assert load_yaml(path.read_text())["devices"][0]["containerEdits"]["hooks"][0]["args"] == words
+    assert load_yaml(path.read_text())["devices"][0]["containerEdits"]["hooks"][0]["args"] == words  # type: ignore[index]
 
 
 def test_forced_version_and_too_low_version(tmp_path):

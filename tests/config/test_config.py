@@ -15,9 +15,9 @@ from gpuctk import config as C
 from gpuctk.config import load as config_load
 from gpuctk.config.render import _toml_value
 from gpuctk.config.schema import COMMENTED_DEFAULTS, SCHEMA
+from support.golden import UPDATE
 
 DATA = Path(__file__).parent / "data"
-UPDATE = bool(os.environ.get("GPUCTK_UPDATE_GOLDEN"))
 
 
 def golden(name: str, text: str) -> None:

@@ -1,6 +1,7 @@
 import os
 import stat
 import threading
+from typing import Any
 
 import pytest
 
@@ -100,7 +101,7 @@ def test_load_json_errors_are_one_line_and_name_the_file(tmp_path):
     good = tmp_path / "a.json"
     good.write_text('{"a": [1]}')
     assert load_json(str(good), "thing") == {"a": [1]}
-    cases = {
+    cases: dict[str, tuple[Any, str]] = {
         "bad.json": ("{not json", "bad.json: invalid JSON: line 1 column 2: "),
         "deep.json": ("[" * 100000 + "]" * 100000, "deep.json: invalid JSON: nested too deeply"),
         "latin1.json": (b'{"a": "\xff"}', "latin1.json: cannot read thing: not UTF-8 text"),

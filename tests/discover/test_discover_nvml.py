@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ class _Pci:
 
 
 def _fake(mig_on_first: bool = True, fail_count: bool = False) -> types.ModuleType:
-    m = types.ModuleType("pynvml")
+    m: Any = types.ModuleType("pynvml")
     gpus = [
         {
             "uuid": "GPU-a",
@@ -71,6 +72,7 @@ def _fake(mig_on_first: bool = True, fail_count: bool = False) -> types.ModuleTy
 def test_nvml_backend(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", _fake())
     inv = from_nvml()
+    assert inv is not None
     assert inv["driver_version"] == "570.148.08" and inv["cuda_version"] == "12.8" and inv["source"] == "nvml"
     g0, g1 = inv["gpus"]
     assert (g0["minor"], g0["pci_bus_id"], g0["mig_enabled"]) == (3, "0000:07:00.0", True)
@@ -85,7 +87,7 @@ def test_nvml_backend(monkeypatch):
 def test_nvml_absent_or_failing(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
     assert from_nvml() is None
-    broken = _fake()
+    broken: Any = _fake()
     broken.nvmlInit = lambda: (_ for _ in ()).throw(RuntimeError("NVML_ERROR_DRIVER_NOT_LOADED"))
     monkeypatch.setitem(sys.modules, "pynvml", broken)
     assert from_nvml() is None

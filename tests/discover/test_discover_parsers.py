@@ -23,6 +23,7 @@ from gpuctk.discover.procfs import (
 from gpuctk.errors import GpuctkError
 from gpuctk.sim.elfwriter import shared_object
 from gpuctk.sim.ldcache_writer import build_ldcache
+from support.tools import missing
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "nvidia-smi")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -44,7 +45,7 @@ def test_elf_without_soname_and_garbage():
 def test_elf_reads_real_system_library():
     libc = "/lib/x86_64-linux-gnu/libc.so.6"
     if not os.path.exists(libc):
-        pytest.skip("no x86-64 glibc here")
+        missing("no x86-64 glibc here")
     assert read_soname(libc) == "libc.so.6"
 
 
@@ -109,7 +110,7 @@ def test_ldcache_32bit_entries_skipped():
 
 def test_ldcache_host_cache_parses():
     if not os.path.exists("/etc/ld.so.cache"):
-        pytest.skip("no host ld.so.cache")
+        missing("no host ld.so.cache")
     entries = load_ldcache("/etc/ld.so.cache")
     assert any(k == "libc.so.6" for k, _ in entries)
 

@@ -256,6 +256,7 @@ def test_detect_this_machines_containerd(capsys: pytest.CaptureFixture[str]) -> 
     exe = require_tool("containerd")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
     _, version = parse_runtime_version(out)
+    assert version is not None
     assert main(["runtime", "detect", "--runtime", "containerd", "--executable", exe, "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["engine"] == "containerd"

@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 
 from gpuctk.engines import containerd, crio, docker
 from gpuctk.engines.model import ConfigureOptions
+from support.golden import UPDATE
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "engines"
 INPUTS = DATA / "inputs"
 GOLDEN = DATA / "golden"
-UPDATE = os.environ.get("GPUCTK_UPDATE_GOLDEN") == "1"
 
 CTD = "/etc/containerd/config.toml"
 CTD_DROP = "/etc/containerd/conf.d/99-nvidia.toml"

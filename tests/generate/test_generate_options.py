@@ -253,7 +253,7 @@ def test_transforms_tables():
     assert s["devices"][0]["containerEdits"] == {"env": ["A=1"]}  # would be empty: kept
     assert s["devices"][1]["containerEdits"] == {"env": ["B=2"]}
     assert [m["containerPath"] for m in s["containerEdits"]["mounts"]] == ["/a", "/b/c"]
-    assert merged_device(s["devices"])["containerEdits"]["env"] == ["A=1", "B=2"]
+    assert (merged_device(s["devices"]) or {})["containerEdits"]["env"] == ["A=1", "B=2"]
     assert merged_device([{"name": "all", "containerEdits": {}}]) is None
 
 

@@ -60,7 +60,7 @@ def test_format_for_path():
     assert format_for_path("/x/nvidia", "json") == ("/x/nvidia.json", "json", None)
     assert format_for_path("s.yml", None) == ("s.yml", "yaml", None)
     path, fmt, warning = format_for_path("s.json", "yaml")
-    assert (path, fmt) == ("s.json", "yaml") and "does not match" in warning
+    assert (path, fmt) == ("s.json", "yaml") and "does not match" in (warning or "")
 
 
 def test_yaml_long_keys_and_odd_strings():

@@ -374,8 +374,8 @@ def test_container_ldconfig_is_never_run(b, host, where):
     os.makedirs(b.path("/bin"), exist_ok=True)
     shutil.copy(require_tool("busybox"), b.path("/bin/sh"))
     evil = f'#!/bin/sh\necho pwned > "{host}/marker"\necho ran > /ran-marker\n'
-    for p in ("/sbin/ldconfig", "/sbin/ldconfig.real", "/usr/sbin/ldconfig"):
-        write(b.path(p), evil, 0o755)
+    for lp in ("/sbin/ldconfig", "/sbin/ldconfig.real", "/usr/sbin/ldconfig"):
+        write(b.path(lp), evil, 0o755)
     p = run_hook(b, "update-ldcache", "--ldconfig-path", where if os.path.exists(where) else "/sbin/ldconfig")
     assert p.returncode == 0, p.stderr
     p = run_hook(b, "update-ldcache")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gpuctk.hooks.confine import Root, openat2_available
 from support.hooks import make_decoy, read_file, snapshot, write
+from support.tools import missing
 
 MODES = [pytest.param(True, id="fallback"), pytest.param(False, id="openat2")]
 
@@ -20,7 +21,7 @@ MODES = [pytest.param(True, id="fallback"), pytest.param(False, id="openat2")]
 @pytest.fixture(params=MODES)
 def fallback(request):
     if not request.param and not openat2_available():
-        pytest.skip("kernel without openat2")
+        missing("kernel without openat2")
     return request.param
 
 
@@ -189,7 +190,7 @@ paths = st.lists(st.sampled_from(["a", "b", "c", "..", "x", "d"]), min_size=0, m
 @given(links=st.dictionaries(st.sampled_from(["a", "b", "d/c", "d/b"]), link_targets, max_size=3), path=paths)
 def test_resolvers_agree_and_stay_inside(tmp_path_factory, links, path):
     if not openat2_available():
-        pytest.skip("kernel without openat2")
+        missing("kernel without openat2")
     base = tmp_path_factory.mktemp("agree")
     root = base / "root"
     (root / "d").mkdir(parents=True)
@@ -208,7 +209,7 @@ def test_resolvers_agree_and_stay_inside(tmp_path_factory, links, path):
         for n in dns + fns
     }
     inside.add((os.stat(root).st_dev, os.stat(root).st_ino))
-    results = []
+    results: list[tuple[int, int] | None] = []
     for fallback in (False, True):
         with Root(str(root), fallback=fallback) as r:
             try:

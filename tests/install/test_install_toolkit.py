@@ -213,7 +213,8 @@ def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_install_generates_node_spec_from_simulated_node(tmp_path: Path) -> None:
-    sim = pytest.importorskip("gpuctk.sim")
+    import gpuctk.sim as sim
+
     node = sim.create_node("dgx-h100", str(tmp_path / "node"))
     argv = [
         "install",

@@ -95,8 +95,7 @@ def test_podman_by_uuid(node, spec_kind):
 
 @pytest.mark.parametrize("spec_kind", ["enabled"], indirect=True)
 def test_podman_with_gpuctk_hooks(node, spec_kind):
-    if not _hook_works(venv_script("gpuctk-hook")):
-        pytest.skip("gpuctk-hook is not functional in this build yet (hooks area)")
+    assert _hook_works(venv_script("gpuctk-hook")), "gpuctk-hook create-symlinks --help failed"
     r = podman_run(
         [
             "--device",

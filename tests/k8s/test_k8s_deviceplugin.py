@@ -145,7 +145,7 @@ def test_index_strategy_needs_an_index():
 
 
 def test_volume_mounts():
-    cfg = PluginConfig(device_list_strategy="volume-mounts", imex_channels=["3"])
+    cfg = PluginConfig(device_list_strategy="volume-mounts", imex_channels=["3"])  # type: ignore[arg-type]
     resp = allocate_response(cfg, ["GPU-a", "GPU-b"])
     assert resp["envs"] == {"NVIDIA_VISIBLE_DEVICES": "/var/run/nvidia-container-devices"}
     assert resp["mounts"] == [
@@ -156,7 +156,7 @@ def test_volume_mounts():
 
 
 def test_cdi_cri_uses_the_cri_field_and_plugin_vendor():
-    resp = allocate_response(PluginConfig(device_list_strategy="cdi-cri"), ["GPU-a", "GPU-b"])
+    resp = allocate_response(PluginConfig(device_list_strategy="cdi-cri"), ["GPU-a", "GPU-b"])  # type: ignore[arg-type]
     assert resp == {
         "cdiDevices": [
             {"name": "k8s.device-plugin.nvidia.com/gpu=GPU-a"},
@@ -166,13 +166,13 @@ def test_cdi_cri_uses_the_cri_field_and_plugin_vendor():
 
 
 def test_cdi_cri_with_index_names_devices_by_index():
-    cfg = PluginConfig(device_list_strategy="cdi-cri", device_id_strategy="index")
+    cfg = PluginConfig(device_list_strategy="cdi-cri", device_id_strategy="index")  # type: ignore[arg-type]
     resp = allocate_response(cfg, ["GPU-a"], index_of={"GPU-a": "0"})
     assert resp["cdiDevices"] == [{"name": "k8s.device-plugin.nvidia.com/gpu=0"}]
 
 
 def test_operator_combination_annotations_and_cri():
-    cfg = PluginConfig(device_list_strategy="cdi-annotations,cdi-cri")
+    cfg = PluginConfig(device_list_strategy="cdi-annotations,cdi-cri")  # type: ignore[arg-type]
     resp = allocate_response(cfg, ["GPU-a"], response_id="r1")
     assert resp["annotations"] == {
         "cdi.k8s.io/nvidia-device-plugin_r1": "k8s.device-plugin.nvidia.com/gpu=GPU-a"
@@ -182,7 +182,7 @@ def test_operator_combination_annotations_and_cri():
 
 
 def test_fresh_uuid_key_per_response():
-    cfg = PluginConfig(device_list_strategy="cdi-annotations")
+    cfg = PluginConfig(device_list_strategy="cdi-annotations")  # type: ignore[arg-type]
     k1 = next(iter(allocate_response(cfg, ["a"])["annotations"]))
     k2 = next(iter(allocate_response(cfg, ["a"])["annotations"]))
     assert k1 != k2 and k1.startswith("cdi.k8s.io/nvidia-device-plugin_")
@@ -190,7 +190,8 @@ def test_fresh_uuid_key_per_response():
 
 def test_pre_2510_operator_mix_envvar_and_annotations():
     cfg = PluginConfig(
-        device_list_strategy="envvar,cdi-annotations", cdi_annotation_prefix="nvidia.cdi.k8s.io/"
+        device_list_strategy="envvar,cdi-annotations",  # type: ignore[arg-type]
+        cdi_annotation_prefix="nvidia.cdi.k8s.io/",
     )
     resp = allocate_response(cfg, ["GPU-a"], response_id="x")
     assert resp["envs"] == {"NVIDIA_VISIBLE_DEVICES": "GPU-a"}
@@ -200,7 +201,7 @@ def test_pre_2510_operator_mix_envvar_and_annotations():
 
 
 def test_optional_modes_env_in_all_modes_and_device_specs():
-    cfg = PluginConfig(device_list_strategy="cdi-cri", gdrcopy_enabled=True, mofed_enabled=True)
+    cfg = PluginConfig(device_list_strategy="cdi-cri", gdrcopy_enabled=True, mofed_enabled=True)  # type: ignore[arg-type]
     resp = allocate_response(cfg, ["GPU-a"])
     assert resp["envs"] == {"NVIDIA_GDRCOPY": "enabled", "NVIDIA_MOFED": "enabled"}
     assert [d["name"] for d in resp["cdiDevices"]] == [
@@ -210,7 +211,7 @@ def test_optional_modes_env_in_all_modes_and_device_specs():
     ]
     # passDeviceSpecs only outside all-CDI mode
     assert "devices" not in allocate_response(
-        PluginConfig(device_list_strategy="cdi-cri", pass_device_specs=True),
+        PluginConfig(device_list_strategy="cdi-cri", pass_device_specs=True),  # type: ignore[arg-type]
         ["a"],
         device_nodes=["/dev/nvidia0"],
     )

@@ -15,11 +15,11 @@ from gpuctk.errors import GpuctkError
 from gpuctk.k8s.facts import facts_from_document
 from gpuctk.k8s.manifests import build
 from gpuctk.k8s.planner import plan, render_table
+from support.golden import UPDATE
 
 HERE = os.path.dirname(__file__)
 CLUSTERS = os.path.join(HERE, "..", "data", "k8s", "clusters")
 GOLDEN = os.path.join(HERE, "..", "data", "k8s", "golden")
-UPDATE = os.environ.get("GPUCTK_UPDATE_GOLDEN") == "1"
 NAMES = sorted(f[:-5] for f in os.listdir(CLUSTERS) if f.endswith(".yaml"))
 
 

@@ -12,7 +12,7 @@ from gpuctk.request.requirements import (
     parse_version,
 )
 
-PROPS = {"cuda": "11.6", "driver": "470.57.02", "arch": "8.6", "brand": "tesla"}
+PROPS: dict[str, str | None] = {"cuda": "11.6", "driver": "470.57.02", "arch": "8.6", "brand": "tesla"}
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_evaluation(reqs, ok):
 
 
 def test_missing_driver_version_fails_its_term_but_not_other_terms():
-    props = {"cuda": "11.4", "arch": "8.7"}  # CSV mode: no driver version
+    props: dict[str, str | None] = {"cuda": "11.4", "arch": "8.7"}  # CSV mode: no driver version
     with pytest.raises(RequirementError):
         check_requirements(["driver>=470"], props)
     check_requirements(["driver>=470 cuda>=11.0"], props)

@@ -18,14 +18,6 @@ from gpuctk.sandbox.gvisor import analyze, runsc_ready_cdi_spec
 from gpuctk.sim import create_node
 
 
-def _csv_generation_available() -> bool:
-    try:
-        import gpuctk.generate.csvmode  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def h100(tmp_path_factory):
     node = create_node("dgx-h100", str(tmp_path_factory.mktemp("gv-h100")))
@@ -77,8 +69,6 @@ def test_generated_h100_spec_without_runsc_ready_reports_the_specific_failures(h
 
 
 def test_generated_orin_spec_after_runsc_ready(orin):
-    if not _csv_generation_available():
-        pytest.skip("CSV generation (gpuctk.generate.csvmode) not in this build yet")
     spec = generate(orin, "csv")
     ready, warnings = runsc_ready_cdi_spec(spec)
     assert any("/dev/nvhost" in w for w in warnings)
@@ -174,8 +164,6 @@ def test_shim_modes_without_the_sandbox_setting_fail_specifically(h100, mode, en
 
 
 def test_shim_csv_mode_with_the_sandbox_setting(orin):
-    if not _csv_generation_available():
-        pytest.skip("CSV generation (gpuctk.generate.csvmode) not in this build yet")
     spec = run_shim(orin, "csv", ["NVIDIA_VISIBLE_DEVICES=0"], "gvisor", profile_mode="csv")
     report = analyze(spec, orin.driver_version)
     assert report.flow == "csv" and not report.runs_nvidia_container_cli

@@ -10,6 +10,7 @@ import gvisor_fixtures as fx
 import pytest
 
 from gpuctk.sandbox.gvisor import analyze, check_spec, load_driver_table
+from support.golden import UPDATE
 
 RULES_DIR = os.path.join(fx.DATA, "rules")
 FLOWS_DIR = os.path.join(fx.DATA, "flows")
@@ -23,7 +24,6 @@ ALL_RULES = (
 # notes (L7, S5), and caveats that do not stop the container (L6, L8, D5, D6). Their non-passing
 # case is a warn; L7 has only a passing one and L5/S5 only a warning.
 WORST = {"L5": "warn", "L6": "warn", "L7": "pass", "L8": "warn", "D5": "warn", "D6": "warn", "S5": "warn"}
-UPDATE = os.environ.get("GPUCTK_UPDATE_GOLDEN") == "1"
 
 
 def _dump(obj: dict) -> str:

@@ -15,6 +15,7 @@ from gpuctk.discover.ldcache import load_ldcache
 from gpuctk.discover.nvsmi import parse_nvidia_smi_xml
 from gpuctk.errors import GpuctkError
 from gpuctk.sim import PROFILES, create_node, load_node
+from support.tools import missing
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -58,7 +59,7 @@ def test_dgx_h100_layout(sim_nodes):
 def test_ldcache_built_by_real_ldconfig(sim_nodes):
     node = sim_nodes.get("dgx-h100")
     if os.geteuid() != 0 or not os.path.exists("/usr/sbin/ldconfig"):
-        pytest.skip("ldconfig -r needs root")
+        missing("ldconfig -r needs root")
     assert node.ldcache == "ldconfig"
     out = subprocess.run(
         ["/usr/sbin/ldconfig", "-p", "-C", os.path.join(node.root, "etc/ld.so.cache")],

@@ -6,7 +6,6 @@ import json
 import os
 import stat
 
-import pytest
 import yaml
 from snapfixtures import DRIVER, fake_nvidia_smi, write_spec
 
@@ -19,6 +18,7 @@ from gpuctk.snapshot.collect import (
     collect_os,
     collect_snapshot,
 )
+from support.tools import require
 
 
 def test_gpus_from_fake_nvidia_smi(smi):
@@ -71,8 +71,8 @@ def test_spec_helpers():
     assert "/dev/nope-xyz" in missing_host_paths(spec, "/")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
 def test_dev_char_links(tmp_path):
+    require(os.geteuid() == 0, "mknod needs root")
     root = str(tmp_path)
     os.makedirs(os.path.join(root, "dev", "char"))
     os.mknod(os.path.join(root, "dev", "nvidia0"), stat.S_IFCHR | 0o666, os.makedev(195, 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import yaml
 from snapfixtures import DRIVER, write_spec
@@ -11,7 +12,7 @@ from snapfixtures import DRIVER, write_spec
 from gpuctk.cli.main import main
 from gpuctk.snapshot.doctor import exit_code, render, run_checks
 
-HEALTHY = {
+HEALTHY: dict[str, Any] = {
     "kind": "GpuctkSnapshot",
     "gpu": {
         "available": True,

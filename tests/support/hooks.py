@@ -35,7 +35,12 @@ def make_hook_bundle(
     cfg.setdefault("root", {"path": rootfs})
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(cfg, f)
-    state = {"ociVersion": "1.0.2", "id": "hooktest", "status": "creating", "bundle": bundle}
+    state: dict[str, object] = {
+        "ociVersion": "1.0.2",
+        "id": "hooktest",
+        "status": "creating",
+        "bundle": bundle,
+    }
     if pid:
         state["pid"] = pid
     return Bundle(bundle, root, json.dumps(state))

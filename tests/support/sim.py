@@ -31,7 +31,7 @@ class SimNodes:
         self.base = base
         self.nodes: dict[str, Any] = {}
 
-    def get(self, profile: str):  # type: ignore[no-untyped-def]
+    def get(self, profile: str):
         if profile not in self.nodes:
             from gpuctk.sim import create_node
 

@@ -51,14 +51,14 @@ class Device:
 
     @property
     def container_edits(self) -> dict[str, Any]:
-        return self._d["containerEdits"]  # type: ignore[no-any-return]
+        return self._d["containerEdits"]
 
     @property
     def qualified_name(self) -> str:
         return self.spec.kind + "=" + self.name
 
     def to_dict(self) -> dict[str, Any]:
-        return deep_copy(self._d)  # type: ignore[no-any-return]
+        return deep_copy(self._d)
 
     def __repr__(self) -> str:
         return f"<cdi.Device {self.qualified_name} from {self.spec.source}>"
@@ -104,7 +104,7 @@ class Spec:
     @property
     def container_edits(self) -> dict[str, Any]:
         """The spec-wide edits (canonical, read-only; ``{}`` when there are none)."""
-        return self._d.get("containerEdits") or {}  # type: ignore[no-any-return]
+        return self._d.get("containerEdits") or {}
 
     def get_device(self, name: str) -> Device | None:
         for dev in self.devices:
@@ -123,7 +123,7 @@ class Spec:
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical on-disk shape (camelCase keys, struct order), as a new dict."""
-        return deep_copy(self._d)  # type: ignore[no-any-return]
+        return deep_copy(self._d)
 
     def __repr__(self) -> str:
         return f"<cdi.Spec {self.kind} {self.version} from {self.source} ({len(self.devices)} devices)>"

@@ -18,7 +18,7 @@ def canonical_of(spec: Spec | dict[str, Any], source: str = "<memory>") -> dict[
     """A new canonical dict of a Spec or a (decodable, not necessarily valid) spec dict."""
     if isinstance(spec, Spec):
         return spec.to_dict()
-    return deep_copy(canonical_or_raise(spec, source, validate=False))  # type: ignore[no-any-return]
+    return deep_copy(canonical_or_raise(spec, source, validate=False))
 
 
 def minimum_version(spec: Spec | dict[str, Any]) -> str:

@@ -51,7 +51,7 @@ def _make_loader() -> Any:
 
     if _Parser is not None:
 
-        class _CLoader(_Parser, _Resolver):  # type: ignore[misc, valid-type]
+        class _CLoader(_Parser, _Resolver):
             def __init__(self, stream: Any) -> None:
                 _Parser.__init__(self, stream)
                 _Resolver.__init__(self)

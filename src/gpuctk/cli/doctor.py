@@ -28,7 +28,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return exit_code(checks)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from gpuctk.cli.snapshot import add_collect_args
 
     p = sub.add_parser(

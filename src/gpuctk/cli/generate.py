@@ -115,7 +115,7 @@ def _transform_root(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     from gpuctk.generate.constants import FEATURE_FLAGS, HOOK_NAMES, MODES, NAME_STRATEGIES
 
     p = subparsers.add_parser(

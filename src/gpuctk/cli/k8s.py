@@ -203,7 +203,7 @@ def cmd_check_gpu(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plan",
         help="how pods get GPUs (or just nvidia-smi) on each group of GPU nodes",

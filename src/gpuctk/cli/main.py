@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _load(module: str):  # type: ignore[no-untyped-def]
+def _load(module: str):
     return importlib.import_module(f"gpuctk.cli.{module}")
 
 

@@ -154,7 +154,7 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_INVALID if report.failed else EXIT_OK
 
 
-def _render(report, name: str) -> str:  # type: ignore[no-untyped-def]
+def _render(report, name: str) -> str:
     detected = f"yes, via {report.detected_via}" if report.gpu_detected else "no"
     cli = "no"
     if report.runs_nvidia_container_cli:

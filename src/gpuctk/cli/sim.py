@@ -60,7 +60,7 @@ def _list_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     from gpuctk.sim.profiles import PROFILES
 
     p = subparsers.add_parser(

@@ -225,7 +225,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from gpuctk.k8s.agent import DEFAULT_IMAGE
 
     p = sub.add_parser(

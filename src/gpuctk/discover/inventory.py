@@ -165,7 +165,7 @@ def load_fixture(path: str) -> dict[str, Any]:
 def from_nvml() -> dict[str, Any] | None:
     """The host's GPUs through NVML, or None when nvidia-ml-py or the driver is absent."""
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
     except ImportError:
         return None
     try:

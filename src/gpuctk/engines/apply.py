@@ -90,7 +90,7 @@ def plan(opts: ConfigureOptions, uninstall: bool = False) -> Plan:
         for change in result.changes:
             _restore_backup_bytes(change)
         return result
-    return module.plan_configure(opts, read_text)  # type: ignore[no-any-return]
+    return module.plan_configure(opts, read_text)
 
 
 def _restore_backup_bytes(change: FileChange) -> None:

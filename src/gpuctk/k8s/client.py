@@ -150,7 +150,7 @@ class LightkubeAPI:
             return [self._to_dict(o) for o in self._client.list(res, **kw)]
 
         try:
-            return self._call(f"list {kind}", run)  # type: ignore[no-any-return]
+            return self._call(f"list {kind}", run)
         except KubeAPIError as exc:
             if exc.code == 404 and kind == "ClusterPolicy":
                 return []  # CRD not installed: no GPU Operator
@@ -194,7 +194,7 @@ class LightkubeAPI:
         def run() -> str:
             return "".join(self._client.log(pod, namespace=namespace, tail_lines=tail_lines))
 
-        return self._call(f"logs of pod {pod}", run)  # type: ignore[no-any-return]
+        return self._call(f"logs of pod {pod}", run)
 
 
 def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeAPI:

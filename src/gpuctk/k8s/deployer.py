@@ -78,7 +78,7 @@ def _pod_logs(api: KubeAPI, opts: AgentOptions) -> str:
 def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
     for c in (job.get("status") or {}).get("conditions") or []:
         if c.get("type") == kind and c.get("status") == "True":
-            return c  # type: ignore[no-any-return]
+            return c
     return None
 
 

@@ -248,7 +248,7 @@ def analyze(
     return report
 
 
-def check_spec(oci_spec: dict, driver_version: str | None = None, **kwargs) -> list[Finding]:  # type: ignore[no-untyped-def]
+def check_spec(oci_spec: dict, driver_version: str | None = None, **kwargs) -> list[Finding]:
     return analyze(oci_spec, driver_version, **kwargs).findings
 
 

@@ -30,14 +30,14 @@ __all__ = [
 ]
 
 
-def check_spec(oci_spec: dict, driver_version: str | None = None, **kwargs) -> list[Finding]:  # type: ignore[no-untyped-def]
+def check_spec(oci_spec: dict, driver_version: str | None = None, **kwargs) -> list[Finding]:
     """One Finding (rule, status "pass"|"warn"|"fail", reason, fix) per applicable rule of A.8."""
     from gpuctk.sandbox.check import check_spec as _check_spec
 
     return _check_spec(oci_spec, driver_version, **kwargs)
 
 
-def analyze(oci_spec: dict, driver_version: str | None = None, **kwargs) -> Report:  # type: ignore[no-untyped-def]
+def analyze(oci_spec: dict, driver_version: str | None = None, **kwargs) -> Report:
     """The full report: flow, GPU detection, whether runsc runs nvidia-container-cli, findings."""
     from gpuctk.sandbox.check import analyze as _analyze
 

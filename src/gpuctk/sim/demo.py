@@ -1,13 +1,17 @@
 """`make demo`: a simulated DGX H100, its CDI spec, and a container that sees its GPUs.
 
 1. create a dgx-h100 simulated node in a temp dir;
-2. generate its CDI spec;
+2. generate its CDI spec (gpuctk-hook hooks);
 3. print a short summary (devices, mounts, hooks, spec version, warnings);
-4. as root with runc: run a busybox container through ``gpuctk-runtime`` (JIT CDI
-   against the node) that prints the simulated ``nvidia-smi -L`` and ``ls -l /dev/nvidia*``;
-   if the shim cannot run it, inject the spec with the CDI library and run plain runc;
-   otherwise print the injected OCI diff.
+4. as root with runc and busybox: run a busybox container through ``gpuctk-runtime`` (JIT CDI
+   against the node, runc underneath) that prints the simulated ``nvidia-smi -L`` and
+   ``ls -l /dev/nvidia*``, and say which path ran (the shim's own log line); without root,
+   runc or busybox, say what is missing and print the injected OCI diff instead;
+5. time the container's cycle (create + start + state + delete, ``/bin/true``) through the shim
+   next to runc alone on the same bundle with the same edits pre-applied and no hooks.
 
+There is no fallback: when the shim cannot run the container the demo says so and exits 1
+(`make demo` installs runc and busybox-static first when run as root, as `make test` does).
 Never prints a traceback: every step reports its own failure in one line.
 """
 
@@ -25,22 +29,14 @@ import time
 from typing import Any
 
 CMD = "nvidia-smi -L; ls -l /dev/nvidia*"
-APPLETS = ["sh", "ls", "cat", "echo"]
+APPLETS = ["sh", "ls", "cat", "echo", "true"]
+DEBS = "runc busybox-static"
+CYCLES = 3
 
 
 def _script(name: str) -> str | None:
     cand = os.path.join(os.path.dirname(sys.executable), name)
     return cand if os.path.exists(cand) else shutil.which(name)
-
-
-def _hook_works(hook: str | None) -> bool:
-    if not hook:
-        return False
-    try:
-        p = subprocess.run([hook, "create-symlinks", "--help"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return p.returncode == 0 and "not implemented" not in (p.stdout + p.stderr)
 
 
 def _busybox() -> str | None:
@@ -91,8 +87,7 @@ def _bundle(base: str, busybox: str) -> tuple[str, dict[str, Any]]:
             "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")],
         },
     }
-    with open(os.path.join(base, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
+    _write(os.path.join(base, "config.json"), json.dumps(config, indent=2))
     return base, config
 
 
@@ -222,7 +217,6 @@ def _demo(tmp: str, t0: float) -> int:
     print(f"    root: {node.root}")
 
     hook = _script("gpuctk-hook")
-    hooks_ok = _hook_works(hook)
     print("[2] gpuctk cdi generate --driver-root <node root>")
     opts = GenerateOptions(
         driver_root=node.root,
@@ -235,22 +229,49 @@ def _demo(tmp: str, t0: float) -> int:
     write_spec_file(spec, os.path.join(cdi_dir, "nvidia.yaml"), "yaml")
     print("[3] summary")
     _summary(spec, warnings)
-    if not hooks_ok:
-        print("    (gpuctk-hook is not functional in this build: the container runs with the hooks left out)")
-    # the fallback path (CDI library + plain runc) runs without hooks, so it works whatever their state
-    run_spec, _ = generate_spec(
-        GenerateOptions(
-            driver_root=node.root,
-            inventory=node.inventory_path,
-            hook_path=hook,
-            disabled_hooks=["all"],
-            feature_flags=["no-additional-gids-for-device-nodes"],
-        )
-    )
-    write_spec_file(run_spec, os.path.join(cdi_dir, "nvidia.yaml"), "yaml")
 
-    runc, busybox = shutil.which("runc"), _busybox()
+    runc, busybox, shim = shutil.which("runc"), _busybox(), _script("gpuctk-runtime")
     bundle, config = _bundle(os.path.join(tmp, "bundle"), busybox or "/bin/sh")
+    if os.geteuid() != 0 or not runc or not busybox or not shim:
+        lacking = [n for n, ok in (("runc", runc), ("busybox-static", busybox)) if not ok]
+        if os.geteuid() != 0:
+            why = "not root: the container step needs root (runc, device nodes)"
+            how = "run `make demo` as root" + (f" (it installs {', '.join(lacking)})" if lacking else "")
+        elif lacking:
+            why = f"{' and '.join(lacking)} missing"
+            how = f"install them (apt-get install {DEBS}; `make demo` does it as root)"
+        else:
+            why, how = "gpuctk-runtime is not installed", "pip install -e . (make demo does it)"
+        print(f"[4] {why}: no container run; to run it, {how}.")
+        print("    The OCI diff for NVIDIA_VISIBLE_DEVICES=all would be:")
+        _show_diff(config, run_spec=spec, cdi_dir=cdi_dir)
+        _done(t0)
+        return 0 if os.geteuid() != 0 else 1
+
+    env = _shim_env(node, bundle, hook)
+    log_path = env["GPUCTK_DEMO_LOG"]
+    r = _run([shim], bundle, f"gpuctk-demo-{os.getpid()}", env)
+    shim_lines = _read_lines(log_path)
+    if r.returncode != 0 or "GPU 0:" not in r.stdout:
+        last = (r.stderr.strip().splitlines() or r.stdout.strip().splitlines() or ["no output"])[-1]
+        print(
+            f"[4] FAILED: gpuctk-runtime did not run a container that sees the GPUs (rc {r.returncode}: {last})"
+        )
+        for line in shim_lines[-5:]:
+            print("    gpuctk-runtime log: " + line)
+        _done(t0)
+        return 1
+    print("[4] path: gpuctk-runtime (jit-cdi, NVIDIA_VISIBLE_DEVICES=all, hooks by gpuctk-hook) -> runc")
+    for line in shim_lines:
+        if "Updated OCI spec" in line:
+            print("    gpuctk-runtime log: " + line.split('msg="', 1)[-1].rstrip('"'))
+    for line in r.stdout.rstrip().splitlines():
+        print("    | " + line)
+    _cycle_times(shim, runc, bundle, config, env)
+    return _done(t0)
+
+
+def _show_diff(config: dict[str, Any], run_spec: dict[str, Any], cdi_dir: str) -> None:
     injected = copy.deepcopy(config)
     try:
         from gpuctk.cdi import Registry
@@ -260,69 +281,99 @@ def _demo(tmp: str, t0: float) -> int:
         # e.g. descriptor "device nodes" (not root): the CDI library stats real nodes
         print(f"    (CDI library injection failed: {exc}; showing the spec's edits directly)")
         injected = _plain_inject(config, run_spec, "all")
-    if os.geteuid() != 0 or not runc or not busybox:
-        why = "not root" if os.geteuid() != 0 else "runc missing" if not runc else "busybox missing"
-        print(f"[4] {why}: no container run; the OCI diff for NVIDIA_VISIBLE_DEVICES=all would be:")
-        _oci_diff(config, injected)
-        return _done(t0)
-
-    output = _via_shim(node, bundle, hook, hooks_ok)
-    if output is None:
-        with open(os.path.join(bundle, "config.json"), "w") as f:
-            json.dump(injected, f)
-        r = _run([runc], bundle, f"gpuctk-demo-{os.getpid()}-b")
-        if r.returncode == 0:
-            print("[4] container run by plain runc on a config.json injected by `gpuctk cdi inject`:")
-            output = r.stdout
-        else:
-            print(
-                f"[4] the container did not run ({r.stderr.strip().splitlines()[-1:] or ['?']}); injected OCI diff:"
-            )
-            _oci_diff(config, injected)
-            return _done(t0)
-    for line in output.rstrip().splitlines():
-        print("    | " + line)
-    return _done(t0)
+    hooks = injected.pop("hooks", None) or {}
+    _oci_diff(config, injected)
+    if hooks:
+        print(f"    (and {sum(len(v) for v in hooks.values())} hooks: {', '.join(sorted(hooks))}; not shown)")
 
 
-def _via_shim(node: Any, bundle: str, hook: str | None, hooks_ok: bool) -> str | None:
-    shim = None if os.environ.get("GPUCTK_DEMO_NO_SHIM") else _script("gpuctk-runtime")
-    if not shim:
-        return None
-    if hooks_ok:
-        out = _shim_once(shim, node, bundle, hook, True)
-        if out is not None:
-            return out
-    return _shim_once(shim, node, bundle, hook, False)
+def _read_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
 
 
-def _shim_once(shim: str, node: Any, bundle: str, hook: str | None, hooks_ok: bool) -> str | None:
-    conf = os.path.join(os.path.dirname(bundle), "config.toml")
-    with open(conf, "w") as f:
-        f.write(
-            f'[nvidia-container-cli]\nroot = "{node.root}"\n\n[nvidia-container-runtime]\nmode = "jit-cdi"\n'
-            f'runtimes = ["runc"]\n\n[nvidia-container-runtime.modes.jit-cdi]\n'
-            f'nvcdi-feature-flags = ["no-additional-gids-for-device-nodes"]\n'
-            + ('nvcdi-disable-hooks = ["all"]\n' if not hooks_ok else "")
-            + f'\n[nvidia-ctk]\npath = "{hook or "gpuctk-hook"}"\n'
-        )
-    env = dict(
+def _shim_env(node: Any, bundle: str, hook: str | None) -> dict[str, str]:
+    base = os.path.dirname(bundle)
+    conf = os.path.join(base, "config.toml")
+    log = os.path.join(base, "gpuctk-runtime.log")
+    _write(
+        conf,
+        f'[nvidia-container-cli]\nroot = "{node.root}"\n\n[nvidia-container-runtime]\nmode = "jit-cdi"\n'
+        f'debug = "{log}"\nruntimes = ["runc"]\n\n[nvidia-container-runtime.modes.jit-cdi]\n'
+        f'nvcdi-feature-flags = ["no-additional-gids-for-device-nodes"]\n'
+        f'\n[nvidia-ctk]\npath = "{hook or "gpuctk-hook"}"\n',
+    )
+    return dict(
         os.environ,
         NVIDIA_CTK_CONFIG_FILE_PATH=conf,
         GPUCTK_INVENTORY=node.inventory_path,
-        GPUCTK_JIT_CACHE_DIR=os.path.join(os.path.dirname(bundle), "jit-cache"),
+        GPUCTK_JIT_CACHE_DIR=os.path.join(base, "jit-cache"),
+        GPUCTK_DEMO_LOG=log,
     )
-    r = _run([shim], bundle, f"gpuctk-demo-{os.getpid()}-{'h' if hooks_ok else 'a'}", env)
-    if r.returncode == 0 and "GPU 0:" in r.stdout:
-        print(
-            "[4] container run through gpuctk-runtime (jit-cdi, NVIDIA_VISIBLE_DEVICES=all"
-            + (", with gpuctk-hook hooks):" if hooks_ok else ", hooks left out):")
+
+
+def _write(path: str, text: str) -> None:
+    from gpuctk.fileio import atomic_write
+
+    atomic_write(path, text, durable=False)
+
+
+def _cycle(runtime: str, bundle: str, cid: str, env: dict[str, str]) -> float | None:
+    """Seconds for create + start + state + delete of one `/bin/true` container, or None."""
+    state = tempfile.mkdtemp(prefix="gpuctk-demo-state-")
+    base = [runtime, "--root", state]
+    quiet: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "env": env}
+    try:
+        t = time.perf_counter()
+        steps = (
+            ["create", "--bundle", bundle, cid],
+            ["start", cid],
+            ["state", cid],
+            ["delete", "--force", cid],
         )
-        return r.stdout
-    last = (r.stderr.strip().splitlines() or ["no output"])[-1]
-    nxt = "retrying without hooks" if hooks_ok else "falling back to `gpuctk cdi inject` + runc"
-    print(f"[4] gpuctk-runtime could not run the container ({last}); {nxt}")
-    return None
+        for step in steps:
+            r = subprocess.run([*base, *step], stderr=subprocess.DEVNULL, timeout=60, **quiet)
+            if r.returncode != 0:
+                return None
+        return time.perf_counter() - t
+    except (OSError, subprocess.SubprocessError):
+        return None
+    finally:
+        subprocess.run(
+            [shutil.which("runc") or "runc", "--root", state, "delete", "--force", cid], capture_output=True
+        )
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _cycle_times(shim: str, runc: str, bundle: str, config: dict[str, Any], env: dict[str, str]) -> None:
+    """Step 5: the cycle through the shim next to runc alone (same bundle, edits pre-applied, no hooks)."""
+    path = os.path.join(bundle, "config.json")
+    pristine = copy.deepcopy(config)
+    pristine["process"]["args"] = ["true"]
+    # the edits the shim made for the container above, laid on the /bin/true config without hooks
+    with open(path) as f:
+        edited = json.load(f)
+    edited["process"]["args"] = ["true"]
+    hooks = sum(len(v) for v in (edited.pop("hooks", None) or {}).values())
+    shim_t: list[float] = []
+    runc_t: list[float] = []
+    for i in range(CYCLES):  # in rotation, so load changes hit both alike
+        _write(path, json.dumps(pristine))
+        t = _cycle(shim, bundle, f"gpuctk-demo-{os.getpid()}-s{i}", env)
+        _write(path, json.dumps(edited))
+        u = _cycle(runc, bundle, f"gpuctk-demo-{os.getpid()}-r{i}", env)
+        if t is None or u is None:
+            print("[5] cycle time: a create/start/state/delete step failed; no figures")
+            return
+        shim_t.append(t)
+        runc_t.append(u)
+    s, r = sorted(shim_t)[CYCLES // 2], sorted(runc_t)[CYCLES // 2]
+    print(f"[5] cycle time (create + start + state + delete, /bin/true, median of {CYCLES}):")
+    print(f"    through gpuctk-runtime ({hooks} hooks): {s * 1000:.0f} ms")
+    print(f"    runc alone, same edits pre-applied, no hooks: {r * 1000:.0f} ms ({s / r:.1f}x)")
 
 
 def _done(t0: float) -> int:
