@@ -65,6 +65,11 @@ def test_doctor_does_not_block_on_a_fifo(tmp_path):
     assert entry["valid"] is False and "not a regular file" in entry["errors"][0]
 
 
+def _fifo(p):
+    os.mkfifo(p / "f.yaml")
+    return str(p / "f.yaml")
+
+
 def _transform(*args, stdin=None):
     return subprocess.run(
         [venv_script("gpuctk"), "cdi", "transform", "root", "--from", "/a", "--to", "/b", *args],
@@ -78,7 +83,7 @@ def _transform(*args, stdin=None):
     "make, expect",
     [
         (lambda p: "/dev/zero", b'failed to read CDI Spec "/dev/zero": not a regular file'),
-        (lambda p: (os.mkfifo(p / "f.yaml"), str(p / "f.yaml"))[1], b"not a regular file"),
+        (_fifo, b"not a regular file"),
         (
             lambda p: (
                 (p / "bad.yaml").write_text("cdiVersion: 0.3.0\nkind: x/y\ndevices: []\n"),

@@ -122,11 +122,11 @@ def test_cdi_list_and_validate_say_why_a_spec_is_ignored(spec_dir, monkeypatch):
 def test_the_shim_skips_an_untrusted_spec_and_logs_why(spec_dir, monkeypatch):
     """The runtime shim's use of the registry turns the check on and warns, naming the file."""
     monkeypatch.setenv("GPUCTK_CONFIG_CACHE_DIR", "")  # no scan cache in /run
-    from gpuctk.config import default_config
+    from gpuctk.config.load import default_config_typed
     from gpuctk.runtime.host import Host, ModifyError
 
     f = spec_dir / "acme.json"
-    host = Host(default_config())
+    host = Host(default_config_typed())
     warnings: list[str] = []
     host.warn = warnings.append
     oci: dict = {"process": {"env": []}}

@@ -194,7 +194,7 @@ def test_lone_surrogate_is_refused_like_go_and_never_written(tmp_path):
     )
     with pytest.raises(CDIError, match=r"invalid Unicode character escape code \\ud800"):
         load_spec(str(src))
-    spec = {
+    spec: dict[str, Any] = {
         "cdiVersion": "0.5.0",
         "kind": "a.com/b",
         "devices": [{"name": "x", "containerEdits": {"env": ["A=\ud800", "B=\U0001f600\x7f"]}}],

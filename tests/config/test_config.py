@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -202,7 +203,7 @@ def test_unknown_keys_are_ignored_with_one_warning_each(tmp_path, text, keys):
         assert get_no_unknown(cfg, keys)
 
 
-def get_no_unknown(cfg: dict, keys: list[str]) -> bool:
+def get_no_unknown(cfg: Mapping[str, object], keys: list[str]) -> bool:
     for k in keys:
         with pytest.raises(KeyError):
             C.get(cfg, k)

@@ -56,7 +56,7 @@ def _opts(root: Path, version: Any, drop_in: bool, **kw: Any) -> ConfigureOption
     )
 
 
-SECOND = {
+SECOND: dict[str, Any] = {
     "set_as_default": True,
     "enable_cdi": True,
     "container_annotations": ["nvidia.cdi.k8s.io/*"],

@@ -324,6 +324,7 @@ def load_script():
 
     loader = importlib.machinery.SourceFileLoader("hardware_check", SCRIPT)
     spec = importlib.util.spec_from_loader("hardware_check", loader)
+    assert spec is not None
     mod = importlib.util.module_from_spec(spec)
     loader.exec_module(mod)
     return mod

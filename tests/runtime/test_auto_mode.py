@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuctk.config import default_config
+from gpuctk.config.load import default_config_typed
 from gpuctk.request import ContainerRequest
 from gpuctk.runtime.platform import HostProbes, StaticProbes, platform_of, resolve_mode
 
@@ -12,7 +12,7 @@ ROOT = "/var/run/nvidia-container-devices"
 
 
 def image(env=(), mounts=(), accept_mounts=False):
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["accept-nvidia-visible-devices-as-volume-mounts"] = accept_mounts
     return ContainerRequest.from_spec({"process": {"env": list(env)}, "mounts": list(mounts)}, cfg)
 
@@ -141,7 +141,7 @@ def test_shim_looks_for_tegra_markers_on_the_host_root_not_the_driver_root(tmp_p
 
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/nv_tegra_release").write_text("# R35\n")
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["nvidia-container-cli"]["root"] = str(tmp_path)
     probes = Host(cfg).probes
     assert isinstance(probes, HostProbes) and probes.root == "/"

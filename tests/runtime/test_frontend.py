@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gpuctk.runtime
+from gpuctk.config.load import default_config_typed
+from gpuctk.config.types import RuntimeConfig
 from gpuctk.oci.args import has_create, has_version_flag, logging_flags, modifies_spec, subcommand
 from gpuctk.runtime import frontend
 from support.tools import require_root, require_tool
@@ -30,6 +32,13 @@ printf '%s\\0' "$0" "$@" > "$0.argv"
 env > "$0.env"
 echo RT
 """
+
+
+def _rt_cfg(level: str) -> RuntimeConfig:
+    """The shim's [nvidia-container-runtime] table with log-level set."""
+    rt = default_config_typed()["nvidia-container-runtime"]
+    rt["log-level"] = level
+    return rt
 
 
 def age(path: Path, seconds: int = 60) -> None:
@@ -68,7 +77,7 @@ class FrontEnd:
             monkeypatch.setenv(k, v)
 
     def record(self, level: str = "info") -> None:
-        frontend.record(frontend.config_state(), str(self.runtime), {"log-level": level})
+        frontend.record(frontend.config_state(), str(self.runtime), _rt_cfg(level))
 
     @property
     def cache_file(self) -> Path:
@@ -340,7 +349,7 @@ def test_writer_refuses_values_that_are_not_one_line() -> None:
 
 
 def test_script_never_execs_itself(fe: FrontEnd) -> None:
-    frontend.record(frontend.config_state(), str(fe.script), {"log-level": "info"})
+    frontend.record(frontend.config_state(), str(fe.script), _rt_cfg("info"))
     assert fe.run("state", "id") == "PY"
 
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from gpuctk.config import default_config
+from gpuctk.config.load import default_config_typed
 from gpuctk.runtime.host import Host, ModifyError
 from gpuctk.runtime.log import Logger
 from gpuctk.runtime.modify import MIXED_VENDOR_ERROR, cdi_device_names, modify_spec, parse_jit_requests
@@ -89,11 +89,11 @@ def spec(env=(), annotations=None, hooks=None, privileged=False):
     return s
 
 
-def run(s, mode="auto", probes=None, **cfg_changes):
-    cfg = default_config()
+def run(s, mode="auto", probes=None, sandbox=None):
+    cfg = default_config_typed()
     cfg["nvidia-container-runtime"]["mode"] = mode
-    for k, v in cfg_changes.items():
-        cfg["nvidia-container-runtime"][k] = v
+    if sandbox is not None:
+        cfg["nvidia-container-runtime"]["sandbox"] = sandbox
     host = FakeHost(cfg, probes)
     result = modify_spec(s, cfg, host, Logger())
     return result, host
@@ -143,7 +143,7 @@ def test_cdi_mode_qualifies_with_default_kind_and_removes_nvidia_hooks():
 
 def test_cdi_mode_custom_default_kind_and_spec_dirs():
     s = spec(["NVIDIA_VISIBLE_DEVICES=all"])
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["nvidia-container-runtime"]["mode"] = "cdi"
     cfg["nvidia-container-runtime"]["modes"]["cdi"]["default-kind"] = "example.com/gpu"
     cfg["nvidia-container-runtime"]["modes"]["cdi"]["spec-dirs"] = ["/tmp/specs"]
@@ -249,7 +249,7 @@ def test_legacy_creates_hooks_section():
 
 
 def test_legacy_graphics_adds_drm_nodes_of_selected_gpus():
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["nvidia-container-runtime"]["mode"] = "legacy"
     host = FakeHost(cfg)
     host.gpus = [
@@ -274,7 +274,7 @@ def test_legacy_graphics_adds_drm_nodes_of_selected_gpus():
 
 
 def test_legacy_feature_gated_and_compat_hook():
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["nvidia-container-runtime"]["mode"] = "legacy"
     cfg["nvidia-container-runtime"]["modes"]["legacy"]["cuda-compat-mode"] = "hook"
     host = FakeHost(cfg)
@@ -318,10 +318,9 @@ def test_gvisor_sandbox_makes_spec_runsc_ready():
 
 
 def test_privilege_rule_applies_before_mode():
-    cfg_over = {"mode": "cdi"}
     s = spec(["NVIDIA_VISIBLE_DEVICES=0"])
-    cfg = default_config()
-    cfg["nvidia-container-runtime"].update(cfg_over)
+    cfg = default_config_typed()
+    cfg["nvidia-container-runtime"]["mode"] = "cdi"
     cfg["accept-nvidia-visible-devices-envvar-when-unprivileged"] = False
     host = FakeHost(cfg)
     assert modify_spec(s, cfg, host, Logger()) is None
@@ -330,7 +329,7 @@ def test_privilege_rule_applies_before_mode():
 
 
 def test_real_gvisor_rules_are_applied():
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["nvidia-container-runtime"]["sandbox"] = "gvisor"
     s = spec(["NVIDIA_VISIBLE_DEVICES=0"])
     notes = Host(cfg).runsc_ready(s)
@@ -399,7 +398,7 @@ class RecordingLogger(Logger):
 
 @pytest.mark.parametrize("mode", ["legacy", "csv"])
 def test_gated_feature_without_device_nodes_starts_the_container_without_it(mode):
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["nvidia-container-runtime"]["mode"] = mode
     host = NoGdsHost(cfg)
     log = RecordingLogger()
@@ -416,7 +415,7 @@ def test_gated_feature_without_device_nodes_starts_the_container_without_it(mode
 
 
 def test_requested_jit_device_that_cannot_be_generated_still_fails():
-    cfg = default_config()
+    cfg = default_config_typed()
     host = NoGdsHost(cfg)
     s = spec(["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0", "NVIDIA_GDS=enabled"])
     with pytest.raises(ModifyError, match="mode=gds"):
@@ -425,7 +424,7 @@ def test_requested_jit_device_that_cannot_be_generated_still_fails():
 
 # ------------------------------------------------------------------ driver version
 def test_driver_version_from_proc_then_from_libcuda_under_the_root(tmp_path):
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["nvidia-container-cli"]["root"] = str(tmp_path)
     host = Host(cfg)
     assert host.driver_version() is None
@@ -451,7 +450,7 @@ def test_cuda_compat_hook_in_legacy_mode_uses_the_libcuda_version(tmp_path):
     class RootHost(FakeHost):
         driver_version = Host.driver_version
 
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["nvidia-container-runtime"]["mode"] = "legacy"
     cfg["nvidia-container-runtime"]["modes"]["legacy"]["cuda-compat-mode"] = "hook"
     cfg["nvidia-container-cli"]["root"] = str(tmp_path)
@@ -468,7 +467,7 @@ def test_host_hook_env_names_a_config_found_through_xdg_config_home(tmp_path, mo
     monkeypatch.delenv("NVIDIA_CTK_CONFIG_FILE_PATH", raising=False)
     monkeypatch.setenv("PATH", "/usr/bin")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    host = Host(default_config())
+    host = Host(default_config_typed())
     assert host.hook_env() == ["PATH=/usr/bin"]  # no file there: nothing to name
     (tmp_path / "nvidia-container-runtime").mkdir()
     (tmp_path / "nvidia-container-runtime/config.toml").write_text("")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 from test_modify import FakeHost, spec
 
 from gpuctk.config import default_config
+from gpuctk.config.types import ConfigDict
 from gpuctk.runtime.host import ModifyError
 from gpuctk.runtime.log import Logger
 from gpuctk.runtime.modify import Modifier, modify_spec, parse_jit_requests
@@ -47,11 +49,11 @@ def _log(tmp_path) -> tuple[Logger, Callable[[], list[str]]]:
     return log, lines
 
 
-def _cfg(mode: str = "auto", **legacy) -> dict:
+def _cfg(mode: str = "auto", **legacy) -> ConfigDict:
     cfg = default_config()
     cfg["nvidia-container-runtime"]["mode"] = mode
     cfg["nvidia-container-runtime"]["modes"]["legacy"].update(legacy)
-    return cfg
+    return cast("ConfigDict", cfg)  # default_config() fills in every key of the shape
 
 
 # ------------------------------------------------------------------ parse_jit_requests

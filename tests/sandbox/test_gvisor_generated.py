@@ -9,7 +9,8 @@ import gvisor_fixtures as fx
 import pytest
 from gvisor_inject import inject
 
-from gpuctk.config import default_config
+from gpuctk.config.load import default_config_typed
+from gpuctk.config.types import ConfigDict
 from gpuctk.generate import GenerateOptions, generate_spec
 from gpuctk.runtime.host import Host
 from gpuctk.runtime.log import Logger
@@ -89,7 +90,7 @@ def test_generated_orin_spec_after_runsc_ready(orin):
 class SimHost(Host):
     """The shim's Host with its CDI edge served from a simulated node."""
 
-    def __init__(self, cfg: dict, node, profile_mode: str) -> None:
+    def __init__(self, cfg: ConfigDict, node, profile_mode: str) -> None:
         super().__init__(cfg)
         self.node = node
         self.profile_mode = profile_mode
@@ -125,7 +126,7 @@ class SimHost(Host):
 
 
 def run_shim(node, mode: str, env: list[str], sandbox: str, profile_mode: str = "nvml") -> dict:
-    cfg = default_config()
+    cfg = default_config_typed()
     cfg["nvidia-container-runtime"]["mode"] = mode
     cfg["nvidia-container-runtime"]["sandbox"] = sandbox
     spec = fx._base(env)

@@ -79,9 +79,12 @@ def default_config() -> dict[str, Any]:
     return cfg
 
 
-def _typed_defaults() -> ConfigDict:
+def default_config_typed() -> ConfigDict:
     """``default_config()`` seen through its shape (every SCHEMA key is filled in)."""
     return default_config()  # type: ignore[return-value]
+
+
+_typed_defaults = default_config_typed  # the name gpuctk.runtime.main imports
 
 
 def _is_text(s: str) -> bool:

@@ -42,6 +42,6 @@ def descriptor_stat_device(path: str) -> D.NodeStat | None:
         return None
 
 
-def use_descriptor_devices():  # type: ignore[no-untyped-def]
+def use_descriptor_devices():
     """Install :func:`descriptor_stat_device`; returns the previous stat function."""
     return D.set_stat_device(descriptor_stat_device)
