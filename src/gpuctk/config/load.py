@@ -84,7 +84,6 @@ def default_config_typed() -> ConfigDict:
     return default_config()  # type: ignore[return-value]
 
 
-_typed_defaults = default_config_typed  # the name gpuctk.runtime.main imports
 
 
 def _is_text(s: str) -> bool:
@@ -246,7 +245,7 @@ def _parse_file(
     except FileNotFoundError:
         if required:
             raise ConfigError(f"{source}: config file not found") from None
-        return _typed_defaults(), set()
+        return default_config_typed(), set()
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
     import tomllib
@@ -262,7 +261,7 @@ def _parse_file(
     except ValueError as exc:  # an integer over Python's digit limit
         raise ConfigError(f"{source}: invalid TOML: {_one_line(str(exc))}") from None
     flat = _flatten(data, source, unknown, invalid)
-    cfg = _typed_defaults()
+    cfg = default_config_typed()
     for key, value in flat.items():
         _set_dotted(cfg, key, value)
     validate(cfg, source, invalid)
@@ -345,7 +344,7 @@ def load_config(
     try:
         st = os.stat(source)
     except FileNotFoundError:
-        return _typed_defaults()
+        return default_config_typed()
     except OSError:
         return _load_uncached(source, warnings, invalid)
     key = _cache_key(source, st)

@@ -126,9 +126,9 @@ def _load_config(creating: bool) -> tuple[ConfigDict, list[str], dict[str, str]]
     except GpuctkError as exc:
         if creating:
             raise
-        from gpuctk.config.load import _typed_defaults
+        from gpuctk.config.load import default_config_typed
 
-        return _typed_defaults(), [f"{exc}; using the defaults"], {}
+        return default_config_typed(), [f"{exc}; using the defaults"], {}
     runtimes = "nvidia-container-runtime.runtimes"
     for key, message in invalid.items():
         if creating and (key == runtimes or runtimes.startswith(key + ".")):
