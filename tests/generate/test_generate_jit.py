@@ -111,7 +111,10 @@ def test_jit_other_modes(sim_nodes, cache):
     with pytest.raises(GpuctkError, match="unknown JIT CDI mode"):
         jit.jit_spec(["0"], {}, driver_root=node.root, mode="bogus")
     orin = sim_nodes.get("jetson-orin")
-    spec = jit.jit_spec(["all"], {}, driver_root=orin.root, mode="csv")
+    # modes.csv.mount-spec-path is a host path (the simulated Jetson's CSV files live in its root)
+    csv_dir = os.path.join(orin.root, "etc/nvidia-container-runtime/host-files-for-container.d")
+    cfg = {"nvidia-container-runtime": {"modes": {"csv": {"mount-spec-path": csv_dir}}}}
+    spec = jit.jit_spec(["all"], cfg, driver_root=orin.root, mode="csv")
     assert [d["name"] for d in spec["devices"]] == ["all"]
 
 

@@ -407,3 +407,49 @@ def test_runc_no_hook_of_any_type_sees_the_image_env(tmp_path):
         env = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
         assert "LD_PRELOAD" not in env and "IMAGE_SECRET" not in env, (name, env)
         assert env["PATH"] == "/usr/bin:/bin", (name, env)
+
+
+# ------------------------------------------------------------------ csv mode (Jetson) under runc
+def test_runc_csv_mode_mount_spec_path_on_the_host_and_csv_mounts_all(tmp_path):
+    """csv mode with the CSV files in a host directory outside the driver root (as upstream
+    reads ``modes.csv.mount-spec-path``): the base files give the device node and the base
+    library; ``extra.csv`` is used only with ``NVIDIA_REQUIRE_JETPACK=csv-mounts=all``."""
+    require_root()
+    root = tmp_path / "jetson"
+    mknod_char(str(root / "dev" / "nvhost-gpu"), MAJOR, MINOR)
+    libdir = root / "usr" / "lib"
+    libdir.mkdir(parents=True)
+    (libdir / "libjetson-base.so.1").write_text("base-library\n")
+    (libdir / "libjetson-extra.so.1").write_text("extra-library\n")
+    specs = tmp_path / "host-files-for-container.d"
+    specs.mkdir()
+    (specs / "devices.csv").write_text("dev, /dev/nvhost-gpu\n")
+    (specs / "drivers.csv").write_text("lib, /usr/lib/libjetson-base.so.1\n")
+    (specs / "extra.csv").write_text("lib, /usr/lib/libjetson-extra.so.1\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[nvidia-container-cli]\nroot = "{root}"\n'
+        '[nvidia-container-runtime]\nmode = "csv"\nruntimes = ["runc"]\n'
+        f'[nvidia-container-runtime.modes.csv]\nmount-spec-path = "{specs}"\n'
+    )
+    env = {
+        **os.environ,
+        "NVIDIA_CTK_CONFIG_FILE_PATH": str(config),
+        "GPUCTK_JIT_CACHE_DIR": str(tmp_path / "jit-cache"),
+    }
+    check = (
+        "stat -c %t:%T /dev/nvhost-gpu; cat /usr/lib/libjetson-base.so.1; "
+        "cat /usr/lib/libjetson-extra.so.1 2>/dev/null || echo no-extra"
+    )
+    outputs: list[list[str]] = []
+    for jetpack in ([], ["NVIDIA_REQUIRE_JETPACK=csv-mounts=all"]):
+        bundle = make_bundle(
+            str(tmp_path / f"bundle{len(outputs)}"),
+            ["sh", "-c", check],
+            env=["PATH=/bin", "NVIDIA_VISIBLE_DEVICES=all", *jetpack],
+        )
+        r = runc_run(bundle, runtime=venv_script("gpuctk-runtime"), env=env)
+        assert r.returncode == 0, r.stderr
+        outputs.append(lines(r.stdout))
+    device = f"{MAJOR:x}:{MINOR:x}"
+    assert outputs == [[device, "base-library", "no-extra"], [device, "base-library", "extra-library"]]

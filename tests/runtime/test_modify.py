@@ -26,14 +26,16 @@ class FakeHost(Host):
         super().__init__(cfg, probes or StaticProbes(nvml=True))
         self.calls: list[tuple] = []
         self.gpus: list[dict] = []
+        self.csv_all: list[tuple[str, bool]] = []  # (mode, csv_all) of every jit_spec call
 
     def inject_registry_devices(self, oci_spec, names, spec_dirs):
         self.calls.append(("registry", list(names), list(spec_dirs)))
         oci_spec["process"]["env"].append("INJECTED=" + ",".join(names))
         return names
 
-    def jit_spec(self, mode, ids):
+    def jit_spec(self, mode, ids, csv_all=False):
         self.calls.append(("jit", mode, list(ids)))
+        self.csv_all.append((mode, csv_all))
         return {"cdiVersion": "0.5.0", "kind": "runtime.nvidia.com/gpu", "devices": []}
 
     def apply_cdi_spec(self, oci_spec, cdi_spec, source):
@@ -381,10 +383,10 @@ def test_safe_hook_env_is_minimal(environ, expected):
 
 # ------------------------------------------------------------------ feature-gated without devices
 class NoGdsHost(FakeHost):
-    def jit_spec(self, mode, ids):
+    def jit_spec(self, mode, ids, csv_all=False):
         if mode == "gds":
             raise ModifyError("failed to generate CDI spec for mode=gds: /: no device nodes for mode gds")
-        return super().jit_spec(mode, ids)
+        return super().jit_spec(mode, ids, csv_all)
 
 
 class RecordingLogger(Logger):

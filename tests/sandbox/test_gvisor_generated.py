@@ -103,7 +103,7 @@ class SimHost(Host):
         oci_spec.update(new)
         return names
 
-    def jit_spec(self, mode, ids):
+    def jit_spec(self, mode, ids, csv_all=False):
         return generate(self.node, self.profile_mode if mode == "auto" else mode, ids)
 
     def apply_cdi_spec(self, oci_spec, cdi_spec, source):

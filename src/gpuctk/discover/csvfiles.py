@@ -1,12 +1,14 @@
 """Tegra/Jetson CSV mount-spec files (NVIDIA/nvidia-container-toolkit
-``internal/platform-support/tegra/csv/{csv,mount_spec}.go``)."""
+``internal/platform-support/tegra/csv/{csv,mount_spec}.go``).
+
+:func:`list_csv_dir` runs on the runtime shim's create path (the JIT cache key of csv mode):
+this module imports only ``os`` at load time.
+"""
 
 from __future__ import annotations
 
 import os
 
-from gpuctk.cdi.errors import escape
-from gpuctk.discover.readfile import read_regular
 from gpuctk.errors import GpuctkError
 
 TYPES = ("dev", "lib", "sym", "dir")
@@ -31,6 +33,9 @@ def parse_csv(text: str) -> list[tuple[str, str]]:
 
 def load_csv(path: str) -> list[tuple[str, str]]:
     """The entries of a CSV mount-spec file: a regular file, at most MAX_CSV_BYTES, no NUL."""
+    from gpuctk.cdi.errors import escape
+    from gpuctk.discover.readfile import read_regular
+
     if not os.path.lexists(path):
         raise SkippableCSVError(f"{escape(path)}: cannot read CSV file: not found")
     try:

@@ -16,7 +16,9 @@ import os
 import re
 from typing import Any
 
+from gpuctk.cdi.errors import escape
 from gpuctk.discover.procfs import parse_information, parse_nvrm_version, read_text
+from gpuctk.discover.rootfs import DriverRoot
 from gpuctk.errors import GpuctkError
 
 ENV_INVENTORY = "GPUCTK_INVENTORY"
@@ -140,7 +142,6 @@ def _depth_ok(text: str, limit: int) -> bool:
 
 def load_fixture(path: str) -> dict[str, Any]:
     """A fixture inventory: a regular JSON file (no FIFO, no device), size- and depth-capped."""
-    from gpuctk.cdi.errors import escape
     from gpuctk.discover.readfile import read_regular
 
     name = escape(path)
@@ -162,15 +163,47 @@ def load_fixture(path: str) -> dict[str, Any]:
     return _normalise(data, f"fixture:{name}")
 
 
-def from_nvml() -> dict[str, Any] | None:
-    """The host's GPUs through NVML, or None when nvidia-ml-py or the driver is absent."""
+NVML_LIBRARY = "libnvidia-ml.so.1"
+
+
+def nvml_library(root: DriverRoot) -> str | None:
+    """``libnvidia-ml.so.1`` located under the driver root (its library directories, the
+    ``--library-search-path`` ones, its ld.so.cache), as upstream's nvcdi does before it
+    loads NVML by path (NVIDIA/nvidia-container-toolkit ``pkg/nvcdi/lib.go``)."""
+    hits = root.locate_libraries(NVML_LIBRARY)
+    return hits[0] if hits else None
+
+
+def _preload(path: str) -> None:
+    """Load ``path`` into the process, so that pynvml's ``dlopen("libnvidia-ml.so.1")`` gets
+    this library (the dynamic loader matches an already loaded object by its SONAME), as
+    go-nvml's ``WithLibraryPath`` does for upstream."""
+    import ctypes
+
+    ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+
+
+def from_nvml(library: str | None = None, reasons: list[str] | None = None) -> dict[str, Any] | None:
+    """The host's GPUs through NVML, or None when nvidia-ml-py or the driver is absent (the
+    reason is appended to ``reasons``). ``library``: the path of the ``libnvidia-ml.so.1`` to
+    use (a driver root's); None lets pynvml load it by name."""
+    why = reasons if reasons is not None else []
     try:
         import pynvml
     except ImportError:
+        why.append("nvidia-ml-py (pynvml) is not installed")
         return None
+    if library is not None:
+        try:
+            _preload(library)
+        except OSError as exc:
+            why.append(f"cannot load {escape(library)}: {escape(str(exc))}")
+            return None
     try:
         pynvml.nvmlInit()
-    except Exception:
+    except Exception as exc:
+        where = f" with {escape(library)}" if library else ""
+        why.append(f"nvmlInit failed{where}: {escape(str(exc) or type(exc).__name__)}")
         return None
     try:
 
@@ -299,16 +332,39 @@ def _sysfs_gpus(dev_root: str) -> list[dict[str, Any]]:
     return out
 
 
-def select_inventory(spec: Any = None, *, dev_root: str = "/", driver_root: str = "/") -> dict[str, Any]:
+def select_inventory(
+    spec: Any = None,
+    *,
+    dev_root: str = "/",
+    driver_root: str = "/",
+    root: DriverRoot | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
     """The inventory for a generation: an explicit dict or fixture path, ``$GPUCTK_INVENTORY``,
-    NVML (host root only), then procfs/sysfs under the dev root."""
+    NVML, then procfs/sysfs under the dev root.
+
+    NVML is asked whenever the dev root is the host's ``/`` (NVML talks to the running kernel),
+    whatever the driver root: with a driver root other than ``/`` (``/run/nvidia/driver``,
+    ``/usr/local/nvidia``) its ``libnvidia-ml.so.1`` is loaded by path, as upstream does
+    (NVIDIA/nvidia-container-toolkit ``pkg/nvcdi/lib.go``). When NVML cannot be used the
+    reason goes to ``warnings`` and procfs/sysfs answer. ``root``: the generation's
+    DriverRoot (its library search paths); else one is made from ``driver_root``."""
     if isinstance(spec, dict):
         return _normalise(spec, "inline")
     path = spec or os.environ.get(ENV_INVENTORY)
     if path:
         return load_fixture(str(path))
-    if os.path.abspath(driver_root) == "/" and os.path.abspath(dev_root) == "/":
-        inv = from_nvml()
+    if os.path.abspath(dev_root) == "/":
+        reasons: list[str] = []
+        library = None
+        if os.path.abspath(root.root if root is not None else driver_root) != "/":
+            root = root or DriverRoot(driver_root)
+            library = nvml_library(root)
+            if library is None:
+                reasons.append(f"no {NVML_LIBRARY} under the driver root {escape(root.root)}")
+        inv = None if reasons else from_nvml(library, reasons)
         if inv is not None:
             return inv
+        if warnings is not None:
+            warnings.append(f"NVML not used ({'; '.join(reasons)}): GPU inventory from procfs/sysfs")
     return from_procfs(dev_root)

@@ -33,7 +33,11 @@ class GenerateContext:
     def inventory(self) -> dict[str, Any]:
         if self._inventory is None:
             self._inventory = select_inventory(
-                self.opts.inventory, dev_root=self.dev_root, driver_root=self.root.root
+                self.opts.inventory,
+                dev_root=self.dev_root,
+                driver_root=self.root.root,
+                root=self.root,
+                warnings=self.warnings,
             )
         return self._inventory
 

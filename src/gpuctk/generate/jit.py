@@ -32,6 +32,8 @@ KIND = "runtime.nvidia.com/gpu"
 ENV_CACHE_DIR = "GPUCTK_JIT_CACHE_DIR"
 MAX_ENTRIES = 64
 _memo: dict[str, dict[str, Any]] = {}
+# the generator modes that read CSV files (auto resolves to csv on a Tegra host)
+CSV_MODES = ("auto", "csv")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -64,18 +66,31 @@ def _join(root: str, path: str) -> str:
     return os.path.join(root, path.lstrip("/"))
 
 
-def cache_key(cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str = "auto") -> str:
+def cache_key(
+    cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str = "auto", csv_all: bool = False
+) -> str:
     """Driver version + inventory fingerprint + the options that shape the spec, as one
-    string; the entry stores it whole and a hit needs an exact match (no hash collisions)."""
+    string; the entry stores it whole and a hit needs an exact match (no hash collisions).
+    In the modes that read CSV files, the CSV selection (base files or all) and the
+    signature of the mount-spec directory and of each selected file are part of it: editing,
+    adding or removing a CSV file is seen by the next create."""
     jit = ((cfg.get("nvidia-container-runtime") or {}).get("modes") or {}).get("jit-cdi") or {}
     inventory_env = os.environ.get("GPUCTK_INVENTORY", "")
+    csv_part = ""
+    if mode in CSV_MODES:
+        csv_dir = _csv_dir(cfg)
+        # base files: three stats, no listing; all files: the directory (its mtime follows
+        # every file added, removed or renamed) and each file in it
+        files = csv_files(cfg, True) if csv_all else _base_csv_paths(csv_dir)
+        head = ["all", csv_dir, _stat_sig(csv_dir)] if csv_all else ["base"]
+        csv_part = "\x01".join(head + [f"{f}={_stat_sig(f)}" for f in files])
     parts = [
-        "v1",
+        "v2",
         mode,
         os.path.abspath(driver_root),
         os.path.abspath(dev_root),
         _hook_path(cfg),
-        _csv_dir(cfg),
+        csv_part,
         ",".join(jit.get("nvcdi-feature-flags") or []),
         ",".join(jit.get("nvcdi-disable-hooks") or []),
         # driver version: the kernel module's version file, and the root's ld.so.cache
@@ -113,22 +128,47 @@ def _hook_path(cfg: dict[str, Any]) -> str:
 
 
 def _csv_dir(cfg: dict[str, Any]) -> str:
+    """``modes.csv.mount-spec-path``: a host path, never joined with the driver root (upstream
+    reads it as given: NVIDIA/nvidia-container-toolkit ``internal/modifier/csv.go``)."""
     modes = (cfg.get("nvidia-container-runtime") or {}).get("modes") or {}
-    return str(
-        (modes.get("csv") or {}).get("mount-spec-path")
-        or "/etc/nvidia-container-runtime/host-files-for-container.d"
+    return os.path.abspath(
+        str(
+            (modes.get("csv") or {}).get("mount-spec-path")
+            or "/etc/nvidia-container-runtime/host-files-for-container.d"
+        )
     )
 
 
-def _full_spec(cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str = "auto") -> dict[str, Any]:
-    from gpuctk.generate import GenerateOptions, generate_spec
+def csv_files(cfg: dict[str, Any], csv_all: bool = False) -> list[str]:
+    """The CSV files of the JIT spec: the ``*.csv`` files of the mount-spec directory on the
+    host, only the base files (``devices.csv``, ``drivers.csv``, ``l4t.csv``) unless
+    ``csv_all`` (``NVIDIA_REQUIRE_JETPACK=csv-mounts=all``), as upstream's
+    ``csv.GetFileList`` + ``csv.BaseFilesOnly`` (NVIDIA/nvidia-container-toolkit
+    ``internal/modifier/csv.go``). When the directory holds none of them, the base files'
+    paths there: the generator then reports them missing instead of looking elsewhere."""
+    directory = _csv_dir(cfg)
+    base = _base_csv_paths(directory)
+    if csv_all:
+        from gpuctk.discover.csvfiles import list_csv_dir
+
+        found = list_csv_dir(directory)
+    else:  # the base files that are there (upstream keeps exactly these names of the listing)
+        found = [p for p in base if os.path.isfile(p)]
+    return found or base
+
+
+def _base_csv_paths(directory: str) -> list[str]:
     from gpuctk.generate.constants import CSV_BASE_FILES
 
+    return [os.path.join(directory, f) for f in CSV_BASE_FILES]
+
+
+def _full_spec(
+    cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str = "auto", csv_all: bool = False
+) -> dict[str, Any]:
+    from gpuctk.generate import GenerateOptions, generate_spec
+
     jit = ((cfg.get("nvidia-container-runtime") or {}).get("modes") or {}).get("jit-cdi") or {}
-    csv_files = []
-    if mode in ("auto", "csv"):
-        base = os.path.join(driver_root, _csv_dir(cfg).lstrip("/"))
-        csv_files = [os.path.join(base, f) for f in CSV_BASE_FILES if os.path.exists(os.path.join(base, f))]
     opts = GenerateOptions(
         mode=mode,
         driver_root=driver_root,
@@ -138,7 +178,7 @@ def _full_spec(cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str =
         vendor="runtime.nvidia.com",
         device_class="gpu" if mode == "auto" else None,
         hook_path=_hook_path(cfg),
-        csv_files=csv_files,
+        csv_files=csv_files(cfg, csv_all) if mode in CSV_MODES else [],
         feature_flags=list(jit.get("nvcdi-feature-flags") or []),
         disabled_hooks=list(jit.get("nvcdi-disable-hooks") or []),
     )
@@ -285,15 +325,22 @@ def _prune(dfd: int) -> None:
 
 
 def full_spec_cached(
-    cfg: dict[str, Any], driver_root: str = "/", dev_root: str | None = None, mode: str = "auto"
+    cfg: dict[str, Any],
+    driver_root: str = "/",
+    dev_root: str | None = None,
+    mode: str = "auto",
+    csv_all: bool = False,
 ) -> tuple[dict[str, Any], bool]:
-    """(the full node spec of ``mode``, whether it came from the cache)."""
+    """(the full node spec of ``mode``, whether it came from the cache). ``csv_all``: use
+    every ``*.csv`` file of the mount-spec directory, not only the base files (modes that
+    read CSV files only; ignored by the others, which then share one cache entry)."""
     dev_root = dev_root or driver_root
-    key = cache_key(cfg, driver_root, dev_root, mode)
+    csv_all = csv_all and mode in CSV_MODES
+    key = cache_key(cfg, driver_root, dev_root, mode, csv_all)
     spec = _load_cached(key)
     if spec is not None:
         return spec, True
-    spec = _full_spec(cfg, driver_root, dev_root, mode)
+    spec = _full_spec(cfg, driver_root, dev_root, mode, csv_all)
     _store(key, spec)
     return spec, False
 
@@ -305,18 +352,21 @@ def jit_spec(
     driver_root: str = "/",
     dev_root: str | None = None,
     mode: str = "auto",
+    csv_all: bool = False,
 ) -> dict[str, Any]:
     """A CDI spec holding only the requested devices and the common edits.
 
     ``mode`` ``auto`` gives kind runtime.nvidia.com/gpu (ids: ``all``, index, UUID,
     ``<gpu>:<mig>``, MIG UUID; empty = all); other generator modes (``gds``, ``imex``,
     ``csv``, ...) give that mode's class (``runtime.nvidia.com/gds``, ``…/imex-channel``).
+    ``csv_all`` (``NVIDIA_REQUIRE_JETPACK=csv-mounts=all``): in ``auto`` and ``csv``, every
+    ``*.csv`` file of ``modes.csv.mount-spec-path``, not only the base files.
     """
     from gpuctk.generate.constants import MODES
 
     if mode not in MODES:
         raise GpuctkError(f"unknown JIT CDI mode {mode!r}")
-    full, _hit = full_spec_cached(cfg, driver_root, dev_root, mode)
+    full, _hit = full_spec_cached(cfg, driver_root, dev_root, mode, csv_all)
     by_name = {d["name"]: d for d in full.get("devices") or []}
     ids = [i.strip() for i in device_ids if i.strip()] or ["all"]
     devices = []

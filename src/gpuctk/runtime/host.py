@@ -132,14 +132,16 @@ class Host:
 
         apply_edits(oci_spec, edits)
 
-    def jit_spec(self, mode: str, ids: list[str]) -> dict:
-        """An in-memory CDI spec for the requested ids (mode ``auto`` = GPUs; ``gds``, ``imex``, …)."""
+    def jit_spec(self, mode: str, ids: list[str], csv_all: bool = False) -> dict:
+        """An in-memory CDI spec for the requested ids (mode ``auto`` = GPUs; ``gds``, ``imex``, …).
+        ``csv_all`` (``NVIDIA_REQUIRE_JETPACK=csv-mounts=all``): the CSV-reading modes use every
+        ``*.csv`` file of ``modes.csv.mount-spec-path`` (a host path), not only the base files."""
         from gpuctk.generate.jit import jit_spec
 
         root = self.driver_root
         plain: dict[str, Any] = self.cfg  # type: ignore[assignment]  # the generator takes a plain dict
         try:
-            return jit_spec(ids, plain, driver_root=root, dev_root=root, mode=mode)
+            return jit_spec(ids, plain, driver_root=root, dev_root=root, mode=mode, csv_all=csv_all)
         except GpuctkError as exc:
             raise ModifyError(f"failed to generate CDI spec for mode={mode}: {exc}") from None
 

@@ -76,12 +76,17 @@ class Modifier:
     def gated_requests(self, image: ContainerRequest) -> list[str]:
         return [f"mode={mode}" for env, mode in GATED_MODES if image.feature_enabled(env)]
 
-    def apply_jit(self, spec: dict, requests: list[str], optional: bool = False) -> None:
+    def apply_jit(
+        self, spec: dict, requests: list[str], optional: bool = False, csv_all: bool = False
+    ) -> None:
         """Generate and apply a spec per mode. ``optional``: a mode the node cannot generate
-        (no device nodes for it) is a warning, and the container starts without it."""
+        (no device nodes for it) is a warning, and the container starts without it.
+        ``csv_all``: the image's ``NVIDIA_REQUIRE_JETPACK=csv-mounts=all``."""
         for mode, ids in parse_jit_requests(requests):
             try:
-                cdi_spec = self.host.jit_spec(mode, (ids or ["all"]) if mode in ("auto", "csv") else ids)
+                cdi_spec = self.host.jit_spec(
+                    mode, (ids or ["all"]) if mode in ("auto", "csv") else ids, csv_all=csv_all
+                )
             except ModifyError as exc:
                 if not optional:
                     raise
@@ -108,7 +113,7 @@ class Modifier:
         if automatic:
             requests = automatic + self.gated_requests(image)
             requests += [f"mode=imex,id={ch}" for ch in image.imex_channels()]
-            self.apply_jit(spec, requests)
+            self.apply_jit(spec, requests, csv_all=image.csv_mounts_all())
             return
         if not names:
             return
@@ -208,7 +213,9 @@ class Modifier:
                     raise ModifyError(str(exc)) from None
             else:
                 self.log.warning("NVIDIA_REQUIRE_* not checked: libcuda.so.1 is not available")
-        self.apply_jit(spec, [f"mode=csv,id={i}" for i in ids] or ["mode=csv"])
+        self.apply_jit(
+            spec, [f"mode=csv,id={i}" for i in ids] or ["mode=csv"], csv_all=image.csv_mounts_all()
+        )
 
 
 def modify_spec(
