@@ -84,8 +84,6 @@ def default_config_typed() -> ConfigDict:
     return default_config()  # type: ignore[return-value]
 
 
-
-
 def _is_text(s: str) -> bool:
     try:
         s.encode("utf-8")  # a command-line value that was not UTF-8 holds lone surrogates
