@@ -70,7 +70,7 @@ def cache_key(cfg: dict[str, Any], driver_root: str, dev_root: str, mode: str = 
     jit = ((cfg.get("nvidia-container-runtime") or {}).get("modes") or {}).get("jit-cdi") or {}
     inventory_env = os.environ.get("GPUCTK_INVENTORY", "")
     parts = [
-        "v1",
+        "v2",  # v2: gpuctk-hook run-steps (one hook process); an older gpuctk never reads these
         mode,
         os.path.abspath(driver_root),
         os.path.abspath(dev_root),
