@@ -229,3 +229,66 @@ def test_runsc_ready_spec_expands_the_combined_hook(sim_nodes):
         "update-ldcache",
         "update-application-profile",
     ]
+
+
+def _inject(cdi_spec: dict, names: list[str]) -> list[dict]:
+    """The createContainer entries the CDI library adds for ``names`` (common edits first)."""
+    from gpuctk.cdi import Registry, Spec
+
+    spec = Spec.from_dict(cdi_spec, source="test")
+    oci: dict = {"ociVersion": "1.0.2", "process": {"args": ["true"]}, "root": {"path": "rootfs"}}
+    Registry(spec_dirs=[], specs=[spec]).inject_devices(oci, [f"{spec.kind}={n}" for n in names])
+    return oci["hooks"]["createContainer"]
+
+
+@pytest.mark.parametrize("names", [["0", "7"], ["3"], ["all"]])
+def test_shim_merges_the_injected_hooks_into_one_process(sim_nodes, names):
+    """After CDI chose the devices, the shim runs the common steps and exactly the requested
+    devices' links as ONE process: the steps are the per-step spec's hooks for those devices,
+    in CDI's order (common edits, then each device)."""
+    from gpuctk.generate.hooks import merge_injected_hooks
+
+    node = sim_nodes.get("dgx-h100")
+    own_spec, _w = generate_spec(
+        GenerateOptions(driver_root=node.root, inventory=node.inventory_path, hook_path=OWN)
+    )
+    steps_spec, _w = generate_spec(
+        GenerateOptions(
+            driver_root=node.root, inventory=node.inventory_path, hook_path="/nonexistent/gpuctk-hook"
+        )
+    )
+    merged = merge_injected_hooks(_inject(own_spec, names))
+    assert len(merged) == 1 and merged[0]["path"] == OWN and merged[0]["args"][1] == "run-steps"
+    expected = [h["args"][1:] for h in _inject(steps_spec, names)]
+    if names == ["all"]:  # the `all` device's links were already one hook: compare the words
+        flat = lambda steps: [a for s in steps for a in s if a != "create-symlinks"]  # noqa: E731
+        assert flat(_independent_decode(merged[0]["args"][2:])) == flat(expected)
+    else:
+        assert _independent_decode(merged[0]["args"][2:]) == expected
+    dri = [a for a in merged[0]["args"] if "/dev/dri/by-path/" in a]
+    n_gpus = 8 if names == ["all"] else len(names)
+    assert len(dri) == 2 * n_gpus  # card + render of each requested GPU, no other GPU's
+
+
+def test_shim_merge_keeps_foreign_hooks_and_timeouts_as_boundaries(tmp_path):
+    from gpuctk.generate.hooks import merge_injected_hooks
+
+    other = tmp_path / "gpuctk-hook"  # another gpuctk's hook: not merged
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    e = lambda path, *a, **kw: {"path": path, "args": [os.path.basename(path), *a], **kw}  # noqa: E731
+    entries = [
+        e(OWN, "create-symlinks", "--link", "a::/b"),
+        e(OWN, "run-steps", "1", "update-application-profile"),
+        e("/bin/sh", "-c", "true"),
+        e(OWN, "noop"),
+        e(str(other), "noop"),
+        e(OWN, "chmod", "--mode", "755", "--path", "/x"),
+        e(OWN, "noop", timeout=3),
+    ]
+    merged = merge_injected_hooks(entries)
+    assert merged[0] == e(
+        OWN, "run-steps", "3", "create-symlinks", "--link", "a::/b", "1", "update-application-profile"
+    )
+    assert merged[1:] == entries[2:]
+    assert all("hookName" not in h for h in merged)

@@ -167,14 +167,14 @@ def _step_argv(hook: dict[str, Any]) -> list[str] | None:
     return list(args[1:])
 
 
-def combine_hooks(hooks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def combine_hooks(hooks: list[Any]) -> list[Any]:
     """Runs of adjacent single-step ``gpuctk-hook`` createContainer hooks with the same path,
     env and no timeout, each as ONE ``gpuctk-hook run-steps`` hook whose steps are the
     hooks' argv in order (see gpuctk.hooks.steps); anything else is kept as it is. A run of
     one stays a plain hook. :func:`expand_hooks` is the inverse."""
     from gpuctk.hooks.steps import encode
 
-    out: list[dict[str, Any]] = []
+    out: list[Any] = []
     run: list[dict[str, Any]] = []
 
     def flush() -> None:
@@ -187,6 +187,10 @@ def combine_hooks(hooks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         run.clear()
 
     for h in hooks:
+        if not isinstance(h, dict):
+            flush()
+            out.append(h)
+            continue
         same = (
             run
             and h.get("path") == run[0].get("path")
@@ -265,3 +269,23 @@ def merge_symlink_hooks(hooks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             args += ["--link", link]
         out[first] = {**out[first], "args": args}
     return out
+
+
+def merge_injected_hooks(entries: list[Any]) -> list[Any]:
+    """OCI ``createContainer`` entries the shim just injected (CDI already chose the devices:
+    common edits, then each requested device's), with adjacent hooks of THIS gpuctk's
+    ``gpuctk-hook`` (:func:`is_own_hook`; single steps or run-steps) merged into one
+    ``run-steps`` process: the same steps in the same order. Entries of any other executable,
+    with a ``timeout`` or another env, are boundaries and stay as they are."""
+    own: dict[str, bool] = {}
+    tagged: list[Any] = []
+    for e in entries:
+        path = e.get("path") if isinstance(e, dict) else None
+        if isinstance(path, str) and path not in own:
+            own[path] = is_own_hook(path)
+        if isinstance(path, str) and own[path]:
+            tagged.append({"hookName": "createContainer", **e})
+        else:
+            tagged.append(e)
+    merged = combine_hooks(expand_hooks(tagged))
+    return [{k: v for k, v in h.items() if k != "hookName"} if isinstance(h, dict) else h for h in merged]

@@ -13,8 +13,9 @@ and is clamped to [:data:`MIN_S`, :data:`MAX_S`].
 
 from __future__ import annotations
 
-import signal
 import time
+
+import _signal as signal  # the C module: `signal` imports enum, milliseconds per hook start
 
 DEFAULT_S = 10.0
 MIN_S = 0.5
