@@ -213,6 +213,11 @@ def _step(name: str, args: Args, root: Any, log: Any) -> None:
 
         log(f"created/replaced: {create_symlinks(root, parse_links(args.link)) or 'nothing (all correct)'}")
     elif name == "update-ldcache":
+        from gpuctk.hooks.ldfresh import ldcache_up_to_date
+
+        if ldcache_up_to_date(root, args.folder):
+            log("/etc/ld.so.cache already up to date: nothing written, ldconfig not run")
+            return
         from gpuctk.hooks.ldcache import update_ldcache
 
         log(f"wrote {update_ldcache(root, args.folder, args.ldconfig_path)} and rebuilt /etc/ld.so.cache")
