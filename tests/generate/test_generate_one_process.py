@@ -292,3 +292,47 @@ def test_shim_merge_keeps_foreign_hooks_and_timeouts_as_boundaries(tmp_path):
     )
     assert merged[1:] == entries[2:]
     assert all("hookName" not in h for h in merged)
+
+
+def test_shim_merges_gpuctk_launchers_under_upstream_names(sim_nodes, tmp_path):
+    """A node set up by `gpuctk install`: the spec names <toolkit>/nvidia-ctk (the marked sh
+    wrapper exec'ing this gpuctk-hook) or <toolkit>/nvidia-cdi-hook (a symlink to it). The spec
+    keeps upstream's shape; the shim, which sees that the launcher is gpuctk's right now, runs
+    the injected steps as one process of gpuctk-hook. A foreign binary under those names is
+    never merged."""
+    from gpuctk.generate.hooks import merge_injected_hooks
+    from gpuctk.install.launchers import nvidia_ctk_wrapper
+
+    tk = tmp_path / "tk"
+    tk.mkdir()
+    (tk / "nvidia-ctk").write_text(nvidia_ctk_wrapper(os.path.dirname(OWN)))
+    (tk / "nvidia-ctk").chmod(0o755)
+    (tk / "nvidia-cdi-hook").symlink_to(OWN)
+    node = sim_nodes.get("dgx-h100")
+    for name, skip in (("nvidia-ctk", 3), ("nvidia-cdi-hook", 2)):
+        path = str(tk / name)
+        spec, _w = generate_spec(
+            GenerateOptions(
+                driver_root=node.root, inventory=node.inventory_path, hook_path=path, device_ids=["2"]
+            )
+        )
+        entries = _inject(spec, ["2"])
+        assert len(entries) == 7 and all(e["path"] == path for e in entries)  # upstream's shape
+        merged = merge_injected_hooks(entries)
+        assert (
+            len(merged) == 1
+            and merged[0]["path"] == OWN
+            and merged[0]["args"][:2] == ["gpuctk-hook", "run-steps"]
+        )
+        assert _independent_decode(merged[0]["args"][2:]) == [e["args"][skip - 1 :] for e in entries]
+    foreign = tmp_path / "nvidia" / "nvidia-ctk"  # NVIDIA's own binary: left alone
+    foreign.parent.mkdir()
+    foreign.write_text("#!/bin/sh\nexec /usr/bin/true\n")
+    foreign.chmod(0o755)
+    entries = [
+        {"path": str(foreign), "args": ["nvidia-ctk", "hook", "noop"]},
+        {"path": str(foreign), "args": ["nvidia-ctk", "hook", "noop"]},
+    ]
+    assert merge_injected_hooks(entries) == entries
+    lone = [{"path": str(tk / "nvidia-cdi-hook"), "args": ["nvidia-cdi-hook", "noop"]}]
+    assert merge_injected_hooks(lone) == lone  # nothing to merge with: kept as given

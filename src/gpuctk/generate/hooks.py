@@ -271,21 +271,57 @@ def merge_symlink_hooks(hooks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _launcher_steps(path: object, args: list[Any], own: str) -> list[str] | None:
+    """``[name, flag…]`` when ``path`` is, right now, a launcher of this gpuctk's hook under an
+    upstream name (what ``gpuctk install`` lays out: ``nvidia-cdi-hook`` a symlink to it,
+    ``nvidia-ctk`` the marked sh wrapper exec'ing it), else None."""
+    if not (isinstance(path, str) and os.path.isabs(path) and all(isinstance(a, str) for a in args)):
+        return None
+    base = os.path.basename(path)
+    if base == "nvidia-cdi-hook" and len(args) >= 2 and args[0] == base and not args[1].startswith("-"):
+        if _executable(path) and os.path.realpath(path) == os.path.realpath(own):
+            return list(args[1:])
+    elif (
+        base == "nvidia-ctk" and len(args) >= 3 and args[:2] == [base, "hook"] and not args[2].startswith("-")
+    ):
+        try:
+            with open(path, "rb") as f:
+                text = f.read(4096).decode("utf-8", "replace")
+        except OSError:
+            return None
+        if text.startswith("#!/bin/sh\n# gpuctk launcher") and (
+            f"exec {own} " in text or f"exec '{own}' " in text
+        ):
+            return list(args[2:])
+    return None
+
+
 def merge_injected_hooks(entries: list[Any]) -> list[Any]:
     """OCI ``createContainer`` entries the shim just injected (CDI already chose the devices:
     common edits, then each requested device's), with adjacent hooks of THIS gpuctk's
-    ``gpuctk-hook`` (:func:`is_own_hook`; single steps or run-steps) merged into one
-    ``run-steps`` process: the same steps in the same order. Entries of any other executable,
+    ``gpuctk-hook`` (:func:`is_own_hook`; single steps or run-steps; also ``nvidia-cdi-hook`` /
+    ``nvidia-ctk`` when they are, at this moment, this gpuctk's launchers) merged into one
+    ``run-steps`` process of this gpuctk's ``gpuctk-hook``: the same steps in the same order. Entries of any other executable,
     with a ``timeout`` or another env, are boundaries and stay as they are."""
     own: dict[str, bool] = {}
+    own_exe = own_hook_executable()
     tagged: list[Any] = []
+    launchers: dict[int, Any] = {}  # upstream-named launcher entries, as rewritten -> as given
     for e in entries:
         path = e.get("path") if isinstance(e, dict) else None
         if isinstance(path, str) and path not in own:
             own[path] = is_own_hook(path)
         if isinstance(path, str) and own[path]:
             tagged.append({"hookName": "createContainer", **e})
-        else:
+            continue
+        steps = _launcher_steps(path, list(e.get("args") or []), own_exe) if isinstance(e, dict) else None
+        if steps is None:
             tagged.append(e)
+            continue
+        rewritten = {**e, "hookName": "createContainer", "path": own_exe, "args": [OWN_HOOK_NAME, *steps]}
+        launchers[id(rewritten)] = e
+        tagged.append(rewritten)
     merged = combine_hooks(expand_hooks(tagged))
+    # a launcher entry with no neighbour to merge with keeps the shape it was given
+    merged = [launchers.get(id(h), h) for h in merged]
     return [{k: v for k, v in h.items() if k != "hookName"} if isinstance(h, dict) else h for h in merged]
