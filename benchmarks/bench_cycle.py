@@ -17,7 +17,12 @@ first round only warms caches):
   difference to **cycle**);
 - **state**: ``state`` of one created container through the shim vs runc;
 - **each hook alone**: every hook of the spec, as runc starts it (argv, OCI state on stdin) on
-  a created container, vs ``/bin/true`` and ``python -I -S -c pass``.
+  a created container, vs ``/bin/true`` and ``python -I -S -c pass``; both shapes of the hooks:
+  the one gpuctk writes for its own ``gpuctk-hook`` (the common steps as ONE ``run-steps``
+  process, the ``all`` device's links as one more) and upstream's one hook per step (the same
+  generator with ``--hook-path`` not naming this gpuctk's hook, renamed to run the same
+  executable). Every round after the first is the hooks' no-op case: all links present.
+- **per-step cycle**: the cycle above with the per-step spec, for the difference in place.
 
 Wall time from ``time.perf_counter``; CPU time from ``os.wait4`` (user+sys of the command and
 what it waited for; a container's init is not counted). Median (and min) of N rounds
@@ -178,6 +183,32 @@ def strip_hooks(spec: dict) -> dict:
     return out
 
 
+def generate_per_step(node: str) -> dict:
+    """The spec of the same node in upstream's one-hook-per-step shape: generated for a hook
+    path that is not this gpuctk's (gpuctk.generate.hooks.is_own_hook), then renamed to HOOK."""
+    placeholder = "/nonexistent/gpuctk-hook"
+    p = subprocess.run(
+        [
+            GPUCTK,
+            "cdi",
+            "generate",
+            "--driver-root",
+            os.path.join(node, "root"),
+            "--inventory",
+            os.path.join(node, "inventory.json"),
+            "--hook-path",
+            placeholder,
+            "--format",
+            "json",
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(p.stdout.replace(json.dumps(placeholder), json.dumps(HOOK)))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=15)
@@ -226,6 +257,12 @@ def main() -> int:
         )
         with open(os.path.join(spec_dir, "nvidia.json")) as f:
             cdi_spec = json.load(f)
+        # upstream's shape, one hook per step, running the same executable
+        steps_dir = os.path.join(base, "cdi-per-step")
+        os.makedirs(steps_dir)
+        steps_spec = generate_per_step(node)
+        with open(os.path.join(steps_dir, "nvidia.json"), "w") as f:
+            json.dump(steps_spec, f)
         # the same spec without hooks: the shim's own cost, apart from what the hooks cost
         bare_dir = os.path.join(base, "cdi-no-hooks")
         os.makedirs(bare_dir)
@@ -241,8 +278,12 @@ def main() -> int:
         with open(cfg, encoding="utf-8") as src, open(cfg_bare, "w", encoding="utf-8") as dst:
             dst.write(src.read().replace(spec_dir, bare_dir))
         env_bare = {**env, "NVIDIA_CTK_CONFIG_FILE_PATH": cfg_bare}
+        cfg_steps = os.path.join(base, "config-per-step.toml")
+        with open(cfg, encoding="utf-8") as src, open(cfg_steps, "w", encoding="utf-8") as dst:
+            dst.write(src.read().replace(spec_dir, steps_dir))
+        env_steps = {**env, "NVIDIA_CTK_CONFIG_FILE_PATH": cfg_steps}
         old_enough = time.time_ns() - 60 * 10**9  # a config changed < 2 s ago is not cached
-        for p in (cfg, cfg_bare):
+        for p in (cfg, cfg_bare, cfg_steps):
             os.utime(p, ns=(old_enough, old_enough))
         env["NVIDIA_CTK_CONFIG_FILE_PATH"] = cfg
         bundle = make_bundle(
@@ -268,6 +309,19 @@ def main() -> int:
         no_hooks = json.dumps(edited).encode()
         with_hooks = json.dumps({**edited, "hooks": hooks}).encode()
         n_hooks = sum(len(v) for v in hooks.values())
+        # the per-step hooks as CDI injects them for `all` (common edits, then the device's), one
+        # OCI entry each: what runc runs when no gpuctk shim merges them (a native-CDI engine)
+        steps_hooks = {
+            "createContainer": [
+                {k: h[k] for k in ("path", "args", "env") if k in h}
+                for h in steps_spec["containerEdits"].get("hooks", [])
+                + next(d for d in steps_spec["devices"] if d["name"] == "all")["containerEdits"].get(
+                    "hooks", []
+                )
+            ]
+        }
+        with_steps = json.dumps({**edited, "hooks": steps_hooks}).encode()
+        n_steps = sum(len(v) for v in steps_hooks.values())
 
         # "before": the console script pip generated for gpuctk-runtime until the sh front end
         old_shim = os.path.join(base, "pip-script", "gpuctk-runtime")
@@ -292,6 +346,14 @@ def main() -> int:
                 (
                     "gpuctk-runtime cycle, the spec without hooks",
                     lambda: b.cycle(SHIM, bundle, requested, env_bare),
+                ),
+                (
+                    "gpuctk-runtime cycle, per-step spec (the shim merges its hooks)",
+                    lambda: b.cycle(SHIM, bundle, requested, env_steps),
+                ),
+                (
+                    f"runc + the per-step spec's {n_steps} hooks (edits pre-applied)",
+                    lambda: b.cycle(runc, bundle, with_steps, env),
                 ),
                 (
                     "before: pip console script, the spec without hooks",
@@ -319,7 +381,7 @@ def main() -> int:
             oci_state = json.loads(state_json)
             oci_state["ociVersion"] = edited.get("ociVersion", "1.0.2")
             stdin = json.dumps(oci_state).encode()
-            hook_counts: dict[str, int] = {}
+            hook_counts: dict[str, tuple[str, int]] = {}
             hook_cases: list[tuple[str, object]] = [
                 ("/bin/true (a no-op process)", lambda: check(["/bin/true"], env)),
                 (
@@ -328,14 +390,17 @@ def main() -> int:
                 ),
             ]
             # hooks of one shape (the 8 per-GPU create-symlinks) are timed once and counted
-            for (sub, links), (argv, hook_env, count) in distinct_hooks(hooks, env).items():
-                name = (
-                    f"hook {sub}"
-                    + (f" ({links} links)" if links else "")
-                    + (f" x{count}" if count > 1 else "")
-                )
-                hook_counts[name] = count
-                hook_cases.append((name, lambda argv=argv, hook_env=hook_env: check(argv, hook_env, stdin)))
+            for shape, shape_hooks in (("one process", hooks), ("per step", steps_hooks)):
+                for (sub, links), (argv, hook_env, count) in distinct_hooks(shape_hooks, env).items():
+                    name = (
+                        f"{shape}: {sub}"
+                        + (f" ({links} links)" if links else "")
+                        + (f" x{count}" if count > 1 else "")
+                    )
+                    hook_counts[name] = (shape, count)
+                    hook_cases.append(
+                        (name, lambda argv=argv, hook_env=hook_env: check(argv, hook_env, stdin))
+                    )
             hook_rows = rotate(args.runs, hook_cases)
         finally:
             subprocess.run([runc, "--root", b.state, "delete", "--force", cid], capture_output=True)
@@ -359,18 +424,25 @@ def main() -> int:
         f"after {' '.join(load_after)}"
     )
     print(
-        f"spec: {len(cdi_spec['devices'])} devices, {n_hooks} hooks; shim: {SHIM} "
+        f"spec: {len(cdi_spec['devices'])} devices; createContainer hooks for `all`: {n_hooks} as the shim injects them, "
+        f"{n_steps} in upstream's per-step shape; shim: {SHIM} "
         f"({'sh front end' if is_sh(SHIM) else 'Python script'})"
     )
     table(f"create+start+state+delete, ms (median of {args.runs} rounds in rotation)", cycles)
     table(f"state of a created container, ms (median of {args.runs * 2})", states)
     table(f"each hook alone (as runc runs it), ms (median of {args.runs})", hook_rows)
     names = list(cycles)
-    alone, shim, runc_hooks, shim_bare, old_bare = (med(cycles[n]) for n in names)
+    alone, shim, runc_hooks, shim_bare, shim_steps, runc_steps, old_bare = (med(cycles[n]) for n in names)
     s_runc, s_shim, s_old = (med(states[n]) for n in states)
     true_ms = med(hook_rows["/bin/true (a no-op process)"])
     py_ms = med(hook_rows["python -I -S -c pass (interpreter floor)"])
-    hooks_sum = sum(med(v) * hook_counts[k] for k, v in hook_rows.items() if k in hook_counts)
+    sums = {
+        shape: sum(
+            med(v) * hook_counts[k][1] for k, v in hook_rows.items() if hook_counts.get(k, ("",))[0] == shape
+        )
+        for shape in ("one process", "per step")
+    }
+    hooks_sum = sums["one process"]
     print(
         f"\ncycle through gpuctk vs runc alone: {shim:.1f} / {alone:.1f} ms = {shim / alone:.2f}x (target <= 1.25x)"
     )
@@ -387,8 +459,17 @@ def main() -> int:
         f"before (pip console script): {s_old:.1f} ms = {s_old / s_runc:.2f}x"
     )
     print(
-        f"the container's {n_hooks} hooks alone, summed: {hooks_sum:.1f} ms = {hooks_sum / true_ms:.1f}x "
-        f"one no-op process (/bin/true), {hooks_sum / py_ms:.1f}x one python -I -S"
+        f"the container's {n_hooks} hooks (one-process shape) alone, summed: {hooks_sum:.1f} ms = "
+        f"{hooks_sum / py_ms:.2f}x one python -I -S -c pass (target <= 2x), {hooks_sum / true_ms:.1f}x /bin/true"
+    )
+    print(
+        f"the per-step spec's {n_steps} hooks alone, summed: {sums['per step']:.1f} ms = "
+        f"{sums['per step'] / py_ms:.2f}x one python -I -S -c pass; one-process / per-step: "
+        f"{hooks_sum / sums['per step']:.2f}"
+    )
+    print(
+        f"cycle with the per-step spec (merged by the shim): {shim_steps:.1f} ms ({shim_steps / alone:.2f}x runc alone); "
+        f"runc + per-step hooks vs runc alone: {runc_steps - alone:+.1f} ms"
     )
     return 0
 

@@ -14,7 +14,14 @@ from gpuctk.errors import GpuctkError, UsageError
 from gpuctk.generate import transform as T
 from gpuctk.generate.context import GenerateContext, device_names
 from gpuctk.generate.driver import RO_OPTIONS, discover_driver
-from gpuctk.generate.hooks import ldcache_hook, make_hook, symlinks_hook
+from gpuctk.generate.hooks import (
+    combine_hooks,
+    is_own_hook,
+    ldcache_hook,
+    make_hook,
+    merge_symlink_hooks,
+    symlinks_hook,
+)
 from gpuctk.generate.options import FEATURE_FLAGS, HOOK_NAMES, MODES, NAME_STRATEGIES, GenerateOptions
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.:\-]*[A-Za-z0-9])?$")
@@ -311,6 +318,21 @@ def _csv(ctx: GenerateContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return csv_edits(ctx)
 
 
+def _one_process_hooks(spec: dict[str, Any]) -> None:
+    """For gpuctk's own hook executable (generate.hooks.is_own_hook): the common edits' steps
+    as ONE ``gpuctk-hook run-steps`` hook (same steps, same order), and each device's
+    create-symlinks hooks as one (the ``all`` device unites every GPU's by-path links).
+    Device hooks stay with their device, so a container that requests some devices runs
+    exactly those devices' links, as CDI says (docs/hooks.md, "One process")."""
+    common = spec.get("containerEdits") or {}
+    if common.get("hooks"):
+        common["hooks"] = combine_hooks(common["hooks"])
+    for dev in spec["devices"]:
+        edits = dev.get("containerEdits") or {}
+        if edits.get("hooks"):
+            edits["hooks"] = merge_symlink_hooks(edits["hooks"])
+
+
 def build_spec(opts: GenerateOptions) -> tuple[dict[str, Any], list[str]]:
     _check_options(opts)
     ctx = GenerateContext(opts)
@@ -363,5 +385,7 @@ def build_spec(opts: GenerateOptions) -> tuple[dict[str, Any], list[str]]:
                 f"mode {mode}: no devices found (inventory {ctx.inventory()['source']}); nothing to generate"
             )
         ctx.warnings.append("the spec has no devices")
+    if is_own_hook(ctx.hook_path):
+        _one_process_hooks(spec)
     spec["cdiVersion"] = minimum_version_of(spec)
     return spec, list(dict.fromkeys(ctx.warnings))

@@ -130,3 +130,198 @@ def ldcache_hook(opts: GenerateOptions, hook_path: str, folders: list[str]) -> d
     for d in uniq:
         args += ["--folder", d]
     return make_hook(opts, hook_path, "update-ldcache", args)
+
+
+# ---------------------------------------------------------------- one process for gpuctk's own hook
+
+STEPS_SUBCOMMAND = "run-steps"  # gpuctk.hooks.steps.SUBCOMMAND
+OWN_HOOK_NAME = "gpuctk-hook"
+
+
+def own_hook_executable() -> str:
+    """This environment's ``gpuctk-hook`` (beside the interpreter)."""
+    return os.path.join(os.path.dirname(sys.executable), OWN_HOOK_NAME)
+
+
+def is_own_hook(hook_path: str) -> bool:
+    """Whether a spec naming ``hook_path`` may use gpuctk-only hook subcommands: the path is
+    named ``gpuctk-hook`` and resolves (through launcher symlinks) to the very executable of
+    the gpuctk that generates the spec. An upstream name (``nvidia-cdi-hook``, ``nvidia-ctk``,
+    even when gpuctk's launcher answers it) or a path that does not exist here keeps upstream's
+    one-hook-per-step shape: whatever runs there later understands it."""
+    if os.path.basename(hook_path) != OWN_HOOK_NAME or not os.path.isabs(hook_path):
+        return False
+    own = own_hook_executable()
+    if not _executable(hook_path) or not _executable(own):
+        return False
+    return os.path.realpath(hook_path) == os.path.realpath(own)
+
+
+def _step_argv(hook: dict[str, Any]) -> list[str] | None:
+    """``[name, flag…]`` of a single-step gpuctk-hook entry, else None."""
+    args = hook.get("args") or []
+    if os.path.basename(str(hook.get("path", ""))) != OWN_HOOK_NAME or len(args) < 2:
+        return None
+    if args[0] != OWN_HOOK_NAME or args[1] == STEPS_SUBCOMMAND or args[1].startswith("-"):
+        return None
+    return list(args[1:])
+
+
+def combine_hooks(hooks: list[Any]) -> list[Any]:
+    """Runs of adjacent single-step ``gpuctk-hook`` createContainer hooks with the same path,
+    env and no timeout, each as ONE ``gpuctk-hook run-steps`` hook whose steps are the
+    hooks' argv in order (see gpuctk.hooks.steps); anything else is kept as it is. A run of
+    one stays a plain hook. :func:`expand_hooks` is the inverse."""
+    from gpuctk.hooks.steps import encode
+
+    out: list[Any] = []
+    run: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            steps = [_step_argv(h) or [] for h in run]
+            first = run[0]
+            out.append({**first, "args": [OWN_HOOK_NAME, STEPS_SUBCOMMAND, *encode(steps)]})
+        run.clear()
+
+    for h in hooks:
+        if not isinstance(h, dict):
+            flush()
+            out.append(h)
+            continue
+        same = (
+            run
+            and h.get("path") == run[0].get("path")
+            and h.get("env") == run[0].get("env")
+            and h.get("hookName") == run[0].get("hookName")
+        )
+        if _step_argv(h) is None or h.get("hookName") != "createContainer" or "timeout" in h:
+            flush()
+            out.append(h)
+            continue
+        if not same:
+            flush()
+        run.append(h)
+    flush()
+    return out
+
+
+def expand_hooks(hooks: list[Any]) -> list[Any]:
+    """Every ``gpuctk-hook run-steps`` hook as its steps, one hook each (for consumers that
+    need upstream's shape, e.g. a runsc-ready spec); other hooks unchanged. A malformed
+    step list is kept as it is (the hook itself refuses it)."""
+    from gpuctk.hooks.steps import StepsError, decode
+
+    out: list[Any] = []
+    for h in hooks:
+        args = (h.get("args") if isinstance(h, dict) else None) or []
+        if (
+            isinstance(args, list)
+            and all(isinstance(a, str) for a in args)
+            and os.path.basename(str(h.get("path", ""))) == OWN_HOOK_NAME
+            and len(args) >= 2
+            and args[1] == STEPS_SUBCOMMAND
+        ):
+            try:
+                steps = decode(list(args[2:]))
+            except StepsError:
+                out.append(h)
+                continue
+            out.extend({**h, "args": [args[0], *step]} for step in steps)
+        else:
+            out.append(h)
+    return out
+
+
+def merge_symlink_hooks(hooks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """All single-step ``gpuctk-hook create-symlinks`` hooks of one device's edits as one
+    (the ``all`` device unites eight GPUs' by-path links): links in order, first target per
+    link path wins, as :func:`symlinks_hook` does. Other hooks keep their places."""
+    links: list[str] = []
+    first = -1
+    out: list[dict[str, Any]] = []
+    for h in hooks:
+        step = _step_argv(h) or []
+        if (
+            step[:1] == ["create-symlinks"]
+            and len(step) % 2 == 1
+            and all(f == "--link" for f in step[1::2])
+            and h.get("hookName") == "createContainer"
+            and "timeout" not in h
+        ):
+            if first < 0:
+                first = len(out)
+                out.append(h)
+            elif h.get("path") != out[first].get("path") or h.get("env") != out[first].get("env"):
+                out.append(h)
+                continue
+            links += step[2::2]
+            continue
+        out.append(h)
+    if first >= 0:
+        by_link: dict[str, str] = {}
+        for link in links:
+            by_link.setdefault(link.partition("::")[2], link)
+        args: list[str] = [OWN_HOOK_NAME, "create-symlinks"]
+        for link in by_link.values():
+            args += ["--link", link]
+        out[first] = {**out[first], "args": args}
+    return out
+
+
+def _launcher_steps(path: object, args: list[Any], own: str) -> list[str] | None:
+    """``[name, flag…]`` when ``path`` is, right now, a launcher of this gpuctk's hook under an
+    upstream name (what ``gpuctk install`` lays out: ``nvidia-cdi-hook`` a symlink to it,
+    ``nvidia-ctk`` the marked sh wrapper exec'ing it), else None."""
+    if not (isinstance(path, str) and os.path.isabs(path) and all(isinstance(a, str) for a in args)):
+        return None
+    base = os.path.basename(path)
+    if base == "nvidia-cdi-hook" and len(args) >= 2 and args[0] == base and not args[1].startswith("-"):
+        if _executable(path) and os.path.realpath(path) == os.path.realpath(own):
+            return list(args[1:])
+    elif (
+        base == "nvidia-ctk" and len(args) >= 3 and args[:2] == [base, "hook"] and not args[2].startswith("-")
+    ):
+        try:
+            with open(path, "rb") as f:
+                text = f.read(4096).decode("utf-8", "replace")
+        except OSError:
+            return None
+        if text.startswith("#!/bin/sh\n# gpuctk launcher") and (
+            f"exec {own} " in text or f"exec '{own}' " in text
+        ):
+            return list(args[2:])
+    return None
+
+
+def merge_injected_hooks(entries: list[Any]) -> list[Any]:
+    """OCI ``createContainer`` entries the shim just injected (CDI already chose the devices:
+    common edits, then each requested device's), with adjacent hooks of THIS gpuctk's
+    ``gpuctk-hook`` (:func:`is_own_hook`; single steps or run-steps; also ``nvidia-cdi-hook`` /
+    ``nvidia-ctk`` when they are, at this moment, this gpuctk's launchers) merged into one
+    ``run-steps`` process of this gpuctk's ``gpuctk-hook``: the same steps in the same order. Entries of any other executable,
+    with a ``timeout`` or another env, are boundaries and stay as they are."""
+    own: dict[str, bool] = {}
+    own_exe = own_hook_executable()
+    tagged: list[Any] = []
+    launchers: dict[int, Any] = {}  # upstream-named launcher entries, as rewritten -> as given
+    for e in entries:
+        path = e.get("path") if isinstance(e, dict) else None
+        if isinstance(path, str) and path not in own:
+            own[path] = is_own_hook(path)
+        if isinstance(path, str) and own[path]:
+            tagged.append({"hookName": "createContainer", **e})
+            continue
+        steps = _launcher_steps(path, list(e.get("args") or []), own_exe) if isinstance(e, dict) else None
+        if steps is None:
+            tagged.append(e)
+            continue
+        rewritten = {**e, "hookName": "createContainer", "path": own_exe, "args": [OWN_HOOK_NAME, *steps]}
+        launchers[id(rewritten)] = e
+        tagged.append(rewritten)
+    merged = combine_hooks(expand_hooks(tagged))
+    # a launcher entry with no neighbour to merge with keeps the shape it was given
+    merged = [launchers.get(id(h), h) for h in merged]
+    return [{k: v for k, v in h.items() if k != "hookName"} if isinstance(h, dict) else h for h in merged]

@@ -85,7 +85,7 @@ def cache_key(
         head = ["all", csv_dir, _stat_sig(csv_dir)] if csv_all else ["base"]
         csv_part = "\x01".join(head + [f"{f}={_stat_sig(f)}" for f in files])
     parts = [
-        "v2",
+        "v2",  # v2: gpuctk-hook run-steps (one hook process); an older gpuctk never reads these
         mode,
         os.path.abspath(driver_root),
         os.path.abspath(dev_root),

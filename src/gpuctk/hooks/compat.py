@@ -5,7 +5,6 @@ are newer than the host driver (upstream: NVIDIA/nvidia-container-toolkit
 from __future__ import annotations
 
 import os
-import re
 import stat
 import sys
 
@@ -17,7 +16,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_COMPAT_ROOT = "/usr/local/cuda/compat"
-LIBCUDA_RE = re.compile(r"^libcuda\.so\.\d+\.\d+(\.\d+)?$")
+
+
+def is_libcuda_name(name: str) -> bool:
+    """``libcuda.so.X.Y[.Z]`` with ASCII digits (no ``re``: this runs on every container start)."""
+    if not name.startswith("libcuda.so."):
+        return False
+    parts = name[len("libcuda.so.") :].split(".")
+    return len(parts) in (2, 3) and all(p.isascii() and p.isdigit() for p in parts)
 
 
 def version_tuple(v: str | None) -> tuple[int, ...] | None:
@@ -87,7 +93,7 @@ def find_compat_lib(root: Root, compat_dir: str) -> str | None:
         return None
     found = []
     for n in sorted(names):
-        if LIBCUDA_RE.match(n):
+        if is_libcuda_name(n):
             st = root.lstat(compat_dir.rstrip("/") + "/" + n)
             if st is not None and stat.S_ISREG(st.st_mode):
                 found.append(n)

@@ -13,7 +13,7 @@ and is clamped to [:data:`MIN_S`, :data:`MAX_S`].
 
 from __future__ import annotations
 
-import signal
+import _signal as signal  # the C module: `signal` imports enum, milliseconds per hook start
 import time
 
 DEFAULT_S = 10.0

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 PROG = "gpuctk-hook"
+SUBCOMMAND_STEPS = "run-steps"  # gpuctk.hooks.steps.SUBCOMMAND (not imported: start-up)
 DEBUG_ENVS = ("NVIDIA_CTK_DEBUG", "NVIDIA_CDI_DEBUG", "GPUCTK_DEBUG")
 QUIET_ENVS = ("NVIDIA_CTK_QUIET", "NVIDIA_CDI_QUIET")
 # never passed on to anything we start, whoever set them (CVE-2025-23266)
@@ -142,7 +143,7 @@ def hook_help(name: str, prog: str = PROG) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_flags(name: str, argv: list[str], prog: str = PROG) -> Args | None:
+def parse_flags(name: str, argv: list[str], prog: str = PROG, help_ok: bool = True) -> Args | None:
     """Go-style flags: ``--x v``, ``--x=v``, ``-x v``; None when help was asked for."""
     flags = {f.name: f for f in [*HOOKS[name][1], *COMMON]}
     ns = Args(list(flags.values()))
@@ -150,7 +151,7 @@ def parse_flags(name: str, argv: list[str], prog: str = PROG) -> Args | None:
     while i < len(argv):
         a = argv[i]
         i += 1
-        if a in ("-h", "--help", "-help"):
+        if a in ("-h", "--help", "-help") and help_ok:
             sys.stdout.write(hook_help(name, prog))
             return None
         if not a.startswith("-") or a in ("-", "--"):
@@ -178,14 +179,19 @@ def _truthy(v: str | None) -> bool:
     return (v or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _run(name: str, args: Args, debug: bool = False, fallback: bool | None = None) -> int:
-    from gpuctk.hooks.confine import Root
-    from gpuctk.hooks.state import load_state
-
+def _logger(name: str, debug: bool) -> Any:
     def log(msg: str) -> None:
         if debug:
             print(f"{PROG}: {name}: {msg}", file=sys.stderr)
 
+    return log
+
+
+def _run(name: str, args: Args, debug: bool = False, fallback: bool | None = None) -> int:
+    from gpuctk.hooks.confine import Root
+    from gpuctk.hooks.state import load_state
+
+    log = _logger(name, debug)
     if name == "noop":
         return 0
     state = load_state(container_spec=args.container_spec)
@@ -193,46 +199,131 @@ def _run(name: str, args: Args, debug: bool = False, fallback: bool | None = Non
     if name == "chmod":  # validate flags before touching anything
         from gpuctk.hooks.simple import parse_mode
 
-        mode = parse_mode(args.mode)
+        parse_mode(args.mode)
     with Root(state.root, fallback=fallback) as root:
         log("resolver: " + ("component walk (no openat2)" if root.fallback else "openat2 RESOLVE_IN_ROOT"))
-        if name == "create-symlinks":
-            from gpuctk.hooks.simple import create_symlinks, parse_links
+        _step(name, args, root, log)
+    return 0
 
-            log(
-                f"created/replaced: {create_symlinks(root, parse_links(args.link)) or 'nothing (all correct)'}"
+
+def _step(name: str, args: Args, root: Any, log: Any) -> None:
+    """One hook's work on an open root (the same code for a single hook and for run-steps)."""
+    if name == "create-symlinks":
+        from gpuctk.hooks.simple import create_symlinks, parse_links
+
+        log(f"created/replaced: {create_symlinks(root, parse_links(args.link)) or 'nothing (all correct)'}")
+    elif name == "update-ldcache":
+        from gpuctk.hooks.ldfresh import ldcache_up_to_date
+
+        if ldcache_up_to_date(root, args.folder):
+            log("/etc/ld.so.cache already up to date: nothing written, ldconfig not run")
+            return
+        from gpuctk.hooks.ldcache import update_ldcache
+
+        log(f"wrote {update_ldcache(root, args.folder, args.ldconfig_path)} and rebuilt /etc/ld.so.cache")
+    elif name == "enable-cuda-compat":
+        from gpuctk.hooks.compat import enable_cuda_compat
+
+        conf = enable_cuda_compat(
+            root,
+            args.host_driver_version or None,
+            args.host_cuda_version or None,
+            args.cuda_compat_container_root,
+        )
+        log(f"wrote {conf}" if conf else "compat libraries not used")
+    elif name == "disable-device-node-modification":
+        from gpuctk.hooks.params import disable_device_node_modification
+
+        done = disable_device_node_modification(root, args.host_params_file)
+        log("masked /proc/driver/nvidia/params" if done else "nothing to mask")
+    elif name == "update-application-profile":
+        from gpuctk.hooks.simple import update_application_profile
+
+        log("profile written" if update_application_profile(root) else "no GPU device nodes: nothing written")
+    elif name == "chmod":
+        from gpuctk.hooks.simple import chmod_paths, parse_mode
+
+        log(f"changed: {chmod_paths(root, parse_mode(args.mode), args.path)}")
+
+
+class _StepFailed(Exception):
+    def __init__(self, label: str, exc: BaseException) -> None:
+        super().__init__(label)
+        self.label, self.exc = label, exc
+
+
+def parse_steps(
+    words: list[str], prog: str = PROG, quiet: bool = False
+) -> tuple[str | None, list[tuple[str, Args]]]:
+    """(``--container-spec`` of the batch, [(step name, parsed flags)…]) of the words after
+    ``run-steps``; every step is parsed (and chmod modes checked) before any work starts.
+    An unknown step name is a warning and skipped, as a lone unknown hook is."""
+    from gpuctk.hooks.simple import parse_mode
+    from gpuctk.hooks.steps import StepsError, decode
+
+    container_spec = None
+    if words and (words[0] == "--container-spec" or words[0].startswith("--container-spec=")):
+        _key, eq, value = words[0].partition("=")
+        if not eq:
+            if len(words) < 2:
+                raise _UsageError(f"{SUBCOMMAND_STEPS}: flag needs an argument: --container-spec")
+            value, words = words[1], words[2:]
+        else:
+            words = words[1:]
+        container_spec = value
+    try:
+        raw = decode(words)
+    except StepsError as exc:
+        raise _UsageError(f"{SUBCOMMAND_STEPS}: {exc}") from None
+    out: list[tuple[str, Args]] = []
+    for n, step in enumerate(raw, 1):
+        name = step[0]
+        if name not in HOOKS or name == SUBCOMMAND_STEPS:
+            if not quiet:
+                print(
+                    f"{prog}: warning: {SUBCOMMAND_STEPS}: step {n}: unsupported hook {name!r}; skipped",
+                    file=sys.stderr,
+                )
+            continue
+        try:
+            ns = parse_flags(name, step[1:], prog, help_ok=False)
+        except _UsageError as exc:
+            raise _UsageError(f"{SUBCOMMAND_STEPS}: step {n}: {exc}") from None
+        assert ns is not None  # help_ok=False: -h is an undefined flag
+        if ns.container_spec not in (None, ""):
+            raise _UsageError(
+                f"{SUBCOMMAND_STEPS}: step {n}: {name}: --container-spec belongs before the steps (one state per run)"
             )
-        elif name == "update-ldcache":
-            from gpuctk.hooks.ldcache import update_ldcache
+        if name == "chmod":
+            try:
+                parse_mode(ns.mode)
+            except GpuctkError as exc:
+                raise _UsageError(f"{SUBCOMMAND_STEPS}: step {n}: chmod: {exc}") from None
+        out.append((name, ns))
+    return container_spec, out
 
-            log(f"wrote {update_ldcache(root, args.folder, args.ldconfig_path)} and rebuilt /etc/ld.so.cache")
-        elif name == "enable-cuda-compat":
-            from gpuctk.hooks.compat import enable_cuda_compat
 
-            conf = enable_cuda_compat(
-                root,
-                args.host_driver_version or None,
-                args.host_cuda_version or None,
-                args.cuda_compat_container_root,
-            )
-            log(f"wrote {conf}" if conf else "compat libraries not used")
-        elif name == "disable-device-node-modification":
-            from gpuctk.hooks.params import disable_device_node_modification
+def _run_steps(
+    container_spec: str | None, steps: list[tuple[str, Args]], debug: bool, fallback: bool | None
+) -> int:
+    """All steps in order on ONE parse of the state and ONE open root; the first failing step
+    stops the run (runc stops at the first failing hook too). Each step gets the work budget
+    a lone hook gets; the deadline is the run's."""
+    from gpuctk.hooks.confine import Root
+    from gpuctk.hooks.state import load_state
 
-            done = disable_device_node_modification(root, args.host_params_file)
-            log("masked /proc/driver/nvidia/params" if done else "nothing to mask")
-        elif name == "update-application-profile":
-            from gpuctk.hooks.simple import update_application_profile
-
-            log(
-                "profile written"
-                if update_application_profile(root)
-                else "no GPU device nodes: nothing written"
-            )
-        elif name == "chmod":
-            from gpuctk.hooks.simple import chmod_paths
-
-            log(f"changed: {chmod_paths(root, mode, args.path)}")
+    work = [(n, name, ns) for n, (name, ns) in enumerate(steps, 1) if name != "noop"]
+    if not work:
+        return 0
+    state = load_state(container_spec=container_spec)
+    _logger(SUBCOMMAND_STEPS, debug)(f"container root {state.root}; {len(work)} steps")
+    with Root(state.root, fallback=fallback) as root:
+        for n, name, ns in work:
+            root.components = root.lookups = 0  # the budget of a lone hook, per step
+            try:
+                _step(name, ns, root, _logger(name, debug))
+            except Exception as exc:
+                raise _StepFailed(f"{SUBCOMMAND_STEPS}: step {n} ({name})", exc) from None
     return 0
 
 
@@ -241,7 +332,9 @@ def _usage() -> str:
     return (
         f"usage: {PROG} [--debug] [--quiet] [--timeout SECONDS] HOOK [flags]\n\nRun one CDI hook against the "
         f"container named by the OCI state on stdin.\n\nhooks:\n{names}\n\nAn unknown hook name is a warning "
-        f"(exit 0). --timeout: the deadline of the whole run (default {DEFAULT_TIMEOUT:g}s, 0.5..60).\n"
+        f"(exit 0).\n\n{PROG} [global flags] {SUBCOMMAND_STEPS} [--container-spec FILE] N1 HOOK1 [flags] N2 HOOK2 ...\n"
+        f"runs several hooks in one process, in order, on one read of the state; N is the number of "
+        f"words of the step that follows (its name included).\n--timeout: the deadline of the whole run (default {DEFAULT_TIMEOUT:g}s, 0.5..60).\n"
     )
 
 
@@ -291,24 +384,41 @@ def run(argv: Sequence[str], prog: str = PROG) -> int:
         else:
             if not quiet:
                 print(f"{prog}: warning: unknown flag {flag}; ignored", file=sys.stderr)
-    if not args or args[0] not in HOOKS:
+    ns: Args | None = None
+    container_spec: str | None = None
+    steps: list[tuple[str, Args]] = []
+    if args and args[0] == SUBCOMMAND_STEPS:
+        name = SUBCOMMAND_STEPS
+        try:
+            container_spec, steps = parse_steps(args[1:], prog, quiet)
+        except _UsageError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    elif not args or args[0] not in HOOKS:
         if not quiet:
             what = f"unsupported hook {args[0]!r}" if args else "no hook given"
             print(f"{prog}: warning: {what}; nothing done", file=sys.stderr)
         return 0
-    name = args[0]
-    try:
-        ns = parse_flags(name, args[1:], prog)
-    except _UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if ns is None:
-        return 0
+    else:
+        name = args[0]
+        try:
+            ns = parse_flags(name, args[1:], prog)
+        except _UsageError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if ns is None:
+            return 0
     # one line whatever happens: no traceback, whatever the image put in front of us
     try:
         deadline.arm(timeout)
         try:
-            return _run(name, ns, debug, fallback)
+            if name == SUBCOMMAND_STEPS:
+                try:
+                    return _run_steps(container_spec, steps, debug, fallback)
+                except _StepFailed as failed:
+                    name = failed.label
+                    raise failed.exc from None
+            return _run(name, ns, debug, fallback) if ns is not None else 0
         finally:
             deadline.disarm()
     except deadline.HookDeadline as exc:

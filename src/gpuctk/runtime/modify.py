@@ -218,6 +218,23 @@ class Modifier:
         )
 
 
+def _merge_own_hooks(spec: dict, start: int, log: Logger) -> None:
+    """The createContainer hooks injected here that run this gpuctk's gpuctk-hook, adjacent ones
+    as one process (gpuctk.generate.hooks.merge_injected_hooks; docs/hooks.md "One process")."""
+    hooks = spec.get("hooks")
+    cc = hooks.get("createContainer") if isinstance(hooks, dict) else None
+    if not isinstance(cc, list) or len(cc) - start < 2:
+        return
+    from gpuctk.generate.hooks import merge_injected_hooks
+
+    merged = merge_injected_hooks(cc[start:])
+    if len(merged) < len(cc) - start:
+        log.debug(
+            f"Merged {len(cc) - start} gpuctk-hook createContainer hooks into {len(merged)} process(es)"
+        )
+        cc[start:] = merged
+
+
 def modify_spec(
     spec: dict, cfg: ConfigDict, host: Host, log: Logger, mode_override: str | None = None
 ) -> str | None:
@@ -241,6 +258,7 @@ def modify_spec(
     for w in image.warnings:
         log.warning(w)
     m = Modifier(cfg, host, log)
+    injected_from = len((spec.get("hooks") or {}).get("createContainer") or [])
     if mode in ("cdi", "jit-cdi"):
         m.cdi(spec, image, mode)
     elif mode == "csv":
@@ -252,6 +270,8 @@ def modify_spec(
     if cfg["nvidia-container-runtime"]["sandbox"] == "gvisor":
         for note in host.runsc_ready(spec):
             log.info(f"gvisor: {note}")
+    else:
+        _merge_own_hooks(spec, injected_from, log)
     given = give_hooks_an_env(spec, host.hook_env())
     if given:
         log.debug(f"Gave {given} hook(s) without an environment of their own an explicit one")

@@ -59,7 +59,10 @@ def as_dict(value: object) -> dict:
 
 
 def hooks(spec: dict, stage: str) -> list[dict]:
-    return [h for h in as_list(as_dict(spec.get("hooks")).get(stage)) if isinstance(h, dict)]
+    """The hooks of a stage; a ``gpuctk-hook run-steps`` hook counts as its steps, one each."""
+    from gpuctk.generate.hooks import expand_hooks
+
+    return expand_hooks([h for h in as_list(as_dict(spec.get("hooks")).get(stage)) if isinstance(h, dict)])
 
 
 def devices(spec: dict) -> list[dict]:

@@ -55,8 +55,10 @@ def _cdi_hook_path(original: str, override: str | None) -> str:
 
 def _rewrite_hooks(hook_list: list, override: str | None, warnings: _Notes) -> list:
     """Toolkit/gpuctk CDI hooks → ``<dir>/nvidia-cdi-hook NAME …``; drop disable-device-node-modification."""
+    from gpuctk.generate.hooks import expand_hooks  # gpuctk-hook run-steps -> one hook per step
+
     out = []
-    for h in hook_list:
+    for h in expand_hooks(hook_list):
         parsed = c.toolkit_hook_name(h) if isinstance(h, dict) else None
         if parsed is None:
             out.append(h)

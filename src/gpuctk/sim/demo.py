@@ -118,9 +118,12 @@ def _summary(spec: dict[str, Any], warnings: list[str]) -> None:
     def count(pred: Any) -> int:
         return sum(1 for m in mounts if pred(m["containerPath"]))
 
+    from gpuctk.generate.hooks import expand_hooks
+
+    processes = len(common.get("hooks", []))
     hooks = [
         h["args"][1] if h["args"][0] not in ("nvidia-ctk", "gpuctk") else h["args"][2]
-        for h in common.get("hooks", [])
+        for h in expand_hooks(common.get("hooks", []))
     ]
     print(f"  spec: kind {spec['kind']}, cdiVersion {spec['cdiVersion']}")
     print(
@@ -133,7 +136,10 @@ def _summary(spec: dict[str, Any], warnings: list[str]) -> None:
         f"firmware, {count(lambda p: p.startswith('/usr/bin/'))} binaries, {count(lambda p: p.endswith('socket'))} IPC "
         f"sockets, {count(lambda p: p.endswith(('.json', '.icd', '.bin')) and '/firmware/' not in p)} configs"
     )
-    print(f"  hooks: {', '.join(hooks) or 'none'}")
+    print(
+        f"  hooks: {', '.join(hooks) or 'none'}"
+        + (" (one gpuctk-hook process)" if processes == 1 < len(hooks) else "")
+    )
     print(f"  warnings: {'; '.join(warnings) if warnings else 'none'}")
 
 
