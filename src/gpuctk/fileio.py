@@ -244,7 +244,7 @@ MAX_DEPTH = 64
 MAX_INT_DIGITS = 100
 
 
-def check_depth(value: object, name: str, limit: int = MAX_DEPTH) -> None:
+def check_depth(value: object, name: str, limit: int = MAX_DEPTH, kind: str = "JSON") -> None:
     """Refuse decoded data nested deeper than ``limit`` (iteratively: no RecursionError)."""
     from gpuctk.errors import GpuctkError
 
@@ -258,7 +258,7 @@ def check_depth(value: object, name: str, limit: int = MAX_DEPTH) -> None:
         else:
             continue
         if depth >= limit:
-            raise GpuctkError(f"{name}: nested deeper than {limit} levels, not a config file")
+            raise GpuctkError(f"{name}: invalid {kind}: nested too deeply (more than {limit} levels)")
         stack.extend((child, depth + 1) for child in children)  # type: ignore[attr-defined]
 
 
@@ -279,7 +279,9 @@ def decode_json(text: str, name: str, *, depth: int = MAX_DEPTH) -> object:
     try:
         data = json.loads(text, parse_int=big_int)
     except json.JSONDecodeError as exc:
-        raise GpuctkError(f"{name}: invalid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        error = GpuctkError(f"{name}: invalid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}")
+        error.syntax = True  # type: ignore[attr-defined]
+        raise error from None
     except RecursionError:
         raise GpuctkError(f"{name}: invalid JSON: nested too deeply") from None
     except ValueError as exc:  # CPython's int digit limit, float overflow
@@ -313,22 +315,27 @@ def _check_strings(value: object, name: str) -> None:
 # TOML shape caps, checked on the raw text before any parser runs: tomlkit is quadratic in the
 # keys of one table (25 s for 5000 keys), tomllib in the parts of dotted table headers.
 MAX_TOML_KEYS = 4000
+MAX_TOML_TABLES = 500
 MAX_TOML_HEADER_PARTS = 32
 
 
 def check_toml_shape(text: str, name: str) -> None:
     """One-line GpuctkError for TOML no engine config looks like: more than MAX_TOML_KEYS
-    lines that hold a key or a table header, a header with more than MAX_TOML_HEADER_PARTS
+    lines that hold a key or a table header, more than MAX_TOML_TABLES table headers, a header
+    with more than MAX_TOML_HEADER_PARTS
     dotted parts, or nesting deeper than MAX_DEPTH brackets."""
     from gpuctk.errors import GpuctkError
 
-    keys = 0
+    keys = tables = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         s = line.lstrip()
         if not s or s[0] == "#":
             continue
         if s[0] == "[":
             keys += 1
+            tables += 1
+            if tables > MAX_TOML_TABLES:
+                raise GpuctkError(f"{name}: more than {MAX_TOML_TABLES} tables, not an engine config")
             head = s.split("]", 1)[0]
             if head.count(".") >= MAX_TOML_HEADER_PARTS:
                 raise GpuctkError(
@@ -353,7 +360,7 @@ def check_toml_shape(text: str, name: str) -> None:
                     deepest = depth
                     if deepest > MAX_DEPTH:
                         raise GpuctkError(
-                            f"{name}: nested deeper than {MAX_DEPTH} levels, not an engine config"
+                            f"{name}: invalid TOML: nested too deeply (more than {MAX_DEPTH} levels)"
                         )
             elif ch in "]}":
                 depth = max(0, depth - 1)
@@ -365,8 +372,13 @@ LOCK_TIMEOUT = 60.0
 
 
 def lock_path(path: str) -> str:
-    """The lock file of ``path``: ``.NAME.gpuctk-lock`` in the same directory."""
-    directory, base = os.path.split(os.path.abspath(path))
+    """The lock file of ``path``: ``.NAME.gpuctk-lock`` in the same directory (for a path whose
+    directory does not exist yet, that of the nearest ancestor that does: taking a lock never
+    creates a directory)."""
+    path = os.path.abspath(path)
+    directory, base = os.path.split(path)
+    while directory != "/" and not os.path.isdir(directory):
+        directory, base = os.path.split(directory)
     return os.path.join(directory, "." + base + LOCK_SUFFIX)
 
 
@@ -413,8 +425,6 @@ class FileLock:
         delay = 0.005
         while True:
             directory = os.path.dirname(lock)
-            if not os.path.isdir(directory):
-                os.makedirs(directory, mode=0o755, exist_ok=True)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
