@@ -397,7 +397,9 @@ class FileLock:
     def __init__(self, paths: list[str] | tuple[str, ...] | str, timeout: float | None = None) -> None:
         if isinstance(paths, str):
             paths = [paths]
-        self.locks = sorted({lock_path(p) for p in paths})
+        # a device or FIFO target (``--output /dev/stdout``) is written through: nothing to lock,
+        # and no lock file belongs in /dev
+        self.locks = sorted({lock_path(p) for p in paths if not _is_special(p)})
         self.timeout = LOCK_TIMEOUT if timeout is None else timeout
         self._fds: list[tuple[str, int]] = []
 
@@ -406,7 +408,7 @@ class FileLock:
             for lock in self.locks:
                 if lock in FileLock._held:
                     FileLock._held[lock] += 1
-                    self._fds.append((lock, -1))
+                    self._fds.append((lock, -2))
                     continue
                 self._fds.append((lock, self._acquire(lock)))
                 FileLock._held[lock] = 1
@@ -425,7 +427,12 @@ class FileLock:
         delay = 0.005
         while True:
             directory = os.path.dirname(lock)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            except OSError:
+                # a directory nobody can write in (read-only, /proc): the write that follows
+                # fails there too, with its own one-line error; a lock would protect nothing
+                return -1
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -458,6 +465,9 @@ class FileLock:
     def __exit__(self, *exc: object) -> None:
         while self._fds:
             lock, fd = self._fds.pop()
+            if fd == -1:
+                FileLock._held.pop(lock, None)
+                continue
             if fd < 0:
                 FileLock._held[lock] -= 1
                 continue
@@ -467,6 +477,14 @@ class FileLock:
             except OSError:
                 pass
             os.close(fd)
+
+
+def _is_special(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))
 
 
 def _read_pid(fd: int) -> str:

@@ -57,7 +57,11 @@ def _generate(args: argparse.Namespace) -> int:
     path, fmt, warning = format_for_path(output, args.format)
     if warning and not args.quiet:
         print(f"gpuctk: warning: {warning}", file=sys.stderr)
-    write_spec_file(spec, path, fmt)
+    from gpuctk.fileio import FileLock, remove_stale_temps
+
+    with FileLock(path):  # one writer at a time; temp files of a killed run are removed
+        remove_stale_temps(path)
+        write_spec_file(spec, path, fmt)
     if not args.quiet:
         print(f"wrote {path} (CDI {spec['cdiVersion']}, {len(spec['devices'])} devices)", file=sys.stderr)
     return 0
