@@ -512,6 +512,15 @@ def remove_stale_temps(path: str) -> list[str]:
     writer of the file holds it, so no temporary file found then is still being written."""
     directory, base = os.path.split(os.path.abspath(path))
     removed: list[str] = []
+    # a lock a killed run took beside a directory that did not exist yet (see lock_path)
+    child = directory
+    for _ in range(16):
+        parent, dirname = os.path.split(child)
+        if not dirname:
+            break
+        if _remove_unheld_lock(os.path.join(parent, "." + dirname + LOCK_SUFFIX)):
+            removed.append(os.path.join(parent, "." + dirname + LOCK_SUFFIX))
+        child = parent
     try:
         names = os.listdir(directory)
     except OSError:
@@ -526,6 +535,26 @@ def remove_stale_temps(path: str) -> list[str]:
             except OSError:
                 pass
     return removed
+
+
+def _remove_unheld_lock(lock: str) -> bool:
+    """Remove lock file ``lock`` if no process holds it (taking it first, as FileLock does)."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(lock, follow_symlinks=False).st_ino:
+            return False
+        os.unlink(lock)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def copy_atomic(src: str, dst: str) -> None:

@@ -121,23 +121,47 @@ _ORIGIN = "_gpuctk_origin"  # attribute of a Plan: (the files it read and their 
 
 
 def plan(opts: ConfigureOptions, uninstall: bool = False) -> Plan:
-    module: Any = {"containerd": containerd, "crio": crio, "docker": docker}.get(opts.engine)
-    if module is None:
-        raise GpuctkError(f"unknown runtime {opts.engine!r} (containerd, crio or docker)", exit_code=2)
-    seen: dict[str, str | None] = {}
+    return plan_all([opts], uninstall)
+
+
+def plan_all(options: list[ConfigureOptions], uninstall: bool = False) -> Plan:
+    """One plan for several configure (or uninstall) requests, each planned on what the ones
+    before it would leave (install registers three runtimes): :func:`apply` then writes every
+    file once, under one lock and one journal, instead of passing through two half states."""
+    seen: dict[str, str | None] = {}  # what is on disk, as first read
+    overlay: dict[str, str | None] = {}  # what the plans so far would leave
+    merged: dict[str, FileChange] = {}
+    result = Plan()
 
     def reader(path: str) -> str | None:
+        if path in overlay:
+            return overlay[path]
         text = read_text(path)
-        seen[path] = text
+        seen.setdefault(path, text)
         return text
 
-    if uninstall:
-        result: Plan = module.plan_uninstall(opts, reader, prior_state)
-        for change in result.changes:
-            _restore_backup_bytes(change)
-    else:
-        result = module.plan_configure(opts, reader)
-    setattr(result, _ORIGIN, (seen, lambda: plan(opts, uninstall)))
+    for opts in options:
+        module: Any = {"containerd": containerd, "crio": crio, "docker": docker}.get(opts.engine)
+        if module is None:
+            raise GpuctkError(f"unknown runtime {opts.engine!r} (containerd, crio or docker)", exit_code=2)
+        if uninstall:
+            one: Plan = module.plan_uninstall(opts, reader, prior_state)
+            for change in one.changes:
+                _restore_backup_bytes(change)
+        else:
+            one = module.plan_configure(opts, reader)
+        result.warnings += [w for w in one.warnings if w not in result.warnings]
+        for c in one.changes:
+            overlay[c.path] = c.new
+            if c.path in merged:
+                m = merged[c.path]
+                m.new, m.backup = c.new, m.backup or c.backup
+                m.mode = c.mode if c.mode is not None else m.mode
+                m.note = c.note or m.note
+            else:
+                merged[c.path] = FileChange(c.path, c.old, c.new, c.backup, c.mode, c.note)
+                result.changes.append(merged[c.path])
+    setattr(result, _ORIGIN, (seen, lambda: plan_all(options, uninstall)))
     return result
 
 

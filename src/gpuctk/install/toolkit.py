@@ -234,6 +234,15 @@ def _reason(exc: OSError) -> str:
     return "is a directory" if isinstance(exc, IsADirectoryError) else exc.strerror or str(exc)
 
 
+def _clean_scratch(paths: list[str]) -> None:
+    """Temp files a killed run left beside ``paths`` (atomic_write's, a launcher's symlink swap)."""
+    for path in paths:
+        remove_stale_temps(path)
+        tmp = f"{path}.gpuctk-tmp"
+        if os.path.islink(tmp):
+            os.unlink(tmp)
+
+
 def _check_targets(paths: list[str]) -> None:
     """Before the first write: every file gpuctk will write must be a file (or absent) under a
     directory (or a path it can create), so a wrong --systemd-dir does not leave half an install."""
@@ -331,8 +340,7 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
 
     # plan every engine edit first: malformed engine configs stop us before any write
     if opts.runtime != "none":
-        for eo in engine_options(opts):
-            engine_apply.plan(eo)
+        engine_apply.plan_all(engine_options(opts))
     config_text = render_toolkit_config(opts, str(opts.config_file))
     # a named inventory is checked (and the spec built) before any write, so a bad one installs nothing
     early_spec = generate_cdi_spec(opts) if opts.generate_spec and opts.inventory else None
@@ -396,8 +404,7 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
     except OSError as exc:
         raise GpuctkError(f"--toolkit-dir {opts.toolkit_dir}: cannot create: {_reason(exc)}") from None
     with FileLock([manifest_path, *contents]):
-        for path in [manifest_path, *contents]:
-            remove_stale_temps(path)
+        _clean_scratch([manifest_path, *contents, *(lc.path for lc in lcs)])
         previous = _read_manifest(manifest_path)  # again, under the lock
         files: list[str] = list(previous.get("files", []))
         written: dict[str, str] = dict(previous.get("written", {}))
@@ -447,8 +454,8 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
             msgs.append(f"{lc.path}: {'installed' if changed else 'unchanged'}")
         msgs.append(_write_if_changed(config_file, config_text))
 
-        for eo in engine_options(opts) if opts.runtime != "none" else []:
-            plan = engine_apply.plan(eo)
+        if opts.runtime != "none":  # the three runtimes in one edit of each engine file
+            plan = engine_apply.plan_all(engine_options(opts))
             warns += plan.warnings
             msgs += engine_apply.apply(plan)
 
@@ -533,7 +540,13 @@ def uninstall(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], l
     if dry_run or not os.path.isdir(opts.toolkit_dir):
         return _uninstall(opts, manifest_path, dry_run)
     with FileLock(manifest_path):
-        remove_stale_temps(manifest_path)
+        _clean_scratch(
+            [
+                manifest_path,
+                *_read_manifest(manifest_path).get("files", []),
+                *(lc.path for lc in launchers.plan_launchers(opts.toolkit_dir, opts.bin_dir)),
+            ]
+        )
         result = _uninstall(opts, manifest_path, dry_run)
     try:
         os.rmdir(opts.toolkit_dir)
@@ -551,8 +564,8 @@ def _uninstall(opts: InstallOptions, manifest_path: str, dry_run: bool) -> tuple
     engine = [_configure_options(e, manifest_path) for e in manifest.get("engine", [])]
     if not engine and opts.runtime != "none":
         engine = engine_options(opts)
-    for eo in engine:  # one runtime at a time: each plan reads what the previous one wrote
-        plan = engine_apply.plan(eo, uninstall=True)
+    if engine:  # each runtime planned on what removing the previous one leaves; one write per file
+        plan = engine_apply.plan_all(engine, uninstall=True)
         warns += plan.warnings
         msgs += engine_apply.apply(plan, dry_run=dry_run)
 
