@@ -512,6 +512,9 @@ def remove_stale_temps(path: str) -> list[str]:
     writer of the file holds it, so no temporary file found then is still being written."""
     directory, base = os.path.split(os.path.abspath(path))
     removed: list[str] = []
+    own = os.path.join(directory, "." + base + LOCK_SUFFIX)
+    if _remove_unheld_lock(own):  # a killed run's (a lock this process holds stays)
+        removed.append(own)
     # a lock a killed run took beside a directory that did not exist yet (see lock_path)
     child = directory
     for _ in range(16):

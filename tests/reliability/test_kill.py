@@ -53,6 +53,7 @@ def snapshot(root: Path) -> Tree:
                 if name == ".gpuctk-install.json":  # which directories a run created depends on the kill
                     manifest = json.loads(data)
                     manifest.pop("dirs", None)
+                    manifest.pop("started", None)
                     data = json.dumps(manifest, sort_keys=True).encode()
                 out[rel] = data
     return out

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from gpuctk.engines import containerd, crio, docker
-from gpuctk.engines.model import ConfigureOptions, FileChange, Plan
+from gpuctk.engines.model import GENERATED_HEADER, ConfigureOptions, FileChange, Plan
 from gpuctk.errors import GpuctkError
 from gpuctk.fileio import (
     FileLock,
@@ -148,6 +148,7 @@ def plan_all(options: list[ConfigureOptions], uninstall: bool = False) -> Plan:
             one: Plan = module.plan_uninstall(opts, reader, prior_state)
             for change in one.changes:
                 _restore_backup_bytes(change)
+                _keep_foreign_drop_in(change, opts, one)
         else:
             one = module.plan_configure(opts, reader)
         result.warnings += [w for w in one.warnings if w not in result.warnings]
@@ -163,6 +164,19 @@ def plan_all(options: list[ConfigureOptions], uninstall: bool = False) -> Plan:
                 result.changes.append(merged[c.path])
     setattr(result, _ORIGIN, (seen, lambda: plan_all(options, uninstall)))
     return result
+
+
+def _keep_foreign_drop_in(change: FileChange, opts: ConfigureOptions, p: Plan) -> None:
+    """Uninstall never deletes a file at the drop-in path that gpuctk did not write (no
+    generated header): it is someone else's, whatever it holds."""
+    if (
+        change.path == opts.drop_in
+        and change.new is None
+        and change.old is not None
+        and not change.old.startswith(GENERATED_HEADER)
+    ):
+        change.new = change.old
+        p.warnings.append(f"{change.path}: not written by gpuctk, left in place")
 
 
 def _restore_backup_bytes(change: FileChange) -> None:

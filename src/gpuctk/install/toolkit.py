@@ -256,11 +256,14 @@ def _check_targets(paths: list[str]) -> None:
             raise GpuctkError(f"{path}: cannot write: {parent} is not a directory")
 
 
-def _backup_name(path: str) -> str:
+def _stamp() -> str:
     import datetime
 
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    base = candidate = f"{path}{engine_apply.BACKUP_INFIX}{stamp}"
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _backup_name(path: str) -> str:
+    base = candidate = f"{path}{engine_apply.BACKUP_INFIX}{_stamp()}"
     n = 1
     while os.path.lexists(candidate):
         candidate, n = f"{base}.{n}", n + 1
@@ -399,6 +402,7 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
         contents[unit_paths[1]] = units.path_unit(opts.toolkit_dir)
         contents[unit_paths[2]] = units.udev_rule()
 
+    toolkit_dirs = _missing_dirs(manifest_path)  # made here: recorded in the manifest below
     try:
         os.makedirs(opts.toolkit_dir, exist_ok=True)
     except OSError as exc:
@@ -427,6 +431,8 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
                 files.append(path)
         manifest = {
             "version": 2,
+            # engine-config backups stamped from here on are install's (uninstall removes them)
+            "started": previous.get("started") or _stamp(),
             "toolkit_dir": opts.toolkit_dir,
             "files": files,
             "written": written,
@@ -438,8 +444,8 @@ def install(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], lis
             ),
         }
         dirs: list[str] = list(previous.get("dirs", []))
-        for path in contents:
-            for d in _missing_dirs(path):
+        for path in [manifest_path, *contents]:
+            for d in _missing_dirs(path) + (toolkit_dirs if path == manifest_path else []):
                 if d not in dirs:
                     dirs.append(d)
         manifest["dirs"] = dirs
@@ -545,13 +551,20 @@ def uninstall(opts: InstallOptions, dry_run: bool = False) -> tuple[list[str], l
                 manifest_path,
                 *_read_manifest(manifest_path).get("files", []),
                 *(lc.path for lc in launchers.plan_launchers(opts.toolkit_dir, opts.bin_dir)),
+                str(opts.config_file),
+                os.path.join(str(opts.cdi_dir), SPEC_NAME),
+                os.path.join(str(opts.systemd_dir), units.SERVICE),
+                os.path.join(str(opts.systemd_dir), units.PATH_UNIT),
+                os.path.join(str(opts.udev_dir), units.UDEV_RULE),
             ]
         )
+        made = _read_manifest(manifest_path).get("dirs", [])
         result = _uninstall(opts, manifest_path, dry_run)
-    try:
-        os.rmdir(opts.toolkit_dir)
-    except OSError:
-        pass
+    for d in [opts.toolkit_dir, *sorted((d for d in made if isinstance(d, str)), key=len, reverse=True)]:
+        try:
+            os.rmdir(d)  # only when empty
+        except OSError:
+            pass
     return result
 
 
@@ -568,6 +581,12 @@ def _uninstall(opts: InstallOptions, manifest_path: str, dry_run: bool) -> tuple
         plan = engine_apply.plan_all(engine, uninstall=True)
         warns += plan.warnings
         msgs += engine_apply.apply(plan, dry_run=dry_run)
+        started = manifest.get("started")
+        if isinstance(started, str) and not dry_run:  # the engine backups install and this run made
+            for path in sorted({p for eo in engine for p in (eo.config, eo.drop_in) if p}):
+                for b in engine_apply.backups(path):
+                    if b[len(path) + len(engine_apply.BACKUP_INFIX) :] >= started:
+                        os.unlink(b)
 
     written: dict[str, str] = manifest.get("written", {})
     backups: dict[str, str] = manifest.get("backups", {})
