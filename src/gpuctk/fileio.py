@@ -352,7 +352,7 @@ def check_toml_shape(text: str, name: str) -> None:
         if keys > MAX_TOML_KEYS:
             raise GpuctkError(f"{name}: more than {MAX_TOML_KEYS} keys and tables, not an engine config")
     depth = deepest = 0
-    if text.count("[") + text.count("{") > 2 * MAX_DEPTH:
+    if text.count("[") + text.count("{") > MAX_DEPTH:
         for ch in text:
             if ch in "[{":
                 depth += 1

@@ -86,7 +86,8 @@ class InstallOptions:
 
 
 def runtime_set(opts: InstallOptions) -> list[tuple[str, str]]:
-    """The engine runtimes the installer registers (upstream's operator set, §6.4)."""
+    """The engine runtimes the installer registers (upstream's set: NVIDIA/nvidia-container-toolkit
+    ``cmd/nvidia-ctk-installer/container/runtime/runtime.go``)."""
     tk = opts.toolkit_dir
     n = opts.runtime_name
     return [
