@@ -743,6 +743,8 @@ KINDS: dict[str, tuple[str, dict[str, bytes], list[str]]] = {
         JSON_BODIES,
         ["cdi", "inject", "--device", "nvidia.com/gpu=0", "--spec-dir", "{d}/cdi", "{f}"],
     ),
+    # "<{f}": the file is the command's standard input
+    "hook-state": ("state.json", JSON_BODIES, ["hook", "create-symlinks", "--link", "/x::/y", "<{f}"]),
     "oci-check": ("config.json", JSON_BODIES, ["oci", "check", "--sandbox", "gvisor", "{f}"]),
 }
 SPECIAL = ("fifo", "dev-zero", "dev-urandom", "huge")
@@ -754,6 +756,9 @@ _SHIM = (
 _CSV = "fixed on branch csvjit (the CSV mount-spec reader: open() before the file-type check, NUL bytes)"
 _INVENTORY = "fixed on branch cdigen (the inventory JSON reader: unbounded, blocking, no depth cap)"
 _K8S = "fixed on branch decision (k8s plan --from reads with open(); YAML digit-limit ValueError)"
+_HOOKS = (
+    "fixed on branch hooks (the hooks read the OCI state on stdin unbounded, json.loads without depth cap)"
+)
 _CDI = "fixed on branch cdigen (the CDI spec loader: YAML digit-limit ValueError)"
 ELSEWHERE: dict[tuple[str, str], str] = {
     ("cdi-yaml", "bigint"): _CDI,
@@ -763,6 +768,7 @@ ELSEWHERE: dict[tuple[str, str], str] = {
     ("config-toml-in-place", "bigint"): _SHIM,
     **{("csv", v): _CSV for v in (*SPECIAL, "badutf8", "nul")},
     **{("inventory", v): _INVENTORY for v in ("fifo", "dev-zero", "dev-urandom", "deep", "surrogate")},
+    **{("hook-state", v): _HOOKS for v in ("dev-zero", "dev-urandom", "deep")},
     ("k8s-plan-from", "fifo"): _K8S,
     ("k8s-plan-from", "bigint"): _K8S,
 }
@@ -793,7 +799,7 @@ def _make_hostile(path: Path, variant: str, bodies: dict[str, bytes]) -> None:
         path.write_bytes(bodies[variant])
 
 
-def _run_contained(argv: list[str], env: dict[str, str]) -> tuple[int | None, str]:
+def _run_contained(argv: list[str], env: dict[str, str], stdin: str | None = None) -> tuple[int | None, str]:
     """``main(argv)`` in a forked child with a 30 s alarm and a 2 GiB address-space limit (a
     reader that hangs on a FIFO or eats /dev/zero fails its row, not the test run); returns
     (exit code, or None when it hung or was killed; stderr)."""
@@ -807,6 +813,16 @@ def _run_contained(argv: list[str], env: dict[str, str]) -> tuple[int | None, st
         try:
             os.close(r)
             os.environ.update(env)
+            if stdin is not None:  # a FIFO without a writer must not block the test's own open
+                import fcntl
+
+                fd = os.open(stdin, os.O_RDONLY | os.O_NONBLOCK)
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+                os.dup2(fd, 0)
+                sys_stdin = os.fdopen(0, "r")
+                import sys as _sys
+
+                _sys.stdin = sys_stdin
             resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
             signal.alarm(30)  # SIGALRM's default action ends the child
             os.dup2(w, 1)
@@ -854,11 +870,16 @@ def test_hostile_input_kind_is_one_line(tmp_path: Path, kind: str, variant: str)
     _make_hostile(f, variant, bodies)
     env = {"NVIDIA_CTK_CONFIG_FILE_PATH": str(tmp_path / "absent.toml"), "GPUCTK_CONFIG_CACHE_DIR": ""}
     before = _stat_tree(tmp_path)
-    rc, err = _run_contained([a.replace("{f}", str(f)).replace("{d}", str(d)) for a in argv], env)
+    stdin = str(f) if argv[-1] == "<{f}" else None
+    argv = argv[:-1] if stdin else argv
+    rc, err = _run_contained([a.replace("{f}", str(f)).replace("{d}", str(d)) for a in argv], env, stdin)
     assert rc is not None, f"{kind} {variant}: hung or ran out of memory"
     assert "Traceback" not in err and "internal error" not in err, err
     assert rc == 1, err
     assert err.count("\n") == 1, err
-    assert err.startswith("gpuctk: error: " if argv[:2] != ["cdi", "validate"] else f"{f}: "), err
-    assert str(f) in err or name in err, err
+    prefix = {"validate": f"{f}: ", "hook": "gpuctk hook: error: "}.get(
+        argv[1] if argv[0] == "cdi" else argv[0]
+    )
+    assert err.startswith(prefix or "gpuctk: error: "), err
+    assert (str(f) in err or name in err) if not stdin else "OCI state on stdin" in err, err
     assert _stat_tree(tmp_path) == before  # nothing written, no backup, no temp file
