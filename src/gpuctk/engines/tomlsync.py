@@ -166,6 +166,10 @@ def sync(
                     else header_indent
                 )
             )
+            if isinstance(container, OutOfOrderTableProxy):
+                # a table split across the file: tomlkit adds the new table to its last part
+                container[key] = new
+                continue
             sibling_step = _sibling_step(container)
             if sibling_step is not None:
                 step = sibling_step
