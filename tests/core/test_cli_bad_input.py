@@ -726,6 +726,11 @@ KINDS: dict[str, tuple[str, dict[str, bytes], list[str]]] = {
         TOML_BODIES,
         ["runtime", "configure", "--runtime", "crio", "--config", "{f}", "--drop-in-config", ""],
     ),
+    "install-config-toml": (
+        "config.toml",
+        TOML_BODIES,
+        ["install", "--toolkit-dir", "{d}/tk", "--root", "{d}/root", "--no-cdi-spec", "--config-file", "{f}"],
+    ),
     "docker": (
         "daemon.json",
         JSON_BODIES,

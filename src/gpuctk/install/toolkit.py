@@ -123,6 +123,14 @@ def render_toolkit_config(opts: InstallOptions, existing_path: str) -> str:
     from gpuctk import config as tkconfig
 
     if os.path.exists(existing_path):
+        from gpuctk.engines import tomlsync
+        from gpuctk.fileio import decode_utf8
+
+        try:  # type, size and shape first: a FIFO or a hostile file must not hang or crash install
+            raw = read_regular(existing_path, 4 << 20)
+        except OSError as exc:
+            raise GpuctkError(f"{existing_path}: cannot read: {_reason(exc)}") from None
+        tomlsync.parse_plain(decode_utf8(raw, existing_path, "config.toml"), existing_path)
         cfg, explicit = tkconfig.read_config(existing_path)
     else:
         cfg, explicit = tkconfig.default_config(), set()
