@@ -21,6 +21,12 @@ class GpuctkError(Exception):
     exit_code = EXIT_INVALID
 
     def __init__(self, message: str, *, exit_code: int | None = None) -> None:
+        # one line whatever the message quotes: a key or path holding a newline, NUL or ESC
+        # (from a hostile file) is shown escaped
+        if not message.isprintable():
+            from gpuctk.fileio import escape_controls
+
+            message = escape_controls(message)
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code

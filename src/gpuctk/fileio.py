@@ -37,7 +37,9 @@ def read_limited(f: IO[AnyStr], limit: int = MAX_READ_BYTES) -> AnyStr:
 def read_text(path: str, what: str) -> str:
     """The whole UTF-8 text of ``path`` (``-``: standard input), capped at MAX_READ_BYTES.
 
-    Failures are one-line errors: ``PATH: cannot read WHAT: REASON``.
+    A regular file only (a FIFO or a device is refused without blocking, see
+    :func:`read_regular`); NUL bytes and invalid UTF-8 are refused. Failures are one-line
+    errors: ``PATH: cannot read WHAT: REASON``.
     """
     import sys
 
@@ -47,12 +49,12 @@ def read_text(path: str, what: str) -> str:
     try:
         if path == "-":
             return read_limited(sys.stdin)
-        with open(path, encoding="utf-8") as f:
-            return read_limited(f)
+        data = read_regular(path)
     except UnicodeDecodeError:
         raise GpuctkError(f"{name}: cannot read {what}: not UTF-8 text") from None
     except OSError as exc:
         raise GpuctkError(f"{name}: cannot read {what}: {exc.strerror or exc}") from None
+    return decode_utf8(data, name, what)
 
 
 def load_json(path: str, what: str) -> object:
@@ -60,18 +62,8 @@ def load_json(path: str, what: str) -> object:
 
     For the admin CLI; the runtime's create path parses with ``gpuctk._fastjson`` instead.
     """
-    import json
-
-    from gpuctk.errors import GpuctkError
-
     text = read_text(path, what)
-    name = "<stdin>" if path == "-" else path
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GpuctkError(f"{name}: invalid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise GpuctkError(f"{name}: invalid JSON: nested too deeply") from None
+    return decode_json(text, "<stdin>" if path == "-" else path)
 
 
 def atomic_write(path: str, data: bytes | str, mode: int | None = None, *, durable: bool = True) -> None:
@@ -141,3 +133,435 @@ def atomic_write(path: str, data: bytes | str, mode: int | None = None, *, durab
         pass
     finally:
         os.close(dfd)
+
+
+# --------------------------------------------------------------------------- bounded reads
+def describe_kind(st_mode: int) -> str:
+    """``a FIFO``, ``a character device``...: what a non-regular file is, for messages."""
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(st_mode):
+            return name
+    return "not a regular file"
+
+
+def read_regular(path: str, limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, never blocking and never past ``limit``.
+
+    Opened with O_NONBLOCK (a FIFO without a writer would block ``open`` itself), then
+    checked with fstat on the open descriptor (no race with a rename in between): a FIFO,
+    a device, a socket or a directory raise OSError(EINVAL, "not a regular file: a FIFO"),
+    a file over ``limit`` OSError(EFBIG) before anything is read. FileNotFoundError and
+    other OSErrors pass through, so callers keep their own "cannot read" wording.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            raise OSError(errno.EINVAL, f"not a regular file: {describe_kind(st.st_mode)}")
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {_size(limit)}, not a config file")
+        chunks = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # grew while we read it
+                raise OSError(errno.EFBIG, f"larger than {_size(limit)}, not a config file")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _size(limit: int) -> str:
+    return (
+        f"{limit >> 20} MiB"
+        if limit >= 1 << 20
+        else f"{limit >> 10} KiB"
+        if limit >= 1 << 10
+        else f"{limit} B"
+    )
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters (newline, NUL, ESC...) and lone surrogates written as
+    ``\\n``/``\\xNN``/``\\udcNN`` escapes, so a hostile key or path cannot break a one-line
+    message or a terminal."""
+    if text.isprintable() and not _has_surrogate(text):
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif 0xD800 <= code < 0xE000 or code in (0x2028, 0x2029, 0x85):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def decode_utf8(data: bytes, name: str, what: str = "file") -> str:
+    """``data`` as UTF-8 text; NUL bytes and invalid UTF-8 are a one-line GpuctkError
+    naming the byte offset (a config file never holds either)."""
+    from gpuctk.errors import GpuctkError
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GpuctkError(
+            f"{name}: cannot read {what}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise GpuctkError(f"{name}: cannot read {what}: NUL byte at offset {nul}, not a text file")
+    return text
+
+
+# JSON/YAML/TOML nesting deeper than this is no config file; far below Python's recursion limit.
+MAX_DEPTH = 64
+# Integers longer than this are no config value (CPython refuses > 4300 digits with ValueError).
+MAX_INT_DIGITS = 100
+
+
+def check_depth(value: object, name: str, limit: int = MAX_DEPTH, kind: str = "JSON") -> None:
+    """Refuse decoded data nested deeper than ``limit`` (iteratively: no RecursionError)."""
+    from gpuctk.errors import GpuctkError
+
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: object = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            raise GpuctkError(f"{name}: invalid {kind}: nested too deeply (more than {limit} levels)")
+        stack.extend((child, depth + 1) for child in children)  # type: ignore[attr-defined]
+
+
+def decode_json(text: str, name: str, *, depth: int = MAX_DEPTH) -> object:
+    """JSON text to data with one-line errors: syntax (line/column), nesting deeper than
+    ``depth``, integers with more than MAX_INT_DIGITS digits, lone surrogate escapes."""
+    import json
+
+    from gpuctk.errors import GpuctkError
+
+    def big_int(s: str) -> int:
+        if len(s.lstrip("-")) > MAX_INT_DIGITS:
+            raise GpuctkError(
+                f"{name}: invalid JSON: integer with {len(s)} digits (at most {MAX_INT_DIGITS})"
+            )
+        return int(s)
+
+    try:
+        data = json.loads(text, parse_int=big_int)
+    except json.JSONDecodeError as exc:
+        error = GpuctkError(f"{name}: invalid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}")
+        error.syntax = True  # type: ignore[attr-defined]
+        raise error from None
+    except RecursionError:
+        raise GpuctkError(f"{name}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # CPython's int digit limit, float overflow
+        raise GpuctkError(f"{name}: invalid JSON: {exc}") from None
+    check_depth(data, name, depth)
+    _check_strings(data, name)
+    return data
+
+
+def _check_strings(value: object, name: str) -> None:
+    """Refuse strings that cannot be written back as UTF-8 (a ``"\\ud800"`` escape decodes to a
+    lone surrogate, which fails only later, at the write)."""
+    from gpuctk.errors import GpuctkError
+
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _has_surrogate(item):
+                raise GpuctkError(
+                    f"{name}: invalid JSON: string {escape_controls(item)[:60]!s} is a lone surrogate, not UTF-8"
+                )
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                stack.append(k)
+                stack.append(v)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+# TOML shape caps, checked on the raw text before any parser runs: tomlkit is quadratic in the
+# keys of one table (25 s for 5000 keys), tomllib in the parts of dotted table headers.
+MAX_TOML_KEYS = 4000
+MAX_TOML_TABLES = 500
+MAX_TOML_HEADER_PARTS = 32
+
+
+def check_toml_shape(text: str, name: str) -> None:
+    """One-line GpuctkError for TOML no engine config looks like: more than MAX_TOML_KEYS
+    lines that hold a key or a table header, more than MAX_TOML_TABLES table headers, a header
+    with more than MAX_TOML_HEADER_PARTS
+    dotted parts, or nesting deeper than MAX_DEPTH brackets."""
+    from gpuctk.errors import GpuctkError
+
+    keys = tables = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.lstrip()
+        if not s or s[0] == "#":
+            continue
+        if s[0] == "[":
+            keys += 1
+            tables += 1
+            if tables > MAX_TOML_TABLES:
+                raise GpuctkError(f"{name}: more than {MAX_TOML_TABLES} tables, not an engine config")
+            head = s.split("]", 1)[0]
+            if head.count(".") >= MAX_TOML_HEADER_PARTS:
+                raise GpuctkError(
+                    f"{name}: line {lineno}: table header with more than {MAX_TOML_HEADER_PARTS} parts, "
+                    "not an engine config"
+                )
+        elif "=" in s:
+            keys += 1
+            if s.split("=", 1)[0].count(".") >= MAX_TOML_HEADER_PARTS:
+                raise GpuctkError(
+                    f"{name}: line {lineno}: dotted key with more than {MAX_TOML_HEADER_PARTS} parts, "
+                    "not an engine config"
+                )
+        if keys > MAX_TOML_KEYS:
+            raise GpuctkError(f"{name}: more than {MAX_TOML_KEYS} keys and tables, not an engine config")
+    depth = deepest = 0
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        for ch in text:
+            if ch in "[{":
+                depth += 1
+                if depth > deepest:
+                    deepest = depth
+                    if deepest > MAX_DEPTH:
+                        raise GpuctkError(
+                            f"{name}: invalid TOML: nested too deeply (more than {MAX_DEPTH} levels)"
+                        )
+            elif ch in "]}":
+                depth = max(0, depth - 1)
+
+
+# --------------------------------------------------------------------------- locks, temp files
+LOCK_SUFFIX = ".gpuctk-lock"
+LOCK_TIMEOUT = 60.0
+
+
+def lock_path(path: str) -> str:
+    """The lock file of ``path``: ``.NAME.gpuctk-lock`` in the same directory (for a path whose
+    directory does not exist yet, that of the nearest ancestor that does: taking a lock never
+    creates a directory)."""
+    path = os.path.abspath(path)
+    directory, base = os.path.split(path)
+    while directory != "/" and not os.path.isdir(directory):
+        directory, base = os.path.split(directory)
+    return os.path.join(directory, "." + base + LOCK_SUFFIX)
+
+
+class FileLock:
+    """An exclusive ``flock`` on the lock file beside each of ``paths`` (sorted, so two runs
+    locking the same set never deadlock), held for a whole read-modify-write.
+
+    A second run waits up to ``timeout`` seconds, then fails with one line naming the file
+    and the pid that holds it. The lock file is removed on release; a waiter that got the
+    lock on a removed file (its inode no longer at the path) retries on the new one. Re-entrant
+    within one process (install locks a config that `runtime configure`'s apply locks again).
+    """
+
+    _held: dict[str, int] = {}  # lock path -> depth, this process
+
+    def __init__(self, paths: list[str] | tuple[str, ...] | str, timeout: float | None = None) -> None:
+        if isinstance(paths, str):
+            paths = [paths]
+        # a device or FIFO target (``--output /dev/stdout``) is written through: nothing to lock,
+        # and no lock file belongs in /dev
+        self.locks = sorted({lock_path(p) for p in paths if not _is_special(p)})
+        self.timeout = LOCK_TIMEOUT if timeout is None else timeout
+        self._fds: list[tuple[str, int]] = []
+
+    def __enter__(self) -> FileLock:
+        try:
+            for lock in self.locks:
+                if lock in FileLock._held:
+                    FileLock._held[lock] += 1
+                    self._fds.append((lock, -2))
+                    continue
+                self._fds.append((lock, self._acquire(lock)))
+                FileLock._held[lock] = 1
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _acquire(self, lock: str) -> int:
+        import fcntl
+        import time
+
+        from gpuctk.errors import GpuctkError
+
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            directory = os.path.dirname(lock)
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            except OSError:
+                # a directory nobody can write in (read-only, /proc): the write that follows
+                # fails there too, with its own one-line error; a lock would protect nothing
+                return -1
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_pid(fd)
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    target = os.path.join(directory, os.path.basename(lock)[1 : -len(LOCK_SUFFIX)])
+                    raise GpuctkError(
+                        f"{target}: locked by another gpuctk run"
+                        + (f" (pid {holder})" if holder else "")
+                        + f" for {self.timeout:g} s ({lock}); try again when it has finished"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                same = os.fstat(fd).st_ino == os.stat(lock, follow_symlinks=False).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the previous holder removed it after we opened it: lock the new one
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+
+    def __exit__(self, *exc: object) -> None:
+        while self._fds:
+            lock, fd = self._fds.pop()
+            if fd == -1:
+                FileLock._held.pop(lock, None)
+                continue
+            if fd < 0:
+                FileLock._held[lock] -= 1
+                continue
+            FileLock._held.pop(lock, None)
+            try:
+                os.unlink(lock)  # while still holding it: see _acquire
+            except OSError:
+                pass
+            os.close(fd)
+
+
+def _is_special(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))
+
+
+def _read_pid(fd: int) -> str:
+    try:
+        data = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return data if data.isdigit() else ""
+
+
+def is_temp_of(name: str, base: str) -> bool:
+    """Whether directory entry ``name`` is an :func:`atomic_write` temporary file of ``base``
+    or of a file gpuctk keeps beside it (``base.gpuctk-backup-*``, ``.base.gpuctk-journal``)."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    stem, _, hexpart = name[1:-4].rpartition(".")
+    if len(hexpart) != 12 or any(c not in "0123456789abcdef" for c in hexpart):
+        return False
+    return stem == base or stem.startswith(base + ".gpuctk-") or stem == "." + base + ".gpuctk-journal"
+
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Remove temporary files a killed :func:`atomic_write` of ``path`` (or of its backups and
+    journal) left in its directory; returns their paths. Call it holding ``path``'s lock: every
+    writer of the file holds it, so no temporary file found then is still being written."""
+    directory, base = os.path.split(os.path.abspath(path))
+    removed: list[str] = []
+    own = os.path.join(directory, "." + base + LOCK_SUFFIX)
+    if _remove_unheld_lock(own):  # a killed run's (a lock this process holds stays)
+        removed.append(own)
+    # a lock a killed run took beside a directory that did not exist yet (see lock_path)
+    child = directory
+    for _ in range(16):
+        parent, dirname = os.path.split(child)
+        if not dirname:
+            break
+        if _remove_unheld_lock(os.path.join(parent, "." + dirname + LOCK_SUFFIX)):
+            removed.append(os.path.join(parent, "." + dirname + LOCK_SUFFIX))
+        child = parent
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if is_temp_of(name, base):
+            full = os.path.join(directory, name)
+            try:
+                if stat.S_ISREG(os.lstat(full).st_mode):
+                    os.unlink(full)
+                    removed.append(full)
+            except OSError:
+                pass
+    return removed
+
+
+def _remove_unheld_lock(lock: str) -> bool:
+    """Remove lock file ``lock`` if no process holds it (taking it first, as FileLock does)."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(lock, follow_symlinks=False).st_ino:
+            return False
+        os.unlink(lock)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def copy_atomic(src: str, dst: str) -> None:
+    """Copy regular file ``src`` to ``dst`` atomically with its mode (a backup is either
+    complete or absent, never empty or truncated)."""
+    data = read_regular(src)
+    atomic_write(dst, data, stat.S_IMODE(os.stat(src).st_mode))

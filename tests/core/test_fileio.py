@@ -116,3 +116,120 @@ def test_load_json_errors_are_one_line_and_name_the_file(tmp_path):
         load_json(str(tmp_path / "missing.json"), "thing")
     with pytest.raises(GpuctkError, match="cannot read thing: Is a directory"):
         load_json(str(tmp_path), "thing")
+
+
+# ------------------------------------------------------------------ bounded reads, locks, temp files
+def test_read_regular_refuses_a_fifo_without_blocking(tmp_path):
+    from gpuctk.fileio import read_regular
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # no writer: a plain open() would block forever
+    with pytest.raises(OSError, match="not a regular file: a FIFO"):
+        read_regular(str(fifo))
+
+
+def test_read_regular_caps_the_size_before_reading(tmp_path):
+    from gpuctk.fileio import read_regular
+
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(2 << 20)
+    with pytest.raises(OSError, match="larger than 1 MiB"):
+        read_regular(str(big), 1 << 20)
+    assert read_regular(str(big), 4 << 20) == b"\0" * (2 << 20)
+    with pytest.raises(OSError, match="not a regular file: a character device"):
+        read_regular("/dev/zero")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"a": ' + "1" * 5000 + "}", "integer with 5000 digits"),
+        ('{"a": "\\ud800"}', "lone surrogate"),
+        ("[" * 70 + "]" * 70, r"nested too deeply \(more than 64 levels\)"),
+        ("{", "line 1 column 2"),
+    ],
+    ids=["bigint", "surrogate", "deep", "syntax"],
+)
+def test_decode_json_errors_are_one_line_gpuctk_errors(text, message):
+    from gpuctk.errors import GpuctkError
+    from gpuctk.fileio import decode_json
+
+    with pytest.raises(GpuctkError, match=message) as exc:
+        decode_json(text, "f.json")
+    assert str(exc.value).startswith("f.json: invalid JSON: ") and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("".join(f"k{i} = 1\n" for i in range(4001)), "more than 4000 keys"),
+        ("".join(f"[t{i}]\n" for i in range(501)), "more than 500 tables"),
+        ("[" + ".".join(["a"] * 40) + "]\n", "table header with more than 32 parts"),
+        ("a = " + "[" * 65 + "]" * 65 + "\n", "nested too deeply"),
+    ],
+    ids=["keys", "tables", "header-parts", "deep"],
+)
+def test_toml_shape_is_capped_before_parsing(text, message):
+    from gpuctk.errors import GpuctkError
+    from gpuctk.fileio import check_toml_shape
+
+    with pytest.raises(GpuctkError, match=message):
+        check_toml_shape(text, "c.toml")
+    check_toml_shape('version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n', "c.toml")
+
+
+def test_error_messages_escape_control_characters():
+    from gpuctk.errors import GpuctkError
+
+    assert str(GpuctkError('f: field "a\nb\x1b[31m": bad')) == 'f: field "a\\nb\\x1b[31m": bad'
+
+
+def test_lock_is_reentrant_and_leaves_no_lock_file(tmp_path):
+    from gpuctk.fileio import FileLock, lock_path
+
+    target = tmp_path / "config.toml"
+    with FileLock(str(target)):
+        assert os.path.exists(lock_path(str(target)))
+        with FileLock([str(target), str(tmp_path / "other")]):  # the same process again: no deadlock
+            pass
+        assert os.path.exists(lock_path(str(target)))  # still held by the outer one
+    assert os.listdir(tmp_path) == []
+
+
+def test_lock_beside_a_missing_directory_creates_no_directory(tmp_path):
+    from gpuctk.fileio import FileLock, lock_path
+
+    target = tmp_path / "conf.d" / "99-nvidia.toml"
+    assert lock_path(str(target)) == str(tmp_path / ".conf.d.gpuctk-lock")
+    with FileLock(str(target)):
+        assert not (tmp_path / "conf.d").exists()
+
+
+def test_stale_temps_of_the_file_only_are_removed(tmp_path):
+    from gpuctk.fileio import remove_stale_temps
+
+    names = [
+        ".config.toml.0123456789ab.tmp",  # atomic_write's, of config.toml
+        ".config.toml.gpuctk-backup-20260101T000000.000000Z.0123456789ab.tmp",  # of its backup
+        "..config.toml.gpuctk-journal.0123456789ab.tmp",  # of its journal
+        ".config.toml.gpuctk-lock",  # an unheld lock a killed run left
+        ".other.toml.0123456789ab.tmp",  # another file's: kept
+        ".config.toml.xyz.tmp",  # not a temp-file name: kept
+    ]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    removed = remove_stale_temps(str(tmp_path / "config.toml"))
+    assert sorted(os.path.basename(p) for p in removed) == sorted(names[:4])
+    assert sorted(os.listdir(tmp_path)) == sorted(names[4:])
+
+
+def test_copy_atomic_keeps_bytes_and_mode(tmp_path):
+    from gpuctk.fileio import copy_atomic
+
+    src = tmp_path / "a"
+    src.write_bytes(b"x\r\ny")
+    os.chmod(src, 0o600)
+    copy_atomic(str(src), str(tmp_path / "b"))
+    assert (tmp_path / "b").read_bytes() == b"x\r\ny"
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o600

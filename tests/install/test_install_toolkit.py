@@ -372,3 +372,43 @@ def test_uninstall_undoes_every_engine_installed_for(tmp_path: Path) -> None:
         str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".gpuctk-backup-" not in p.name
     )
     assert left == []  # both engines' configs undone (gpuctk created them: removed); backups are kept
+
+
+def test_uninstall_removes_only_unchanged_files_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A unit changed since install, and a path outside the managed directories that someone
+    added to the manifest, are left in place with the reason; the rest goes."""
+    assert main(_install(tmp_path)) == 0
+    service = tmp_path / "root/etc/systemd/system" / units.SERVICE
+    service.write_text(service.read_text() + "# local change\n")
+    victim = tmp_path / "elsewhere.txt"
+    victim.write_text("not install's")
+    manifest_path = tmp_path / "tk" / ".gpuctk-install.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"].append(str(victim))
+    manifest["written"][str(victim)] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(_install(tmp_path, "--uninstall")) == 0
+    err = capsys.readouterr().err
+    assert f"{service}: changed since gpuctk install wrote it: left in place" in err
+    assert f"{victim}: outside the directories gpuctk install manages: left in place" in err
+    assert service.exists() and victim.read_text() == "not install's"
+    assert not (tmp_path / "root/etc/systemd/system" / units.PATH_UNIT).exists()
+    assert not (tmp_path / "tk" / "nvidia-ctk").exists()
+
+
+def test_install_backs_up_and_restores_an_existing_config_toml_with_its_comments(tmp_path: Path) -> None:
+    cfg = tmp_path / "root/etc/nvidia-container-runtime/config.toml"
+    cfg.parent.mkdir(parents=True)
+    original = b'# site settings\n[nvidia-container-runtime]\n# chosen by ops\nlog-level = "debug"\n'
+    cfg.write_bytes(original)
+    assert main(_install(tmp_path)) == 0
+    text = cfg.read_text()
+    assert "# site settings" in text and "# chosen by ops" in text  # edited in place, not re-rendered
+    assert tomllib.loads(text)["nvidia-ctk"]["path"] == str(tmp_path / "tk" / "nvidia-ctk")
+    assert [p.name for p in cfg.parent.iterdir() if ".gpuctk-backup-" in p.name]
+    assert main(_install(tmp_path, "--uninstall")) == 0
+    assert cfg.read_bytes() == original
+    assert sorted(p.name for p in cfg.parent.iterdir()) == ["config.toml"]

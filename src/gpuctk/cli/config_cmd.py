@@ -55,6 +55,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.in_place and not args.action:  # the whole read-modify-write under the file's lock
+        from gpuctk.config import config_path
+        from gpuctk.fileio import FileLock, remove_stale_temps
+
+        path = args.config_file or config_path()
+        with FileLock(path):
+            remove_stale_temps(path)
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from gpuctk.config import (
         ConfigError,
         config_path,

@@ -78,7 +78,11 @@ def _generate(args: argparse.Namespace) -> int:
     if not output:
         sys.stdout.write(render(spec, fmt))
         return 0
-    write_spec_file(spec, path, fmt)
+    from gpuctk.fileio import FileLock, remove_stale_temps
+
+    with FileLock(path):  # one writer at a time; temp files of a killed run are removed
+        remove_stale_temps(path)
+        write_spec_file(spec, path, fmt)
     if not args.quiet:
         print(f"wrote {path} (CDI {spec['cdiVersion']}, {len(spec['devices'])} devices)", file=sys.stderr)
     return 0

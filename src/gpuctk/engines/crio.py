@@ -1,6 +1,7 @@
 """CRI-O: a drop-in with ``crio.runtime.runtimes.<name>`` (config-file mode) or a JSON OCI hook.
 
-Pure: text in, :class:`Plan` out (nvidia-container-toolkit.md §6.2). Unlike upstream, an
+Pure: text in, :class:`Plan` out (upstream: NVIDIA/nvidia-container-toolkit
+``pkg/config/engine/crio/crio.go``). Unlike upstream, an
 existing drop-in is edited rather than replaced (so ``nvidia``, ``nvidia-cdi`` and
 ``nvidia-legacy`` can be added one call at a time), and ``--drop-in-config ""`` edits
 ``crio.conf`` in place keeping its comments instead of overwriting it.
@@ -16,8 +17,17 @@ from typing import Any
 
 from gpuctk.engines import tomlsync
 from gpuctk.engines.containerd import PriorLookup, Reader
-from gpuctk.engines.dicts import deep_merge, delete_in, get_in, require_tables, set_in, table
+from gpuctk.engines.dicts import (
+    deep_merge,
+    delete_in,
+    get_in,
+    require_tables,
+    restore_empty_tables,
+    set_in,
+    table,
+)
 from gpuctk.engines.model import GENERATED_HEADER, ConfigureOptions, FileChange, Plan
+from gpuctk.errors import GpuctkError
 
 _RUNTIMES = ("crio", "runtime", "runtimes")
 _DEFAULT = ("crio", "runtime", "default_runtime")
@@ -35,8 +45,27 @@ def _source_entry(merged: dict[str, Any], name: str) -> dict[str, Any]:
     return {}
 
 
+def require_scalars(data: dict[str, Any], source: str) -> None:
+    """The scalar settings gpuctk reads must have their type (an array as ``default_runtime``
+    would otherwise fail deep inside as an internal error)."""
+    value = get_in(data, _DEFAULT)
+    if value is not None and not isinstance(value, str):
+        raise GpuctkError(f"{source}: field {'.'.join(_DEFAULT)}: must be a string, not {_kind(value)}")
+    dirs = get_in(data, _SPEC_DIRS)
+    if dirs is not None and not (isinstance(dirs, list) and all(isinstance(d, str) for d in dirs)):
+        raise GpuctkError(f"{source}: field {'.'.join(_SPEC_DIRS)}: must be an array of strings")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "an array", bool: "a boolean", int: "an integer", float: "a float"}.get(
+        type(value), type(value).__name__
+    )
+
+
 def apply_settings(dest: dict[str, Any], merged: dict[str, Any], opts: ConfigureOptions, source: str) -> None:
     require_tables(dest, (*_RUNTIMES, opts.runtime_name), source)
+    require_scalars(dest, source)
+    require_scalars(merged, source)
     existing = get_in(dest, (*_RUNTIMES, opts.runtime_name))
     entry = (
         copy.deepcopy(existing) if isinstance(existing, dict) else _source_entry(merged, opts.runtime_name)
@@ -97,6 +126,7 @@ def plan_configure(opts: ConfigureOptions, read: Reader) -> Plan:
     main_text = read(opts.config)
     if opts.drop_in:
         main = tomlsync.parse_plain(main_text or "", opts.config)
+        require_scalars(main, opts.config)
         old_drop = read(opts.drop_in)
         dest = tomlsync.parse_plain(old_drop or "", opts.drop_in)
         apply_settings(dest, deep_merge(copy.deepcopy(main), dest), opts, opts.drop_in)
@@ -148,6 +178,7 @@ def plan_uninstall(opts: ConfigureOptions, read: Reader, prior: PriorLookup) -> 
         return plan
     doc = tomlsync.parse_doc(main_text, opts.config)
     wanted = doc.unwrap()
+    require_scalars(wanted, opts.config)
     prior_data = prior(opts.config, lambda d: lacks_runtime(d, opts.runtime_name))
     created = prior_data is None  # no backup from before any GPU runtime: gpuctk created the file
     before = prior_data or {}
@@ -169,6 +200,7 @@ def plan_uninstall(opts: ConfigureOptions, read: Reader, prior: PriorLookup) -> 
     if not wanted and created:
         plan.add(FileChange(opts.config, main_text, None))  # gpuctk created it: remove it again
         return plan
+    restore_empty_tables(wanted, before)
     tomlsync.sync(doc, wanted)
     plan.add(FileChange(opts.config, main_text, doc.as_string(), backup=True))
     return plan

@@ -76,3 +76,21 @@ def require_tables(d: dict[str, Any], path: tuple[str, ...], source: str) -> Non
             raise GpuctkError(
                 f"{source}: field {'.'.join(path[:i])}: must be a table, not {type(value).__name__}"
             )
+
+
+def restore_empty_tables(wanted: dict[str, Any], before: dict[str, Any]) -> None:
+    """Put back the tables of ``before`` that held no keys (in a file: a header followed only by
+    comments, like ``[crio.runtime]`` in distro crio.conf files) where :func:`delete_in` removed
+    them from ``wanted`` for being empty, so an uninstall gives the original back."""
+    for key, value in before.items():
+        if not isinstance(value, dict):
+            continue
+        if key not in wanted:
+            if _only_tables(value):
+                wanted[key] = copy.deepcopy(value)
+        elif isinstance(wanted[key], dict):
+            restore_empty_tables(wanted[key], value)
+
+
+def _only_tables(value: dict[str, Any]) -> bool:
+    return all(isinstance(v, dict) and _only_tables(v) for v in value.values())

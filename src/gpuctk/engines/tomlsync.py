@@ -19,7 +19,17 @@ class ConfigSyntaxError(GpuctkError):
 
 
 def parse_plain(text: str, source: str) -> dict[str, Any]:
-    """Parse TOML to plain dicts; errors name the file, line and column."""
+    """Parse TOML to plain dicts; errors name the file, line and column.
+
+    The text's shape is capped first (:func:`gpuctk.fileio.check_toml_shape`: keys, header
+    parts, nesting), so no parser spends seconds on a hostile file; CPython's integer digit
+    limit (a ValueError, not a TOMLDecodeError) is one more syntax error."""
+    from gpuctk.fileio import check_toml_shape
+
+    try:
+        check_toml_shape(text, source)
+    except GpuctkError as exc:
+        raise ConfigSyntaxError(str(exc)) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -27,6 +37,8 @@ def parse_plain(text: str, source: str) -> dict[str, Any]:
         raise ConfigSyntaxError(f"{source}: invalid TOML: {exc}") from None
     except RecursionError:
         raise ConfigSyntaxError(f"{source}: invalid TOML: nested too deeply") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ConfigSyntaxError(f"{source}: invalid TOML: {exc}") from None
 
 
 def parse_doc(text: str, source: str) -> Any:
@@ -154,6 +166,10 @@ def sync(
                     else header_indent
                 )
             )
+            if isinstance(container, OutOfOrderTableProxy):
+                # a table split across the file: tomlkit adds the new table to its last part
+                container[key] = new
+                continue
             sibling_step = _sibling_step(container)
             if sibling_step is not None:
                 step = sibling_step

@@ -1,4 +1,5 @@
-"""`gpuctk system create-device-nodes` / `create-dev-char-symlinks` (nvidia-container-toolkit.md §4.10).
+"""`gpuctk system create-device-nodes` / `create-dev-char-symlinks` (upstream: NVIDIA/nvidia-container-toolkit
+``cmd/nvidia-ctk/system/create-device-nodes/create-device-nodes.go``, ``create-dev-char-symlinks/``).
 
 Planning is pure (``/proc/devices`` text + a listing in, actions out); the executor does
 mknod/chmod/symlink, or only prints the equivalent shell commands with ``dry_run``.

@@ -1,6 +1,7 @@
 """systemd path+service pair and udev rule that regenerate the CDI spec when the driver changes.
 
-Modelled on upstream's nvidia-cdi-refresh units (nvidia-container-toolkit.md §4.10): refresh
+Modelled on upstream's nvidia-cdi-refresh units (NVIDIA/nvidia-container-toolkit
+``deployments/systemd/nvidia-cdi-refresh.service``, ``.path``): refresh
 on boot, when the ``nvidia`` module is loaded (udev), when ``modules.dep`` changes (driver
 installed/upgraded through DKMS or packages) and when gpuctk itself is reinstalled.
 """
