@@ -44,7 +44,7 @@ def _options(layout: str, d: Path, name: str) -> ConfigureOptions:
         config=str(d / config),
         drop_in=str(d / drop_in) if drop_in else "",
         runtime_name=name,
-        engine_version=(1, 7, 0) if engine == "containerd" else None,  # type: ignore[arg-type]
+        engine_version=(1, 7, 0) if engine == "containerd" else None,
     )
 
 

@@ -308,7 +308,7 @@ def test_config_in_place_survives_sigkill(tmp_path: Path) -> None:
     )
 
 
-def test_cdi_generate_output_survives_sigkill(tmp_path: Path, sim_nodes) -> None:  # type: ignore[no-untyped-def]
+def test_cdi_generate_output_survives_sigkill(tmp_path: Path, sim_nodes) -> None:
     root = sim_nodes.get("dgx-h100").root
     before: Tree = {"cdi/nvidia.yaml": b"cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices: []\n"}
     assert (
