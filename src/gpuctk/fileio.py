@@ -150,24 +150,53 @@ def describe_kind(st_mode: int) -> str:
     return "not a regular file"
 
 
+class NotRegularFileError(OSError):
+    """:func:`read_regular` met a FIFO, a device or a socket (``.kind``: ``a FIFO``...);
+    errno EINVAL, strerror ``not a regular file: KIND``."""
+
+    kind = "not a regular file"
+
+
+class FileTooLargeError(OSError):
+    """:func:`read_regular` met a file over its limit; errno EFBIG. ``.limit``: the cap,
+    ``.size``: the size fstat reported (None when the file grew past the cap while read)."""
+
+    limit = 0
+    size: int | None = None
+
+
 def read_regular(path: str, limit: int = MAX_READ_BYTES) -> bytes:
     """The bytes of the regular file ``path``, never blocking and never past ``limit``.
 
-    Opened with O_NONBLOCK (a FIFO without a writer would block ``open`` itself), then
-    checked with fstat on the open descriptor (no race with a rename in between): a FIFO,
-    a device, a socket or a directory raise OSError(EINVAL, "not a regular file: a FIFO"),
-    a file over ``limit`` OSError(EFBIG) before anything is read. FileNotFoundError and
-    other OSErrors pass through, so callers keep their own "cannot read" wording.
+    The one reader of user-supplied files (config.toml, config.json, CDI specs, engine
+    configs, discovery inputs, a hook's host files): opened with O_NONBLOCK (a FIFO without
+    a writer would block ``open`` itself) and O_NOCTTY, then checked with fstat on the open
+    descriptor (no race with a rename in between, no separate stat needed):
+
+    - a directory raises IsADirectoryError;
+    - a FIFO, a device or a socket :class:`NotRegularFileError` (``not a regular file: a FIFO``);
+    - a file over ``limit`` :class:`FileTooLargeError` before anything is read (or once it has
+      grown past ``limit`` while read);
+    - a NUL byte in ``path`` OSError(EINVAL, ``NUL byte in path``), not ValueError.
+
+    FileNotFoundError and other OSErrors pass through, so callers keep their own wording
+    (file and what) and map these kinds to their own reasons.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    except ValueError:  # an embedded NUL byte
+        raise OSError(errno.EINVAL, "NUL byte in path") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             if stat.S_ISDIR(st.st_mode):
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-            raise OSError(errno.EINVAL, f"not a regular file: {describe_kind(st.st_mode)}")
+            kind = describe_kind(st.st_mode)
+            error = NotRegularFileError(errno.EINVAL, f"not a regular file: {kind}")
+            error.kind = kind
+            raise error
         if st.st_size > limit:
-            raise OSError(errno.EFBIG, f"larger than {_size(limit)}, not a config file")
+            raise _too_large(limit, st.st_size)
         chunks = []
         total = 0
         while True:
@@ -177,10 +206,17 @@ def read_regular(path: str, limit: int = MAX_READ_BYTES) -> bytes:
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:  # grew while we read it
-                raise OSError(errno.EFBIG, f"larger than {_size(limit)}, not a config file")
+                raise _too_large(limit, None)
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _too_large(limit: int, size: int | None) -> FileTooLargeError:
+    error = FileTooLargeError(errno.EFBIG, f"larger than {_size(limit)}, not a config file")
+    error.limit = limit
+    error.size = size
+    return error
 
 
 def _size(limit: int) -> str:
@@ -320,10 +356,11 @@ MAX_TOML_HEADER_PARTS = 32
 
 
 def check_toml_shape(text: str, name: str) -> None:
-    """One-line GpuctkError for TOML no engine config looks like: more than MAX_TOML_KEYS
-    lines that hold a key or a table header, more than MAX_TOML_TABLES table headers, a header
-    with more than MAX_TOML_HEADER_PARTS
-    dotted parts, or nesting deeper than MAX_DEPTH brackets."""
+    """One-line GpuctkError for TOML no config file looks like (an engine config or the
+    toolkit's config.toml): more than MAX_TOML_KEYS lines that hold a key or a table header,
+    more than MAX_TOML_TABLES table headers, a table header or dotted key with more than
+    MAX_TOML_HEADER_PARTS dotted parts (tomllib's time grows with their square: a 40 KB key of
+    20 000 parts takes seconds), or nesting deeper than MAX_DEPTH brackets."""
     from gpuctk.errors import GpuctkError
 
     keys = tables = 0
@@ -335,22 +372,22 @@ def check_toml_shape(text: str, name: str) -> None:
             keys += 1
             tables += 1
             if tables > MAX_TOML_TABLES:
-                raise GpuctkError(f"{name}: more than {MAX_TOML_TABLES} tables, not an engine config")
+                raise GpuctkError(f"{name}: more than {MAX_TOML_TABLES} tables, not a config file")
             head = s.split("]", 1)[0]
             if head.count(".") >= MAX_TOML_HEADER_PARTS:
                 raise GpuctkError(
                     f"{name}: line {lineno}: table header with more than {MAX_TOML_HEADER_PARTS} parts, "
-                    "not an engine config"
+                    "not a config file"
                 )
         elif "=" in s:
             keys += 1
             if s.split("=", 1)[0].count(".") >= MAX_TOML_HEADER_PARTS:
                 raise GpuctkError(
                     f"{name}: line {lineno}: dotted key with more than {MAX_TOML_HEADER_PARTS} parts, "
-                    "not an engine config"
+                    "not a config file"
                 )
         if keys > MAX_TOML_KEYS:
-            raise GpuctkError(f"{name}: more than {MAX_TOML_KEYS} keys and tables, not an engine config")
+            raise GpuctkError(f"{name}: more than {MAX_TOML_KEYS} keys and tables, not a config file")
     depth = deepest = 0
     if text.count("[") + text.count("{") > MAX_DEPTH:
         for ch in text:

@@ -866,13 +866,11 @@ _HOOKS = (
     "fixed on branch hooks (the hooks read the OCI state on stdin unbounded, json.loads without depth cap)"
 )
 _CDI = "fixed on branch cdigen (the CDI spec loader: YAML digit-limit ValueError)"
-_SHIM_SHAPE = "config/load.py: no TOML shape caps (tables, keys) before tomllib"
 ELSEWHERE: dict[tuple[str, str], str] = {
     ("cdi-yaml", "bigint"): _CDI,
     ("inventory", "surrogate"): _INVENTORY,
     ("k8s-plan-from", "fifo"): _K8S,
     ("k8s-plan-from", "bigint"): _K8S,
-    **{(k, v): _SHIM_SHAPE for k in ("config-toml", "config-toml-in-place") for v in ("headers", "keys")},
 }
 
 

@@ -1,3 +1,4 @@
+import errno
 import os
 import stat
 import threading
@@ -139,6 +140,26 @@ def test_read_regular_caps_the_size_before_reading(tmp_path):
     assert read_regular(str(big), 4 << 20) == b"\0" * (2 << 20)
     with pytest.raises(OSError, match="not a regular file: a character device"):
         read_regular("/dev/zero")
+
+
+def test_read_regular_errors_carry_their_kind_for_the_callers_wording(tmp_path):
+    """Every reader of user files maps these to its own one-line reason (file and what)."""
+    from gpuctk.fileio import FileTooLargeError, NotRegularFileError, read_regular
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(NotRegularFileError) as not_regular:
+        read_regular(str(fifo))
+    assert not_regular.value.kind == "a FIFO" and not_regular.value.errno == errno.EINVAL
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 3000)
+    with pytest.raises(FileTooLargeError) as too_large:
+        read_regular(str(big), 1024)
+    assert (too_large.value.size, too_large.value.limit, too_large.value.errno) == (3000, 1024, errno.EFBIG)
+    with pytest.raises(IsADirectoryError):
+        read_regular(str(tmp_path))
+    with pytest.raises(OSError, match="NUL byte in path"):
+        read_regular(str(tmp_path / "a\0b"))
 
 
 @pytest.mark.parametrize(

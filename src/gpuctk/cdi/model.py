@@ -7,9 +7,6 @@ JSON goes through CPython's ``_json`` parser (``gpuctk._fastjson``, the same par
 
 from __future__ import annotations
 
-import os
-import stat
-
 from gpuctk import _fastjson as fastjson
 from gpuctk.cdi.errors import CDIError
 
@@ -283,39 +280,23 @@ def parse_spec(data: bytes | str, source: str = "<memory>") -> Spec:
 
 
 def read_spec_bytes(path: str) -> bytes:
-    """The bytes of a spec file: regular files only (never blocks on a FIFO), size-capped."""
+    """The bytes of a spec file through ``gpuctk.fileio.read_regular``: regular files only
+    (never blocks on a FIFO), at most MAX_SPEC_SIZE."""
+    from gpuctk.fileio import FileTooLargeError, NotRegularFileError, read_regular
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        return read_regular(path, MAX_SPEC_SIZE)
+    except IsADirectoryError:
+        raise CDIError(f'failed to read CDI Spec "{path}": is a directory') from None
+    except NotRegularFileError:
+        raise CDIError(f'failed to read CDI Spec "{path}": not a regular file') from None
+    except FileTooLargeError as exc:
+        size = "" if exc.size is None else f"file is {exc.size} bytes, "
+        raise CDIError(
+            f'failed to read CDI Spec "{path}": {size}more than the {MAX_SPEC_SIZE >> 20} MiB limit'
+        ) from None
     except OSError as exc:
         raise CDIError(f'failed to read CDI Spec "{path}": {exc.strerror or exc}') from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise CDIError(f'failed to read CDI Spec "{path}": is a directory')
-        if not stat.S_ISREG(st.st_mode):
-            raise CDIError(f'failed to read CDI Spec "{path}": not a regular file')
-        if st.st_size > MAX_SPEC_SIZE:
-            raise CDIError(
-                f'failed to read CDI Spec "{path}": file is {st.st_size} bytes, '
-                f"more than the {MAX_SPEC_SIZE >> 20} MiB limit"
-            )
-        chunks = []
-        total = 0
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > MAX_SPEC_SIZE:
-                raise CDIError(
-                    f'failed to read CDI Spec "{path}": more than the {MAX_SPEC_SIZE >> 20} MiB limit'
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError as exc:
-        raise CDIError(f'failed to read CDI Spec "{path}": {exc.strerror or exc}') from None
-    finally:
-        os.close(fd)
 
 
 def load_spec(path: str, priority: int = 0) -> Spec:

@@ -206,52 +206,47 @@ def validate(
 MAX_CONFIG_BYTES = 1 << 20
 
 
-def _read_regular(source: str, limit: int = MAX_CONFIG_BYTES) -> bytes:
-    """The bytes of a regular file, never blocking: a FIFO, a device (``/dev/zero``) or a
-    directory is refused before it is read, and so is a file over ``limit``."""
-    import stat
+def _read_config_bytes(source: str) -> bytes | None:
+    """The bytes of config.toml (None: it does not exist) through ``gpuctk.fileio.read_regular``:
+    a FIFO, a device (``/dev/zero``) or a directory is refused before it is read, and so is a
+    file over MAX_CONFIG_BYTES."""
+    from gpuctk.fileio import FileTooLargeError, NotRegularFileError, read_regular
 
-    st = os.stat(source)
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{source}: cannot read config file: not a regular file")
-    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between stat and open
-            raise ConfigError(f"{source}: cannot read config file: not a regular file")
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            chunk = os.read(fd, min(1 << 16, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > limit:
-                raise ConfigError(
-                    f"{source}: cannot read config file: larger than {limit >> 10} KiB, not a config file"
-                )
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+        return read_regular(source, MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        return None
+    except (IsADirectoryError, NotRegularFileError):
+        raise ConfigError(f"{source}: cannot read config file: not a regular file") from None
+    except FileTooLargeError as exc:
+        raise ConfigError(
+            f"{source}: cannot read config file: larger than {exc.limit >> 10} KiB, not a config file"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
 
 
 def _parse_file(
     source: str, *, required: bool, unknown: list[str], invalid: dict[str, str] | None
 ) -> tuple[ConfigDict, set[str]]:
-    try:
-        raw = _read_regular(source)
-    except FileNotFoundError:
+    raw = _read_config_bytes(source)
+    if raw is None:
         if required:
-            raise ConfigError(f"{source}: config file not found") from None
+            raise ConfigError(f"{source}: config file not found")
         return default_config_typed(), set()
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
     import tomllib
+
+    from gpuctk.fileio import check_toml_shape
 
     try:
         text = raw.decode("utf-8")
-        _check_key_depth(text, source)
+        # caps the keys, tables and dotted parts before tomllib (quadratic in the parts of one key)
+        check_toml_shape(text, source)
         data = tomllib.loads(text)
+    except ConfigError:
+        raise
+    except GpuctkError as exc:  # check_toml_shape's one line, as this module's error type
+        raise ConfigError(str(exc)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: invalid TOML: {_one_line(str(exc))}") from None
     except RecursionError:
@@ -264,23 +259,6 @@ def _parse_file(
         _set_dotted(cfg, key, value)
     validate(cfg, source, invalid)
     return cfg, set(flat)
-
-
-# tomllib's time grows with the square of the parts of one dotted key (a 40 KB key of 20 000
-# parts takes seconds): no key of the schema has more than 5.
-MAX_KEY_PARTS = 64
-
-
-def _check_key_depth(text: str, source: str) -> None:
-    """ConfigError for a table header or dotted key with more than MAX_KEY_PARTS parts (a
-    cheap pre-scan: only lines with that many dots are looked at)."""
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.count(".") < MAX_KEY_PARTS:
-            continue
-        stripped = line.lstrip()
-        key = stripped.partition("]")[0] if stripped.startswith("[") else stripped.partition("=")[0]
-        if key.count(".") >= MAX_KEY_PARTS:
-            raise ConfigError(f"{source}: invalid TOML: line {number}: key nested too deeply")
 
 
 def _one_line(text: str) -> str:

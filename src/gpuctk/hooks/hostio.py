@@ -4,13 +4,13 @@
 A FIFO with no writer, ``/dev/zero`` or a huge file named there must neither block the hook
 nor exhaust its memory: files are opened non-blocking, must be regular, and are read up to a
 cap; stdin is read up to a cap too (its writer is the runtime, and the hook's deadline bounds
-the wait). Stdlib only, no ``gpuctk.fileio`` (the hooks stay cheap to start).
+the wait). Files go through ``gpuctk.fileio.read_regular`` (stdlib only: os, stat, errno;
+the hooks stay cheap to start).
 """
 
 from __future__ import annotations
 
 import os
-import stat
 
 from gpuctk.errors import GpuctkError
 
@@ -36,18 +36,16 @@ def read_host_file(path: str, limit: int, what: str) -> bytes:
     it is read; the open never blocks)."""
     if "\0" in path:
         raise GpuctkError(f"{what} {path!r}: NUL byte in path")
+    from gpuctk.fileio import FileTooLargeError, NotRegularFileError, read_regular
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        return read_regular(path, limit)
+    except (IsADirectoryError, NotRegularFileError):
+        raise GpuctkError(f"{what} {path}: not a regular file") from None
+    except FileTooLargeError:
+        raise GpuctkError(f"{what} {path}: larger than {limit} bytes") from None
     except OSError as exc:
         raise GpuctkError(f"{what} {path}: {exc.strerror}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise GpuctkError(f"{what} {path}: not a regular file")
-        return _read_fd(fd, limit, f"{what} {path}")
-    except OSError as exc:
-        raise GpuctkError(f"{what} {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
 
 
 def read_stdin(limit: int = STATE_LIMIT, what: str = "OCI state on stdin") -> bytes:

@@ -19,38 +19,21 @@ class SpecError(GpuctkError):
 
 
 def read_spec_bytes(path: str) -> bytes:
-    """The bytes of ``config.json``: a regular file only (a FIFO is never opened blocking, a
-    device such as ``/dev/zero`` never read), at most ``gpuctk.fileio.MAX_READ_BYTES``."""
-    import stat
-
-    from gpuctk.fileio import MAX_READ_BYTES
+    """The bytes of ``config.json`` through ``gpuctk.fileio.read_regular``: a regular file only
+    (a FIFO is never opened blocking, a device such as ``/dev/zero`` never read), at most
+    ``gpuctk.fileio.MAX_READ_BYTES``."""
+    from gpuctk.fileio import MAX_READ_BYTES, FileTooLargeError, NotRegularFileError, read_regular
 
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise SpecError(f"{path}: cannot read OCI spec: not a regular file")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_regular(path, MAX_READ_BYTES)
     except FileNotFoundError:
         raise SpecError(f"{path}: OCI spec file not found") from None
+    except (IsADirectoryError, NotRegularFileError):
+        raise SpecError(f"{path}: cannot read OCI spec: not a regular file") from None
+    except FileTooLargeError as exc:
+        raise SpecError(f"{path}: cannot read OCI spec: larger than {exc.limit >> 20} MiB") from None
     except OSError as exc:
-        raise SpecError(f"{path}: cannot read OCI spec: {exc.strerror}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
-            raise SpecError(f"{path}: cannot read OCI spec: not a regular file")
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            chunk = os.read(fd, min(1 << 20, MAX_READ_BYTES + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > MAX_READ_BYTES:
-                raise SpecError(f"{path}: cannot read OCI spec: larger than {MAX_READ_BYTES >> 20} MiB")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read OCI spec: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+        raise SpecError(f"{path}: cannot read OCI spec: {exc.strerror or exc}") from None
 
 
 def parse_spec_bytes(path: str, raw: bytes) -> dict:
