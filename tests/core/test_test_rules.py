@@ -124,3 +124,20 @@ def test_missing_fails_under_ci_and_skips_elsewhere(tmp_path, ci, outcome):
     if outcome == "failed":
         assert "required component missing under CI=true: no such tool" in p.stdout
     assert tools.IN_CI is (os.environ.get("CI", "").lower() in ("1", "true", "yes"))
+
+
+def test_src_cites_upstream_not_the_reference_notes() -> None:
+    """Code cites upstream by repository path (or the project's own docs), never sections of the
+    research notes, which do not ship with the project."""
+    src = os.path.join(os.path.dirname(TESTS), "src", "gpuctk")
+    notes = re.compile(
+        r"§|INTERFACES\.md|(nvidia-container-toolkit|k8s-gpu|cdi-spec|gvisor-and-python)" r"\.md"
+    )
+    hits = []
+    for d, dirs, files in os.walk(src):
+        dirs[:] = [x for x in dirs if x != "__pycache__"]
+        for f in files:
+            path = os.path.join(d, f)
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                hits += [f"{path}:{n}" for n, line in enumerate(fh, 1) if notes.search(line)]
+    assert hits == [], hits
