@@ -55,7 +55,14 @@ FIXTURES: dict[str, str | bytes] = {
     # nesting deeper than Python's recursion limit: parsers raise RecursionError, not a decode error
     "deep.json": '{"a": ' + "[" * 100_000 + "]" * 100_000 + ', "NVIDIA_VISIBLE_DEVICES": "all"}\n',
     "deep.toml": "a = " + "[" * 100_000 + "]" * 100_000 + "\n",
+    # `TypeError: unhashable type: 'list'` once: the default runtime's name used as a key
+    "ctd-default-list.toml": 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n'
+    'default_runtime_name = ["a"]\n',
+    "ctd1-default-list.toml": '[plugins.cri.containerd]\ndefault_runtime_name = ["a"]\n',
+    "crio-default-list.conf": '[crio.runtime]\ndefault_runtime = ["a"]\n',
 }
+
+CONFIGURE = ["runtime", "configure", "--runtime"]
 
 CASES: list[tuple[str, list[str], int, str]] = [
     # cdi inject: the OCI spec's wrong-typed fields are named with the file, before any device lookup
@@ -186,7 +193,36 @@ CASES: list[tuple[str, list[str], int, str]] = [
             "1.7.0",
         ],
         1,
-        "{d}/deep.toml: cannot read engine config: nested too deeply",
+        "{d}/deep.toml: cannot read engine config: invalid TOML: nested too deeply",
+    ),
+    # the default runtime's name given as an array: the file and key named, nothing written
+    *[
+        (
+            f"configure-containerd-default-list{suffix}",
+            [*CONFIGURE, "containerd", "--config", "{d}/ctd-default-list.toml", *extra],
+            1,
+            "{d}/ctd-default-list.toml: field plugins.io.containerd.grpc.v1.cri.containerd."
+            "default_runtime_name: must be a string, not an array",
+        )
+        for suffix, extra in (
+            ("", ["--drop-in-config", "", "--engine-version", "1.7.0"]),
+            ("-drop-in", ["--drop-in-config", "{d}/conf.d/99-nvidia.toml", "--engine-version", "2.0.0"]),
+            ("-set-as-default", ["--drop-in-config", "", "--engine-version", "1.7.0", "--set-as-default"]),
+            ("-uninstall", ["--drop-in-config", "", "--engine-version", "1.7.0", "--uninstall"]),
+        )
+    ],
+    (
+        "configure-containerd-v1-default-list",
+        [*CONFIGURE, "containerd", "--config", "{d}/ctd1-default-list.toml", "--engine-version", "1.5.0"],
+        1,
+        "{d}/ctd1-default-list.toml: field plugins.cri.containerd.default_runtime_name: "
+        "must be a string, not an array",
+    ),
+    (
+        "configure-crio-default-list",
+        [*CONFIGURE, "crio", "--config", "{d}/crio-default-list.conf", "--drop-in-config", ""],
+        1,
+        "{d}/crio-default-list.conf: field crio.runtime.default_runtime: must be a string, not an array",
     ),
     # a non-UTF-8 byte on the command line (Python: a lone surrogate) cannot go into a UTF-8 file
     (
@@ -795,7 +831,6 @@ TOML_BODIES: dict[str, bytes] = {
 }
 CSV_BODIES: dict[str, bytes] = {"badutf8": b"lib, /usr/lib/\xff\xfe.so\n", "nul": b"lib, /usr/lib/x\x00.so\n"}
 
-CONFIGURE = ["runtime", "configure", "--runtime"]
 
 # kind: (file name, bodies, argv with {f} = the hostile file and {d} = a scratch dir)
 KINDS: dict[str, tuple[str, dict[str, bytes], list[str]]] = {
@@ -842,6 +877,27 @@ KINDS: dict[str, tuple[str, dict[str, bytes], list[str]]] = {
         CSV_BODIES,
         ["cdi", "generate", "--mode", "csv", "--csv.file", "{f}", "--driver-root", "{d}"],
     ),
+    # read-only; the file itself, not `containerd config dump` (test_detect_refuses_a_fifo_before_the_dump)
+    "detect-containerd": (
+        "config.toml",
+        TOML_BODIES,
+        [
+            "runtime",
+            "detect",
+            "--runtime",
+            "containerd",
+            "--config",
+            "{f}",
+            "--no-dump",
+            "--engine-version",
+            "1.7.0",
+        ],
+    ),
+    "detect-docker": (
+        "daemon.json",
+        JSON_BODIES,
+        ["runtime", "detect", "--runtime", "docker", "--config", "{f}", "--engine-version", "25.0"],
+    ),
     "inventory": ("inventory.json", JSON_BODIES, ["cdi", "generate", "--inventory", "{f}"]),
     "k8s-plan-from": ("nodes.yaml", YAML_BODIES, ["k8s", "plan", "--from", "{f}"]),
     "oci-inject": (
@@ -856,22 +912,8 @@ KINDS: dict[str, tuple[str, dict[str, bytes], list[str]]] = {
 SPECIAL = ("fifo", "dev-zero", "dev-urandom", "huge")
 
 # Rows that still fail on this branch, each in another engineer's file: they flip when merged.
-_SHIM = (
-    "fixed on branch shim (config/load.py reads config.toml with open(), tomllib's digit-limit ValueError)"
-)
-_CSV = "fixed on branch csvjit (the CSV mount-spec reader: open() before the file-type check, NUL bytes)"
-_INVENTORY = "fixed on branch cdigen (the inventory JSON reader: unbounded, blocking, no depth cap)"
-_K8S = "fixed on branch decision (k8s plan --from reads with open(); YAML digit-limit ValueError)"
-_HOOKS = (
-    "fixed on branch hooks (the hooks read the OCI state on stdin unbounded, json.loads without depth cap)"
-)
-_CDI = "fixed on branch cdigen (the CDI spec loader: YAML digit-limit ValueError)"
 _SHIM_SHAPE = "config/load.py: no TOML shape caps (tables, keys) before tomllib"
 ELSEWHERE: dict[tuple[str, str], str] = {
-    ("cdi-yaml", "bigint"): _CDI,
-    ("inventory", "surrogate"): _INVENTORY,
-    ("k8s-plan-from", "fifo"): _K8S,
-    ("k8s-plan-from", "bigint"): _K8S,
     **{(k, v): _SHIM_SHAPE for k in ("config-toml", "config-toml-in-place") for v in ("headers", "keys")},
 }
 
@@ -985,3 +1027,35 @@ def test_hostile_input_kind_is_one_line(tmp_path: Path, kind: str, variant: str)
     assert err.startswith(prefix or "gpuctk: error: "), err
     assert (str(f) in err or name in err) if not stdin else "OCI state on stdin" in err, err
     assert _stat_tree(tmp_path) == before  # nothing written, no backup, no temp file
+
+
+def test_detect_refuses_a_fifo_before_the_dump(tmp_path: Path) -> None:
+    """`runtime detect --config FIFO` with containerd installed: the FIFO is refused before
+    `containerd --config FIFO config dump` runs (containerd itself would block on it)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "containerd.argv"
+    stub = bin_dir / "containerd"
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {log}\necho "version = 2"\n')
+    stub.chmod(0o755)
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GPUCTK_CONFIG_CACHE_DIR": ""}
+    argv = [
+        "runtime",
+        "detect",
+        "--runtime",
+        "containerd",
+        "--config",
+        str(fifo),
+        "--engine-version",
+        "1.7.0",
+    ]
+    rc, err = _run_contained(argv, env)
+    assert (rc, err) == (1, f"gpuctk: error: {fifo}: cannot read engine config: not a regular file: a FIFO\n")
+    assert not log.exists()  # the engine was never handed the FIFO
+    (tmp_path / "regular.toml").write_text("version = 2\n")
+    argv[5] = str(tmp_path / "regular.toml")
+    rc, err = _run_contained(argv, env)
+    assert rc == 0, err
+    assert log.read_text() == f"--config {tmp_path}/regular.toml config dump\n"  # the stub is the one run
