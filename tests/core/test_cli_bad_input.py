@@ -1059,3 +1059,62 @@ def test_detect_refuses_a_fifo_before_the_dump(tmp_path: Path) -> None:
     rc, err = _run_contained(argv, env)
     assert rc == 0, err
     assert log.read_text() == f"--config {tmp_path}/regular.toml config dump\n"  # the stub is the one run
+
+
+# ------------------------------------------------- config.toml with unknown keys (issue 12)
+# A key of an older upstream release, a typo of a known key, a table of a newer release: on the
+# container path each is one warning in the runtime's log, never a failure (upstream ignores
+# unknown keys). Real runc: tests/integration/test_runtime_e2e.py.
+UNKNOWN_KEYS = (
+    "nvidia-container-runtime.experimental",
+    "nvidia-container-runtime.log-levle",
+    "nvidia-container-runtime.future",
+)
+_STUB_RUNTIME = '#!/bin/sh\nprintf "%s\\n" "$@" > "{out}"\n'
+
+
+@pytest.mark.parametrize("request_env", [["NVIDIA_VISIBLE_DEVICES=all"], []], ids=["gpu", "plain"])
+def test_installed_shim_runs_the_container_with_unknown_config_keys_and_logs_them(
+    tmp_path: Path, request_env: list[str]
+) -> None:
+    import json
+    import subprocess
+
+    from support.tools import venv_script
+
+    out = tmp_path / "stub.argv"
+    stub = tmp_path / "bin" / "stub-runc"
+    stub.parent.mkdir()
+    stub.write_text(_STUB_RUNTIME.format(out=out))
+    stub.chmod(0o755)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        "[nvidia-container-runtime]\n"
+        f'runtimes = ["{stub}"]\n'
+        'mode = "legacy"\n'
+        "experimental = false\n"  # upstream's older releases had it
+        'log-levle = "info"\n'  # a typo of log-level
+        "[nvidia-container-runtime.future]\n"  # a table of a newer release
+        "x = 1\n"
+    )
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spec = {"ociVersion": "1.0.2", "process": {"args": ["sh"], "env": ["PATH=/bin", *request_env]}}
+    (bundle / "config.json").write_text(json.dumps(spec))
+    log = tmp_path / "runc.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NVIDIA_", "XDG_CONFIG", "GPUCTK_"))}
+    env.update({"NVIDIA_CTK_CONFIG_FILE_PATH": str(cfg), "GPUCTK_CONFIG_CACHE_DIR": ""})
+    argv = ["--log", str(log), "--log-format", "json", "create", "--bundle", str(bundle), "cid"]
+    res = subprocess.run(
+        [venv_script("gpuctk-runtime"), *argv], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr and "error" not in res.stderr, res.stderr
+    assert out.read_text().splitlines() == argv  # the low-level runtime created the container
+    edited = json.loads((bundle / "config.json").read_text())
+    if request_env:  # the GPU container got its hook: the config was used, not skipped
+        assert edited["hooks"]["prestart"], edited
+    else:
+        assert edited == spec
+    warnings = [e["msg"] for e in map(json.loads, log.read_text().splitlines()) if e["level"] == "warning"]
+    assert sorted(warnings) == sorted(f"{cfg}: unknown key {key!r} (ignored)" for key in UNKNOWN_KEYS)
