@@ -60,6 +60,17 @@ FIXTURES: dict[str, str | bytes] = {
     'default_runtime_name = ["a"]\n',
     "ctd1-default-list.toml": '[plugins.cri.containerd]\ndefault_runtime_name = ["a"]\n',
     "crio-default-list.conf": '[crio.runtime]\ndefault_runtime = ["a"]\n',
+    # `k8s plan --from`: a node name that cannot be printed (an internal error in the table
+    # output once), a recursive alias, ~10^9 values after alias expansion
+    "nodes-surrogate.yaml": "kind: List\nitems:\n- kind: Node\n"
+    '  metadata: {name: "n\\ud800", labels: {nvidia.com/gpu.present: "true"}}\n'
+    '  status: {nodeInfo: {containerRuntimeVersion: "containerd://1.7.12"}}\n',
+    "nodes-recursive.yaml": "kind: List\nitems: &a [*a]\n",
+    "nodes-bomb.yaml": "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8)
+    )
+    + "kind: List\nitems: []\n",
 }
 
 CONFIGURE = ["runtime", "configure", "--runtime"]
@@ -350,6 +361,24 @@ CASES: list[tuple[str, list[str], int, str]] = [
         ["k8s", "plan", "--from", "{d}/deep.json"],
         1,
         "{d}/deep.json: not valid YAML/JSON: nested",
+    ),
+    (
+        "k8s-from-surrogate",
+        ["k8s", "plan", "--from", "{d}/nodes-surrogate.yaml"],
+        1,
+        "{d}/nodes-surrogate.yaml: not valid YAML/JSON: string n\\ud800 is a lone surrogate, not UTF-8",
+    ),
+    (
+        "k8s-from-recursive-alias",
+        ["k8s", "plan", "--from", "{d}/nodes-recursive.yaml"],
+        1,
+        "{d}/nodes-recursive.yaml: not valid YAML/JSON: nested too deeply",
+    ),
+    (
+        "k8s-from-alias-bomb",
+        ["k8s", "plan", "--from", "{d}/nodes-bomb.yaml"],
+        1,
+        "{d}/nodes-bomb.yaml: not valid YAML/JSON: more than 5000000 values after alias expansion",
     ),
     (
         "k8s-out-dir-clash",
@@ -900,6 +929,7 @@ KINDS: dict[str, tuple[str, dict[str, bytes], list[str]]] = {
     ),
     "inventory": ("inventory.json", JSON_BODIES, ["cdi", "generate", "--inventory", "{f}"]),
     "k8s-plan-from": ("nodes.yaml", YAML_BODIES, ["k8s", "plan", "--from", "{f}"]),
+    "doctor-from": ("snapshot.yaml", YAML_BODIES, ["doctor", "--from", "{f}"]),
     "oci-inject": (
         "config.json",
         JSON_BODIES,

@@ -56,6 +56,7 @@ def _add_source(p: argparse.ArgumentParser) -> None:
 
 # A `kubectl get nodes,... -A -o yaml` List of a few thousand nodes stays far below this.
 MAX_FROM_BYTES = 64 << 20
+MAX_FROM_VALUES = 5_000_000  # values after YAML alias expansion
 
 
 def load_from_file(path: str) -> Any:
@@ -64,7 +65,7 @@ def load_from_file(path: str) -> Any:
     nested at most gpuctk.fileio.MAX_DEPTH levels; every failure is one line naming the file."""
     import yaml
 
-    from gpuctk.fileio import MAX_DEPTH, check_depth, decode_utf8, escape_controls, read_regular
+    from gpuctk.fileio import MAX_DEPTH, decode_utf8, escape_controls, read_regular
 
     name = escape_controls(path)
     try:
@@ -83,8 +84,45 @@ def load_from_file(path: str) -> Any:
         if "digits" not in str(exc):
             raise
         raise GpuctkError(f"{name}: not valid YAML/JSON: an integer with too many digits") from None
-    check_depth(doc, name, MAX_DEPTH, kind="YAML/JSON")
+    _check_values(doc, name, MAX_DEPTH)
     return doc
+
+
+def _check_values(doc: Any, name: str, depth_limit: int) -> None:
+    """One walk over the decoded document, aliases followed: nesting (a recursive alias is
+    endless nesting), the number of values after alias expansion ("billion laughs"), and lone
+    surrogates (a ``"\\ud800"`` escape: a node name that cannot be printed)."""
+    from gpuctk.fileio import escape_controls
+
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > MAX_FROM_VALUES:
+            raise GpuctkError(
+                f"{name}: not valid YAML/JSON: more than {MAX_FROM_VALUES} values after alias expansion"
+            )
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise GpuctkError(
+                        f"{name}: not valid YAML/JSON: string {escape_controls(item)[:60]} is a lone surrogate, not UTF-8"
+                    ) from None
+            continue
+        if isinstance(item, dict):
+            children: list[Any] = [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= depth_limit:
+            raise GpuctkError(
+                f"{name}: not valid YAML/JSON: nested too deeply (more than {depth_limit} levels)"
+            )
+        stack.extend((child, depth + 1) for child in children)
 
 
 def load_facts(args: argparse.Namespace) -> dict[str, Any]:
