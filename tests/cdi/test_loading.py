@@ -222,6 +222,9 @@ def test_l15_integer_forms(tmp_path, yaml_value, expected):
         ("~", ""),
         (".inf", "+Inf"),
         ("3.14159265358979", "3.1415927"),
+        ("100000000000000000000", "1e+20"),  # past uint64: a float, as go-yaml's ParseFloat
+        # past CPython's 4300-digit int limit (and float's range): go-yaml keeps the string
+        pytest.param("1" * 5000, "1" * 5000, id="5000-digits"),
     ],
 )
 def test_scalars_coerced_to_strings(tmp_path, yaml_value, expected):

@@ -67,6 +67,7 @@ def resolve_plain(s: str) -> object:
         return s
     plain = s.replace("_", "")
     m = _patterns()[0].match(plain)
+    v: int | None
     if m:
         sign, hx, octo, binary, zero_oct, dec = m.groups()
         if hx is not None:
@@ -77,12 +78,17 @@ def resolve_plain(s: str) -> object:
             v = int(binary, 2)
         elif zero_oct is not None:
             v = int(zero_oct, 8) if zero_oct else 0
-        else:
+        elif len(dec) <= 20:
             v = int(dec)
-        if sign == "-":
-            v = -v
-        if _I64_MIN <= v <= _I64_MAX or (not sign and v <= _U64_MAX):
-            return v
+        else:
+            # over 20 digits is past uint64, so go-yaml reads a string (and int() of over 4300
+            # decimal digits raises ValueError); the other bases have no digit limit in CPython
+            v = None
+        if v is not None:
+            if sign == "-":
+                v = -v
+            if _I64_MIN <= v <= _I64_MAX or (not sign and v <= _U64_MAX):
+                return v
     if _patterns()[1].match(plain):
         f = float(plain)
         if not math.isinf(f):

@@ -54,6 +54,77 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     g.add_argument("--context", default=os.environ.get("GPUCTK_CONTEXT"), help="kubeconfig context")
 
 
+# A `kubectl get nodes,... -A -o yaml` List of a few thousand nodes stays far below this.
+MAX_FROM_BYTES = 64 << 20
+MAX_FROM_VALUES = 5_000_000  # values after YAML alias expansion
+
+
+def load_from_file(path: str) -> Any:
+    """The YAML/JSON document of ``--from FILE``: a regular file only (a FIFO without a writer
+    or a device is refused without blocking), at most MAX_FROM_BYTES, UTF-8 without NUL bytes,
+    nested at most gpuctk.fileio.MAX_DEPTH levels; every failure is one line naming the file."""
+    import yaml
+
+    from gpuctk.fileio import MAX_DEPTH, decode_utf8, escape_controls, read_regular
+
+    name = escape_controls(path)
+    try:
+        data = read_regular(path, MAX_FROM_BYTES)
+    except OSError as exc:
+        raise GpuctkError(f"{name}: cannot read: {escape_controls(exc.strerror or str(exc))}") from None
+    text = decode_utf8(data, name)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = escape_controls(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise GpuctkError(f"{name}: not valid YAML/JSON: {first}") from None
+    except RecursionError:
+        raise GpuctkError(f"{name}: not valid YAML/JSON: nested too deeply") from None
+    except ValueError as exc:  # PyYAML's int(): CPython refuses more than 4300 decimal digits
+        if "digits" not in str(exc):
+            raise
+        raise GpuctkError(f"{name}: not valid YAML/JSON: an integer with too many digits") from None
+    _check_values(doc, name, MAX_DEPTH)
+    return doc
+
+
+def _check_values(doc: Any, name: str, depth_limit: int) -> None:
+    """One walk over the decoded document, aliases followed: nesting (a recursive alias is
+    endless nesting), the number of values after alias expansion ("billion laughs"), and lone
+    surrogates (a ``"\\ud800"`` escape: a node name that cannot be printed)."""
+    from gpuctk.fileio import escape_controls
+
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > MAX_FROM_VALUES:
+            raise GpuctkError(
+                f"{name}: not valid YAML/JSON: more than {MAX_FROM_VALUES} values after alias expansion"
+            )
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise GpuctkError(
+                        f"{name}: not valid YAML/JSON: string {escape_controls(item)[:60]} is a lone surrogate, not UTF-8"
+                    ) from None
+            continue
+        if isinstance(item, dict):
+            children: list[Any] = [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= depth_limit:
+            raise GpuctkError(
+                f"{name}: not valid YAML/JSON: nested too deeply (more than {depth_limit} levels)"
+            )
+        stack.extend((child, depth + 1) for child in children)
+
+
 def load_facts(args: argparse.Namespace) -> dict[str, Any]:
     from gpuctk.k8s.facts import facts_from_document
 
@@ -70,9 +141,7 @@ def load_facts(args: argparse.Namespace) -> dict[str, Any]:
             engine = {"crio": "cri-o"}.get(str(record.get("engine")), str(record.get("engine")))
             args.runtime_version = f"{engine}://{record.get('engine_version')}"
     if args.from_file:
-        from gpuctk.cli.snapshot import load_document
-
-        doc = load_document(args.from_file)
+        doc = load_from_file(args.from_file)
         facts = facts_from_document(doc, args.from_file)
     elif args.runtime_version is not None:
         engine, sep, version = args.runtime_version.partition("://")

@@ -67,18 +67,11 @@ def dump(doc: dict[str, Any], fmt: str) -> str:
 
 
 def load_document(path: str) -> Any:
-    """A YAML/JSON file given with ``--from``; one-line errors for missing or garbage files."""
-    import yaml
+    """A YAML/JSON file given with ``--from``; one-line errors for missing or garbage files
+    (the bounded reader of ``k8s --from``: no blocking on a FIFO, size, depth and digit caps)."""
+    from gpuctk.cli.k8s import load_from_file
 
-    try:
-        with open(path, "rb") as f:
-            return yaml.safe_load(f)
-    except OSError as exc:
-        raise GpuctkError(f"{path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise GpuctkError(f"{path}: not valid YAML/JSON: {str(exc).splitlines()[0]}") from exc
-    except RecursionError:
-        raise GpuctkError(f"{path}: not valid YAML/JSON: nested too deeply") from None
+    return load_from_file(path)
 
 
 def add_collect_args(p: argparse.ArgumentParser) -> None:

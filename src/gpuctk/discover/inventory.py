@@ -11,7 +11,6 @@ An inventory is plain data::
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any
@@ -143,6 +142,7 @@ def _depth_ok(text: str, limit: int) -> bool:
 def load_fixture(path: str) -> dict[str, Any]:
     """A fixture inventory: a regular JSON file (no FIFO, no device), size- and depth-capped."""
     from gpuctk.discover.readfile import read_regular
+    from gpuctk.fileio import decode_json
 
     name = escape(path)
     raw = read_regular(path, "inventory", MAX_INVENTORY_BYTES)
@@ -153,11 +153,13 @@ def load_fixture(path: str) -> dict[str, Any]:
     if not _depth_ok(text, MAX_INVENTORY_DEPTH):
         raise GpuctkError(f"{name}: invalid inventory JSON: nested more than {MAX_INVENTORY_DEPTH} levels")
     try:
-        data = json.loads(text)
-    except RecursionError:
-        raise GpuctkError(f"{name}: invalid inventory JSON: nested too deeply") from None
-    except ValueError as exc:  # syntax, or an integer over the interpreter's digit limit
-        raise GpuctkError(f"{name}: invalid inventory JSON: {escape(str(exc))}") from None
+        # syntax, integer digits, lone surrogate escapes (a "\ud800" string is no UTF-8 name)
+        data = decode_json(text, name, depth=MAX_INVENTORY_DEPTH)
+    except GpuctkError as exc:
+        message, plain = str(exc), f"{name}: invalid JSON: "
+        if message.startswith(plain):
+            message = f"{name}: invalid inventory JSON: {message[len(plain) :]}"
+        raise GpuctkError(message) from None
     if not isinstance(data, dict):
         raise GpuctkError(f"{name}: inventory must be a JSON object")
     return _normalise(data, f"fixture:{name}")

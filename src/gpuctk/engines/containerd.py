@@ -94,7 +94,13 @@ def check_shape(plain: dict[str, Any], version: int, opts: ConfigureOptions, sou
     default = get_in(plain, (*CRI_PLUGIN[version], *_DEFAULT_KEY))
     if default is not None and not isinstance(default, str):
         field = ".".join((*CRI_PLUGIN[version], *_DEFAULT_KEY))
-        raise GpuctkError(f"{source}: field {field}: must be a string, not {type(default).__name__}")
+        raise GpuctkError(f"{source}: field {field}: must be a string, not {_toml_kind(default)}")
+
+
+def _toml_kind(value: Any) -> str:
+    """The TOML word for a decoded value's type, for messages."""
+    kinds = {dict: "a table", list: "an array", bool: "a boolean", int: "an integer", float: "a float"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def copies_whole_cri_table(engine_version: Version | None) -> bool:

@@ -11,7 +11,6 @@ function ``k8s plan`` uses). External commands go through a swappable
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from gpuctk.engines.dicts import deep_merge, table
 from gpuctk.engines.model import DEFAULT_CONFIG, ENGINES
 from gpuctk.engines.versions import Version, cdi_support, format_version, parse_runtime_version, parse_version
 from gpuctk.errors import GpuctkError
-from gpuctk.fileio import read_limited
+from gpuctk.fileio import check_toml_shape, decode_json, decode_utf8, escape_controls, read_regular
 
 Runner = Callable[[list[str]], "tuple[int, str]"]
 DEFAULT_SPEC_DIRS = ["/etc/cdi", "/var/run/cdi"]
@@ -62,17 +61,44 @@ def is_gpu_binary(path: Any) -> bool:
 def _reason(exc: Exception) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
+    if isinstance(exc, ValueError) and "4300 digits" in str(exc):  # CPython's int digit limit
+        return "an integer with more than 4300 digits"
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
-def _load_toml(path: str) -> dict[str, Any]:
+def _cannot_read(name: str, exc: GpuctkError) -> GpuctkError:
+    """``NAME: REASON`` from a shared checker as ``NAME: cannot read engine config: REASON``."""
+    return GpuctkError(f"{name}: cannot read engine config: {str(exc).removeprefix(name + ': ')}")
+
+
+def _read(path: str) -> str | None:
+    """The text of engine config ``path`` (None: it does not exist): a regular file only (a FIFO
+    without a writer or a device is refused without blocking, the type checked on the open
+    descriptor), at most the size `runtime configure` reads, UTF-8 without NUL bytes."""
+    from gpuctk.engines.apply import MAX_ENGINE_CONFIG_BYTES
+
     try:
-        with open(path, "rb") as f:
-            return tomllib.loads(read_limited(f).decode("utf-8"))
+        data = read_regular(path, MAX_ENGINE_CONFIG_BYTES)
     except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise GpuctkError(f"{escape_controls(path)}: cannot read engine config: {_reason(exc)}") from None
+    return decode_utf8(data, escape_controls(path), "engine config")
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    text = _read(path)
+    if text is None:
         return {}
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise GpuctkError(f"{path}: cannot read engine config: {_reason(exc)}") from None
+    name = escape_controls(path)
+    try:
+        check_toml_shape(text, name)  # tomllib is slow on pathological shapes
+    except GpuctkError as exc:
+        raise _cannot_read(name, exc) from None
+    try:
+        return tomllib.loads(text)
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, CPython's int digit limit
+        raise GpuctkError(f"{name}: cannot read engine config: {escape_controls(_reason(exc))}") from None
 
 
 def containerd_file_config(path: str) -> dict[str, Any]:
@@ -163,13 +189,14 @@ def _crio_file_config(path: str) -> dict[str, Any]:
 
 
 def _docker_file_config(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.loads(read_limited(f))
-    except FileNotFoundError:
+    text = _read(path)
+    if text is None:
         return {}
-    except (OSError, ValueError, RecursionError) as exc:
-        raise GpuctkError(f"{path}: cannot read engine config: {_reason(exc)}") from None
+    name = escape_controls(path)
+    try:  # syntax, depth, integer digits, lone surrogates: as `runtime configure` reads it
+        data = decode_json(text, name) if text.strip() else {}
+    except GpuctkError as exc:
+        raise _cannot_read(name, exc) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -201,7 +228,7 @@ def detect(runtime: str | None = None, **paths: Any) -> dict[str, Any]:
         cfg: dict[str, Any] | None = None
         if exe and paths.get("dump", True):
             args = [exe, "config", "dump"]
-            if os.path.exists(config_path):
+            if _read(config_path) is not None:  # a FIFO or device: refused here, never handed on
                 args = [exe, "--config", config_path, "config", "dump"]
             rc, out = run(args)
             if rc == 0:
