@@ -47,3 +47,12 @@ class UnresolvableDevicesError(CDIError):
     def __init__(self, names: list[str]) -> None:
         super().__init__("unresolvable CDI devices " + ", ".join(names))
         self.names = list(names)
+
+
+def strip_source(message: str, path: str) -> str:
+    """'failed to parse CDI Spec "p": X' -> 'X', for output that already names the file."""
+    for prefix in ("failed to read CDI Spec", "failed to parse CDI Spec"):
+        head = f'{prefix} "{path}": '
+        if message.startswith(head):
+            return message[len(head) :]
+    return message

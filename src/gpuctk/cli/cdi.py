@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     import os
 
-    from gpuctk.cdi.errors import escape
+    from gpuctk.cdi.errors import escape, strip_source
     from gpuctk.cdi.model import inspect_spec_file
     from gpuctk.cdi.registry import trust_problem
     from gpuctk.cdi.version import minimum_version_of
@@ -108,7 +108,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         name = escape(path)
         if file_error:
-            print(f"{name}: {_strip_source(file_error, name)}")
+            print(f"{name}: {strip_source(file_error, name)}")
         for problem in problems:
             print(f"{name}: {escape(problem)}")
         if ignored:
@@ -118,15 +118,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"files": results}, indent=2))
     return EXIT_INVALID if any_invalid else EXIT_OK
-
-
-def _strip_source(message: str, path: str) -> str:
-    """'failed to parse CDI Spec "p": X' -> 'X' (the line already starts with the file)."""
-    for prefix in ("failed to read CDI Spec", "failed to parse CDI Spec"):
-        head = f'{prefix} "{path}": '
-        if message.startswith(head):
-            return message[len(head) :]
-    return message
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any
 
-from gpuctk.cdi.errors import escape
+from gpuctk.cdi.errors import escape, strip_source
 from gpuctk.cdi.model import inspect_spec_file
 from gpuctk.cdi.registry import DEFAULT_SPEC_DIRS, is_spec_file_name, trust_problem
 
@@ -64,15 +64,6 @@ def missing_host_paths(spec: dict[str, Any], root: str = "/") -> list[str]:
     return missing
 
 
-def _strip_source(message: str, path: str) -> str:
-    """'failed to parse CDI Spec "p": X' -> 'X' (the entry already names the file)."""
-    for prefix in ("failed to read CDI Spec", "failed to parse CDI Spec"):
-        head = f'{prefix} "{path}": '
-        if message.startswith(head):
-            return message[len(head) :]
-    return message
-
-
 def check_specs(
     root: str = "/",
     spec_dirs: tuple[str, ...] | list[str] = DEFAULT_SPEC_DIRS,
@@ -105,7 +96,7 @@ def check_specs(
             }
             canonical, file_error, problems = inspect_spec_file(host_path)
             if file_error is not None:
-                entry.update(valid=False, errors=[f"cannot parse: {_strip_source(file_error, host_path)}"])
+                entry.update(valid=False, errors=[f"cannot parse: {strip_source(file_error, host_path)}"])
                 results.append(entry)
                 continue
             if canonical is None:
