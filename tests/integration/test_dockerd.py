@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from support.containers import busybox_path
+from support.containers import busybox_path, stop_daemon
 from support.tools import missing, require_root, require_tool, venv_script
 
 pytestmark = pytest.mark.integration
@@ -119,19 +118,7 @@ def private_dockerd(base: str, config: str, env: dict[str, str]) -> Iterator[Doc
             time.sleep(0.2)
         yield d
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        logf.close()
-        subprocess.run(
-            ["sh", "-c", f"grep -h '{base}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"],
-            capture_output=True,
-        )
+        stop_daemon(proc, logf, base, timeout=30)
 
 
 def _import_busybox(d: Dockerd, work: str) -> None:

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO, Any
 
 from .tools import require_root, require_tool
 
@@ -448,19 +449,7 @@ def private_containerd(
             r = cd.ctr("tasks", "ls", "-q", namespace=ns) if proc.poll() is None else RunResult(1, "", "")
             for tid in r.stdout.split():
                 cd.ctr("tasks", "kill", "-s", "SIGKILL", tid, namespace=ns)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        logf.close()
-        subprocess.run(
-            ["sh", "-c", f"grep -h '{base}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"],
-            capture_output=True,
-        )
+        stop_daemon(proc, logf, base, timeout=15)
         subprocess.run(["pkill", "-f", f"containerd-shim.*{base}"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
@@ -474,3 +463,21 @@ def mknod_char(path: str, major: int, minor: int, mode: int = 0o666) -> str:
     os.mknod(path, mode | 0o020000, os.makedev(major, minor))
     os.chmod(path, mode)
     return path
+
+
+def stop_daemon(proc: subprocess.Popen[Any], logf: IO[Any], base: str, timeout: float) -> None:
+    """Stop a privately started daemon (its process group: TERM, then KILL after ``timeout``),
+    close its log, and lazily unmount whatever it left mounted below ``base``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    logf.close()
+    subprocess.run(
+        ["sh", "-c", f"grep -h '{base}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"],
+        capture_output=True,
+    )
