@@ -14,7 +14,7 @@ import pytest
 
 from gpuctk.generate.hooks import combine_hooks
 from support.containers import make_bundle, runc_run
-from support.hooks import make_decoy, snapshot, write
+from support.hooks import hostile_image, snapshot
 from support.tools import require_root, require_tool, venv_script
 
 pytestmark = pytest.mark.integration
@@ -158,42 +158,8 @@ def test_hostile_image_blocked_through_the_combined_hook(tmp_path):
     a host file, chmod paths linked to a volume and to a bind-mounted secret."""
     require_root()
     require_tool("runc")
-    host = make_decoy(str(tmp_path))
-    write(os.path.join(host, "secret"), "ModifyDeviceFiles: 1\nSECRET=hunter2\n", 0o400)
-    libz = sorted(n for n in os.listdir(LIBC_DIR) if n.startswith("libz.so.1."))[0]
-    shutil.copy2(os.path.join(LIBC_DIR, libz), os.path.join(host, "lib", libz))
-    before = snapshot(host)
-    script = "cat /proc/driver/nvidia/params 2>&1; echo ---; ls /data; echo ---; cat /run/secrets/token"
-    env = [
-        "PATH=/bin",
-        f"GPUCTK_HOST_NVIDIA_PARAMS={host}/secret",
-        "GPUCTK_CONFINE_FALLBACK=1",
-        "GPUCTK_LDCONFIG_TIMEOUT=100000",
-    ]
-    bundle = make_bundle(str(tmp_path / "b"), ["sh", "-c", script], env=env)
-    root = os.path.join(bundle, "rootfs")
-    write(os.path.join(root, "etc/ld.so.conf"), "/data\ninclude /etc/ld.so.conf.d/*.conf\n")
-    os.makedirs(os.path.join(root, "etc/ld.so.conf.d"), exist_ok=True)
-    os.link(os.path.join(host, "etc", "ld.so.cache"), os.path.join(root, "etc/ld.so.cache~"))
-    os.makedirs(os.path.join(root, "usr/lib"), exist_ok=True)
-    os.symlink("/data", os.path.join(root, "usr/lib/nv"))
-    os.symlink("/run/secrets/token", os.path.join(root, "usr/lib/token"))
-    with open(os.path.join(bundle, "config.json")) as f:
-        cfg = json.load(f)
-    cfg["mounts"] += [
-        {
-            "destination": "/data",
-            "type": "bind",
-            "source": os.path.join(host, "lib"),
-            "options": ["rbind", "rw"],
-        },
-        {
-            "destination": "/run/secrets/token",
-            "type": "bind",
-            "source": os.path.join(host, "secret"),
-            "options": ["bind", "ro"],
-        },
-    ]
+    img = hostile_image(str(tmp_path))
+    host, bundle, cfg, libz, before = img.host, img.bundle, img.cfg, img.libz, img.before
     steps = [
         ["update-ldcache", "--folder", "/usr/lib/nv"],
         ["chmod", "--mode", "777", "--path", f"/usr/lib/nv/{libz},/usr/lib/token,/run/secrets/token"],

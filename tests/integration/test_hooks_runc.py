@@ -113,47 +113,12 @@ def test_hostile_image_under_runc_leaves_the_host_unchanged(tmp_path):
     ld.so.conf, ships ``/etc/ld.so.cache~`` as a hard link to a host file, and links paths the
     chmod hook is told to change to a volume and to a bind-mounted secret. The container runs;
     the host is byte-for-byte unchanged (issue 13 §1, §2)."""
-    from support.hooks import make_decoy, snapshot, write
+    from support.hooks import hostile_image, snapshot
 
     require_root()
     require_tool("runc")
-    host = make_decoy(str(tmp_path))
-    write(os.path.join(host, "secret"), "ModifyDeviceFiles: 1\nSECRET=hunter2\n", 0o400)
-    libc_dir = "/lib/x86_64-linux-gnu" if os.path.isdir("/lib/x86_64-linux-gnu") else "/lib/aarch64-linux-gnu"
-    libz = sorted(n for n in os.listdir(libc_dir) if n.startswith("libz.so.1."))[0]
-    shutil.copy2(os.path.join(libc_dir, libz), os.path.join(host, "lib", libz))
-    before = snapshot(host)
-    script = "cat /proc/driver/nvidia/params 2>&1; echo ---; ls /data; echo ---; cat /run/secrets/token"
-    env = [
-        "PATH=/bin",
-        f"GPUCTK_HOST_NVIDIA_PARAMS={host}/secret",
-        "GPUCTK_CONFINE_FALLBACK=1",
-        "GPUCTK_LDCONFIG_TIMEOUT=100000",
-    ]
-    bundle = make_bundle(str(tmp_path / "b"), ["sh", "-c", script], env=env)
-    root = os.path.join(bundle, "rootfs")
-    write(os.path.join(root, "etc/ld.so.conf"), "/data\ninclude /etc/ld.so.conf.d/*.conf\n")
-    os.makedirs(os.path.join(root, "etc/ld.so.conf.d"), exist_ok=True)
-    os.link(os.path.join(host, "etc", "ld.so.cache"), os.path.join(root, "etc/ld.so.cache~"))
-    os.makedirs(os.path.join(root, "usr/lib"), exist_ok=True)
-    os.symlink("/data", os.path.join(root, "usr/lib/nv"))
-    os.symlink("/run/secrets/token", os.path.join(root, "usr/lib/token"))
-    with open(os.path.join(bundle, "config.json")) as f:
-        cfg = json.load(f)
-    cfg["mounts"] += [
-        {
-            "destination": "/data",
-            "type": "bind",
-            "source": os.path.join(host, "lib"),
-            "options": ["rbind", "rw"],
-        },
-        {
-            "destination": "/run/secrets/token",
-            "type": "bind",
-            "source": os.path.join(host, "secret"),
-            "options": ["bind", "ro"],
-        },
-    ]
+    img = hostile_image(str(tmp_path))
+    host, bundle, cfg, libz, before = img.host, img.bundle, img.cfg, img.libz, img.before
     hook = venv_script("gpuctk-hook")
 
     def bare(name: str, *args: str) -> dict:  # no "env": runc passes the container's

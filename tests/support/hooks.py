@@ -192,3 +192,64 @@ def cuda_compat_elf(note: dict | None, *, big_endian: bool = False, elf64: bool 
             )
         )
     return elf_with_sections(sections, big_endian=big_endian, elf64=elf64)
+
+
+@dataclass
+class HostileImage:
+    """A bundle whose image attacks the hooks (see :func:`hostile_image`)."""
+
+    host: str  # the decoy host tree the attacks aim at
+    bundle: str
+    cfg: dict  # its config.json, without hooks yet: the caller adds them and writes it
+    libz: str  # the library name the image's ld.so.conf exposes from the host volume
+    before: dict  # snapshot(host) before anything ran
+
+
+def hostile_image(tmp: str) -> HostileImage:
+    """An image that sets the old environment knobs (a host params path to a root-only secret,
+    the resolver, an unbounded ldconfig timeout), lists a host volume in its ld.so.conf, ships
+    ``/etc/ld.so.cache~`` as a hard link to a host file, and links paths a chmod hook would be
+    told to change into a volume and to a bind-mounted secret. The container prints its params
+    file, the volume's listing and the secret, separated by ``---`` lines."""
+    import shutil
+
+    from .containers import make_bundle
+
+    host = make_decoy(tmp)
+    write(os.path.join(host, "secret"), "ModifyDeviceFiles: 1\nSECRET=hunter2\n", 0o400)
+    libc_dir = "/lib/x86_64-linux-gnu" if os.path.isdir("/lib/x86_64-linux-gnu") else "/lib/aarch64-linux-gnu"
+    libz = sorted(n for n in os.listdir(libc_dir) if n.startswith("libz.so.1."))[0]
+    shutil.copy2(os.path.join(libc_dir, libz), os.path.join(host, "lib", libz))
+    before = snapshot(host)
+    script = "cat /proc/driver/nvidia/params 2>&1; echo ---; ls /data; echo ---; cat /run/secrets/token"
+    env = [
+        "PATH=/bin",
+        f"GPUCTK_HOST_NVIDIA_PARAMS={host}/secret",
+        "GPUCTK_CONFINE_FALLBACK=1",
+        "GPUCTK_LDCONFIG_TIMEOUT=100000",
+    ]
+    bundle = make_bundle(os.path.join(tmp, "b"), ["sh", "-c", script], env=env)
+    root = os.path.join(bundle, "rootfs")
+    write(os.path.join(root, "etc/ld.so.conf"), "/data\ninclude /etc/ld.so.conf.d/*.conf\n")
+    os.makedirs(os.path.join(root, "etc/ld.so.conf.d"), exist_ok=True)
+    os.link(os.path.join(host, "etc", "ld.so.cache"), os.path.join(root, "etc/ld.so.cache~"))
+    os.makedirs(os.path.join(root, "usr/lib"), exist_ok=True)
+    os.symlink("/data", os.path.join(root, "usr/lib/nv"))
+    os.symlink("/run/secrets/token", os.path.join(root, "usr/lib/token"))
+    with open(os.path.join(bundle, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["mounts"] += [
+        {
+            "destination": "/data",
+            "type": "bind",
+            "source": os.path.join(host, "lib"),
+            "options": ["rbind", "rw"],
+        },
+        {
+            "destination": "/run/secrets/token",
+            "type": "bind",
+            "source": os.path.join(host, "secret"),
+            "options": ["bind", "ro"],
+        },
+    ]
+    return HostileImage(host, bundle, cfg, libz, before)
