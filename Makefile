@@ -8,8 +8,8 @@ DEB_PACKAGES := runc podman containerd busybox-static uidmap docker.io
 
 .PHONY: demo test test-unit bench lint venv debs clean
 
-# the sh front end is copied into the venv at install (hatchling shared-scripts): reinstall on change
-$(STAMP): pyproject.toml src/gpuctk/runtime/scripts/gpuctk-runtime
+# the sh front ends are copied into the venv at install (hatchling shared-scripts): reinstall on change
+$(STAMP): pyproject.toml src/gpuctk/runtime/scripts/gpuctk-runtime src/gpuctk/hooks/scripts/gpuctk-hook
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
 	$(PY) -m pip install -q -e '.[dev,k8s]'

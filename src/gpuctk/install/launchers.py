@@ -7,7 +7,11 @@ path* to the script's interpreter, so ``argv[0]`` keeps the invoked name
 (``-cdi``, ``-legacy``) is the POSIX ``sh`` front end (gpuctk/runtime/scripts/gpuctk-runtime):
 through a launcher, pass-through commands (``state``, ``start``, ``delete``…) exec the
 low-level runtime without Python, and ``create`` resolves the link once (``readlink -f``) to
-find the environment's interpreter. ``nvidia-ctk`` is a small ``/bin/sh`` wrapper because it
+find the environment's interpreter. ``gpuctk-hook`` and ``gpuctk-runtime-hook`` are the hooks'
+``sh`` front end (gpuctk/hooks/scripts/gpuctk-hook; docs/hooks.md): through the
+``nvidia-cdi-hook`` / ``nvidia-container-runtime-hook`` links it resolves the link the same way,
+with a fixed ``PATH`` (a hook's environment may be the image's), and starts ``python -I -S``
+with the environment's own import path. ``nvidia-ctk`` is a small ``/bin/sh`` wrapper because it
 must dispatch: ``nvidia-ctk hook <name> …`` runs ``gpuctk-hook <name> …`` and every other
 command runs ``gpuctk …``. :func:`compile_bytecode` compiles the package the launchers run, so
 the first container start after an install does not pay for it.
