@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEB_PACKAGES := runc podman containerd busybox-static uidmap docker.io
+DEB_PACKAGES := runc podman containerd busybox-static uidmap docker.io strace
 
 .PHONY: demo test test-unit bench lint venv debs clean
 
