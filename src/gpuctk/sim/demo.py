@@ -378,7 +378,7 @@ def _cycle_times(shim: str, runc: str, bundle: str, config: dict[str, Any], env:
         runc_t.append(u)
     s, r = sorted(shim_t)[CYCLES // 2], sorted(runc_t)[CYCLES // 2]
     print(f"[5] cycle time (create + start + state + delete, /bin/true, median of {CYCLES}):")
-    print(f"    through gpuctk-runtime ({hooks} hooks): {s * 1000:.0f} ms")
+    print(f"    through gpuctk-runtime ({hooks} hook{'' if hooks == 1 else 's'}): {s * 1000:.0f} ms")
     print(f"    runc alone, same edits pre-applied, no hooks: {r * 1000:.0f} ms ({s / r:.1f}x)")
 
 
