@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from support.hooks import make_decoy, make_hook_bundle, resolver_flags, run_hook, snapshot, write
+from support.hooks import host_libz, make_decoy, make_hook_bundle, resolver_flags, run_hook, snapshot, write
 from support.tools import require_root, require_tool, venv_script
 
 # root, namespaces, mounts and the host's ldconfig: integration tests
@@ -34,17 +34,8 @@ def root_user():
 def host(tmp_path):
     """The decoy host tree, with a real library so a confused ldconfig would visibly add links there."""
     d = make_decoy(str(tmp_path))
-    for cand in (
-        "/lib/x86_64-linux-gnu",
-        "/usr/lib/x86_64-linux-gnu",
-        "/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-    ):
-        if os.path.isdir(cand):
-            libs = sorted(n for n in os.listdir(cand) if n.startswith("libz.so.1."))
-            if libs:
-                shutil.copy(os.path.join(cand, libs[0]), os.path.join(d, "lib", libs[0]))
-                break
+    src = host_libz()
+    shutil.copy(src, os.path.join(d, "lib", os.path.basename(src)))
     return d
 
 

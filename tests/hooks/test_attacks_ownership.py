@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from support.hooks import make_decoy, make_hook_bundle, resolver_flags, run_hook, snapshot, write
+from support.hooks import host_libz, make_decoy, make_hook_bundle, resolver_flags, run_hook, snapshot, write
 from support.tools import require_root, require_tool, venv_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("root_user")]
@@ -38,17 +38,8 @@ def root_user():
 def host(tmp_path):
     d = make_decoy(str(tmp_path))
     write(os.path.join(d, "secret"), "TOP SECRET host data\n", 0o400)
-    for cand in (
-        "/lib/x86_64-linux-gnu",
-        "/usr/lib/x86_64-linux-gnu",
-        "/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-    ):
-        if os.path.isdir(cand):
-            libs = sorted(n for n in os.listdir(cand) if n.startswith("libz.so.1."))
-            if libs:
-                shutil.copy(os.path.join(cand, libs[0]), os.path.join(d, "lib", libs[0]))
-                break
+    src = host_libz()
+    shutil.copy(src, os.path.join(d, "lib", os.path.basename(src)))
     return d
 
 

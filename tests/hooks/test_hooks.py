@@ -15,8 +15,8 @@ from gpuctk.hooks.confine import Root
 from gpuctk.hooks.ldcache import host_env, system_dirs, triplet, write_conf
 from gpuctk.hooks.params import masked_params
 from gpuctk.hooks.simple import application_profile
-from support.hooks import make_hook_bundle, read_file, run_hook, write
-from support.tools import missing, require_root, require_tool, venv_script
+from support.hooks import host_libz, make_hook_bundle, read_file, run_hook, write
+from support.tools import require_root, require_tool, venv_script
 
 
 @pytest.fixture
@@ -262,23 +262,7 @@ def test_conf_alpine_uses_musl_path(b):
 
 def _make_lib_root(b):
     """A root with the host's libz in an injected folder."""
-    src = None
-    for cand in (
-        "/lib/x86_64-linux-gnu",
-        "/usr/lib/x86_64-linux-gnu",
-        "/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/lib64",
-    ):
-        if os.path.isdir(cand):
-            for n in sorted(os.listdir(cand)):
-                if n.startswith("libz.so.1.") and os.path.isfile(os.path.join(cand, n)):
-                    src = os.path.join(cand, n)
-                    break
-        if src:
-            break
-    if src is None:
-        missing("no host libz to use as an injected library")
+    src = host_libz()
     os.makedirs(b.path("/usr/local/nvidia/lib64"))
     with open(src, "rb") as f:
         write(b.path("/usr/local/nvidia/lib64/" + os.path.basename(src)), f.read())

@@ -13,26 +13,11 @@ import pytest
 
 from gpuctk.hooks.confine import Root
 from gpuctk.hooks.ldfresh import ldcache_up_to_date
-from support.hooks import make_hook_bundle, run_hook, write
-from support.tools import missing, require_root, require_tool, venv_script
+from support.hooks import host_libz, make_hook_bundle, run_hook, write
+from support.tools import require_root, require_tool, venv_script
 
 pytestmark = pytest.mark.integration  # root: namespaces and the host's ldconfig
 FOLDER = "/usr/local/nvidia/lib64"
-
-
-def _host_libz() -> str:
-    for cand in (
-        "/lib/x86_64-linux-gnu",
-        "/usr/lib/x86_64-linux-gnu",
-        "/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-    ):
-        if os.path.isdir(cand):
-            for n in sorted(os.listdir(cand)):
-                if n.startswith("libz.so.1.") and os.path.isfile(os.path.join(cand, n)):
-                    return os.path.join(cand, n)
-    missing("no host libz to use as an injected library")
-    raise AssertionError
 
 
 @pytest.fixture
@@ -41,7 +26,7 @@ def b(tmp_path):
     b = make_hook_bundle(str(tmp_path / "c"))
     os.makedirs(b.path(FOLDER))
     os.makedirs(b.path("/proc"))
-    shutil.copy(_host_libz(), b.path(FOLDER))
+    shutil.copy(host_libz(), b.path(FOLDER))
     return b
 
 
@@ -88,7 +73,7 @@ def test_second_run_changes_nothing_and_runs_no_ldconfig(b):
 def test_a_new_library_in_a_folder_reruns_ldconfig(b):
     _settled(b)
     before = _cache_id(b)
-    shutil.copy(_host_libz(), b.path(f"{FOLDER}/libz-extra.so.1"))
+    shutil.copy(host_libz(), b.path(f"{FOLDER}/libz-extra.so.1"))
     p = _ldcache(b)
     assert "already up to date" not in p.stderr and _cache_id(b) != before
 
@@ -123,7 +108,7 @@ def test_a_folder_that_is_a_mount_point_reruns_ldconfig(b, tmp_path):
     _settled(b)
     src = tmp_path / "hostlibs"
     src.mkdir()
-    shutil.copy(_host_libz(), src)
+    shutil.copy(host_libz(), src)
     os.utime(src, ns=(0, 10**9))  # 1970: older than any cache
     before = _cache_id(b)
     script = f'mount --bind "{src}" "{b.path(FOLDER)}" || exit 9\n"{venv_script("gpuctk-hook")}" --debug update-ldcache --folder {FOLDER}'

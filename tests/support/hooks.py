@@ -11,7 +11,7 @@ import struct
 import subprocess
 from dataclasses import dataclass
 
-from .tools import venv_script
+from .tools import missing, venv_script
 
 
 @dataclass
@@ -194,6 +194,25 @@ def cuda_compat_elf(note: dict | None, *, big_endian: bool = False, elf64: bool 
     return elf_with_sections(sections, big_endian=big_endian, elf64=elf64)
 
 
+_LIB_DIRS = (
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/lib64",
+)
+
+
+def host_libz() -> str:
+    """The path of the host's ``libz.so.1.*``: a real ELF library for ldconfig to index in fixtures."""
+    for cand in _LIB_DIRS:
+        if os.path.isdir(cand):
+            for n in sorted(os.listdir(cand)):
+                if n.startswith("libz.so.1.") and os.path.isfile(os.path.join(cand, n)):
+                    return os.path.join(cand, n)
+    missing("no host libz to use as an injected library")
+
+
 @dataclass
 class HostileImage:
     """A bundle whose image attacks the hooks (see :func:`hostile_image`)."""
@@ -217,9 +236,9 @@ def hostile_image(tmp: str) -> HostileImage:
 
     host = make_decoy(tmp)
     write(os.path.join(host, "secret"), "ModifyDeviceFiles: 1\nSECRET=hunter2\n", 0o400)
-    libc_dir = "/lib/x86_64-linux-gnu" if os.path.isdir("/lib/x86_64-linux-gnu") else "/lib/aarch64-linux-gnu"
-    libz = sorted(n for n in os.listdir(libc_dir) if n.startswith("libz.so.1."))[0]
-    shutil.copy2(os.path.join(libc_dir, libz), os.path.join(host, "lib", libz))
+    src = host_libz()
+    libz = os.path.basename(src)
+    shutil.copy2(src, os.path.join(host, "lib", libz))
     before = snapshot(host)
     script = "cat /proc/driver/nvidia/params 2>&1; echo ---; ls /data; echo ---; cat /run/secrets/token"
     env = [
