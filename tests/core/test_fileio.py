@@ -207,7 +207,7 @@ def test_error_messages_escape_control_characters():
 
 
 def test_lock_is_reentrant_and_leaves_no_lock_file(tmp_path):
-    from gpuctk.fileio import FileLock, lock_path
+    from gpuctk.filelock import FileLock, lock_path
 
     target = tmp_path / "config.toml"
     with FileLock(str(target)):
@@ -219,7 +219,7 @@ def test_lock_is_reentrant_and_leaves_no_lock_file(tmp_path):
 
 
 def test_lock_beside_a_missing_directory_creates_no_directory(tmp_path):
-    from gpuctk.fileio import FileLock, lock_path
+    from gpuctk.filelock import FileLock, lock_path
 
     target = tmp_path / "conf.d" / "99-nvidia.toml"
     assert lock_path(str(target)) == str(tmp_path / ".conf.d.gpuctk-lock")
@@ -228,7 +228,7 @@ def test_lock_beside_a_missing_directory_creates_no_directory(tmp_path):
 
 
 def test_stale_temps_of_the_file_only_are_removed(tmp_path):
-    from gpuctk.fileio import remove_stale_temps
+    from gpuctk.filelock import remove_stale_temps
 
     names = [
         ".config.toml.0123456789ab.tmp",  # atomic_write's, of config.toml

@@ -14,7 +14,7 @@ from gpuctk.cli.main import main
 from gpuctk.engines import apply
 from gpuctk.engines.model import ConfigureOptions
 from gpuctk.errors import GpuctkError
-from gpuctk.fileio import FileLock, lock_path
+from gpuctk.filelock import FileLock, lock_path
 
 LAYOUTS = {
     # name: (engine, config file, its content, drop-in or "")
@@ -119,10 +119,10 @@ def test_a_held_lock_makes_the_second_run_fail_with_one_line(tmp_path: Path) -> 
             if lock.exists() and lock.read_text().strip() == str(pid):
                 break
             time.sleep(0.01)
-        import gpuctk.fileio as fileio
+        import gpuctk.filelock as filelock
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(fileio, "LOCK_TIMEOUT", 0.2)
+            mp.setattr(filelock, "LOCK_TIMEOUT", 0.2)
             with pytest.raises(GpuctkError) as exc:
                 apply.apply(plan)
     finally:

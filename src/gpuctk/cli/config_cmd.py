@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.in_place and not args.action:  # the whole read-modify-write under the file's lock
         from gpuctk.config import config_path
-        from gpuctk.fileio import FileLock, remove_stale_temps
+        from gpuctk.filelock import FileLock, remove_stale_temps
 
         path = args.config_file or config_path()
         with FileLock(path):

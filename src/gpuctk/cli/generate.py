@@ -78,7 +78,7 @@ def _generate(args: argparse.Namespace) -> int:
     if not output:
         sys.stdout.write(render(spec, fmt))
         return 0
-    from gpuctk.fileio import FileLock, remove_stale_temps
+    from gpuctk.filelock import FileLock, remove_stale_temps
 
     with FileLock(path):  # one writer at a time; temp files of a killed run are removed
         remove_stale_temps(path)

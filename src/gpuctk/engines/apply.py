@@ -4,7 +4,7 @@ Everything is planned (and every input parsed) before the first write, so a malf
 config stops the command with the file untouched. A file whose new content equals the
 old is not written at all (a repeated configure is a byte-identical no-op, no backup).
 
-:func:`apply` holds an exclusive lock (:class:`gpuctk.fileio.FileLock`) on every file the
+:func:`apply` holds an exclusive lock (:class:`gpuctk.filelock.FileLock`) on every file the
 plan read or writes for the whole read-modify-write: it re-reads them under the lock and
 plans again when another run changed one since :func:`plan`, so two runs at once never
 lose an edit. An edit of several files (containerd config + drop-in) first writes a
@@ -27,15 +27,14 @@ from gpuctk.engines import containerd, crio, docker
 from gpuctk.engines.model import GENERATED_HEADER, ConfigureOptions, FileChange, Plan
 from gpuctk.errors import GpuctkError
 from gpuctk.fileio import (
-    FileLock,
     atomic_write,
     check_toml_shape,
     copy_atomic,
     decode_json,
     decode_utf8,
     read_regular,
-    remove_stale_temps,
 )
+from gpuctk.filelock import FileLock, remove_stale_temps
 
 BACKUP_INFIX = ".gpuctk-backup-"
 JOURNAL_SUFFIX = ".gpuctk-journal"

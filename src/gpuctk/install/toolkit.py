@@ -15,7 +15,8 @@ from gpuctk.engines import apply as engine_apply
 from gpuctk.engines.model import DEFAULT_CONFIG, DEFAULT_DROP_IN, GENERATED_HEADER, ConfigureOptions
 from gpuctk.engines.versions import Version
 from gpuctk.errors import GpuctkError
-from gpuctk.fileio import FileLock, atomic_write, copy_atomic, decode_json, read_regular, remove_stale_temps
+from gpuctk.fileio import atomic_write, copy_atomic, decode_json, read_regular
+from gpuctk.filelock import FileLock, remove_stale_temps
 from gpuctk.install import launchers, units
 
 MANIFEST = ".gpuctk-install.json"
