@@ -12,7 +12,8 @@ import pytest
 
 from gpuctk.hooks.argv import hook_argv
 from gpuctk.hooks.confine import Root
-from gpuctk.hooks.ldcache import host_env, system_dirs, triplet, write_conf
+from gpuctk.hooks.ldcache import host_env, write_conf
+from gpuctk.hooks.ldconf import system_dirs, triplet
 from gpuctk.hooks.params import masked_params
 from gpuctk.hooks.simple import application_profile
 from support.hooks import host_libz, make_hook_bundle, read_file, run_hook, write
@@ -432,7 +433,7 @@ def test_mountinfo_unescape():
 def test_wildcard_match_agrees_with_fnmatch():
     import fnmatch
 
-    from gpuctk.hooks.ldcache import wildcard_match
+    from gpuctk.hooks.ldconf import wildcard_match
 
     names = ["a.conf", "a.confx", "", ".conf", "00-nvcr-1.conf", "x", "abc"]
     for pattern in ["*.conf", "*", "a?c", "a*", "*-nvcr-*.conf", "x", "**c", "?"]:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuctk.hooks import ldcache
+from gpuctk.hooks import ldconf
 from gpuctk.hooks.compat import use_compat
 from gpuctk.hooks.confine import ConfineError, Root
 from gpuctk.hooks.elfnote import ElfError, cuda_compat_note
@@ -98,9 +98,9 @@ def test_ld_so_conf_include_tree_is_read_within_a_budget(tmp_path, monkeypatch):
         f.truncate(10 << 30)  # 10 GiB, sparse
     reads = _counting_reads(monkeypatch)
     with Root(str(root)) as r:
-        dirs = ldcache._conf_dirs(r, "/etc/ld.so.conf", set())
+        dirs = ldconf._conf_dirs(r, "/etc/ld.so.conf", set())
     assert "/first" in dirs and "/big-start" in dirs and "/lib99" in dirs
-    assert sum(reads) <= ldcache.CONF_MAX_BYTES + len(reads)
+    assert sum(reads) <= ldconf.CONF_MAX_BYTES + len(reads)
     assert os.path.getsize(big) == 10 << 30
 
 
@@ -116,26 +116,26 @@ def test_ld_so_conf_tree_over_budget_fails_closed(tmp_path, monkeypatch, tree):
     d.mkdir(parents=True)
     if tree == "many_files":
         write(str(root / "etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.conf\n")
-        for i in range(ldcache.CONF_MAX_FILES + 10):
+        for i in range(ldconf.CONF_MAX_FILES + 10):
             (d / f"{i:05d}.conf").write_text(f"/lib{i}\n")
     elif tree == "many_includes":
         write(str(root / "etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.nothing\n" * 80_000)
     else:
         write(str(root / "etc/ld.so.conf"), "include /etc/ld.so.conf.d/*.nothing\n")
-        for i in range(ldcache.CONF_MAX_ENTRIES + 1):
+        for i in range(ldconf.CONF_MAX_ENTRIES + 1):
             os.close(os.open(d / f"{i}", os.O_CREAT | os.O_WRONLY, 0o644))
     reads = _counting_reads(monkeypatch)
-    with Root(str(root)) as r, pytest.raises(ldcache.ConfBudgetError) as exc:
-        ldcache._conf_dirs(r, "/etc/ld.so.conf", set())
+    with Root(str(root)) as r, pytest.raises(ldconf.ConfBudgetError) as exc:
+        ldconf._conf_dirs(r, "/etc/ld.so.conf", set())
     assert "refusing" in str(exc.value) and "\n" not in str(exc.value)
-    assert len(reads) <= ldcache.CONF_MAX_FILES
+    assert len(reads) <= ldconf.CONF_MAX_FILES
 
 
 def test_include_pattern_longer_than_path_max_names_nothing(tmp_path):
     root = tmp_path / "rootfs"
     write(str(root / "etc/ld.so.conf"), "include /etc/" + "*" * (64 << 10) + "\n/kept\n")
     with Root(str(root)) as r:
-        assert ldcache._conf_dirs(r, "/etc/ld.so.conf", set()) == ["/kept"]
+        assert ldconf._conf_dirs(r, "/etc/ld.so.conf", set()) == ["/kept"]
 
 
 @pytest.mark.parametrize("fallback", [False, True], ids=["openat2", "fallback"])
@@ -144,7 +144,7 @@ def test_nul_byte_in_include_line_is_not_a_traceback(tmp_path, fallback):
     write(str(root / "etc/ld.so.conf"), "include /etc/a\0b/*.conf\n/x\0y\n/kept\n")
     write(str(root / "etc/a/x.conf"), "/never\n")
     with Root(str(root), fallback=fallback) as r:
-        dirs = ldcache._conf_dirs(r, "/etc/ld.so.conf", set())
+        dirs = ldconf._conf_dirs(r, "/etc/ld.so.conf", set())
         assert "/kept" in dirs and "/never" not in dirs
         with pytest.raises(ConfineError):
             r.read_bytes("/etc/a\0b")

@@ -116,6 +116,7 @@ def test_installed_hook_runs_lean(b: Bundle, tmp_path: Path, toolkit: Path, whic
     pythons = [ln for ln in trace.splitlines() if "execve(" in ln and '"-c"' in ln and "= 0" in ln]
     assert len(pythons) == 1, trace
     assert '"-I", "-S", "-c"' in pythons[0]
+    assert "from gpuctk.hooks.main import entry;entry()" in pythons[0]  # out by os._exit: no teardown
     opened = _opened(trace)
     pkg = os.path.dirname(os.path.realpath(gpuctk.__file__))
     assert any(os.path.realpath(p).startswith(pkg + "/hooks/") for p in opened)  # the parse sees imports
@@ -199,6 +200,25 @@ def test_installed_runtime_hook_is_the_legacy_hook(tmp_path: Path, toolkit: Path
     assert not mark.exists()
     p = subprocess.run([venv_script("gpuctk-hook"), "--version"], capture_output=True, text=True, timeout=60)
     assert p.stdout.startswith("gpuctk-hook "), p.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "rc", "out", "err"),
+    [
+        (["--version"], 0, "gpuctk-hook ", ""),
+        (["--timeout"], 2, "", "gpuctk-hook: error: flag needs an argument: --timeout"),
+        (["--resolver", "x"], 2, "", "gpuctk-hook: error: --resolver 'x'"),
+        (["no-such-hook"], 0, "", "gpuctk-hook: warning: unsupported hook 'no-such-hook'"),
+    ],
+)
+def test_entry_flushes_and_keeps_the_exit_code(argv: list[str], rc: int, out: str, err: str) -> None:
+    """``entry`` leaves by ``os._exit``: what main printed into the (pipe-buffered) streams is
+    still written, and main's exit code is the process's."""
+    code = "import sys; from gpuctk.hooks.main import entry; sys.argv[0] = 'gpuctk-hook'; entry()"
+    p = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert p.returncode == rc, p.stderr
+    assert p.stdout.startswith(out) and (out or p.stdout == "")
+    assert p.stderr.startswith(err) and (err or p.stderr == "")
 
 
 def test_installed_hooks_are_the_front_end() -> None:

@@ -9,7 +9,6 @@ import stat
 import sys
 
 from gpuctk.hooks.confine import Root
-from gpuctk.hooks.elfnote import ElfError, cuda_compat_note
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -124,6 +123,8 @@ def enable_cuda_compat(
     lib = find_compat_lib(root, compat_root)
     if lib is None:
         return None
+    from gpuctk.hooks.elfnote import ElfError, cuda_compat_note  # (only with a compat dir: struct)
+
     try:
         note = cuda_compat_note(root.read_bytes(compat_root + "/" + lib))
     except ElfError as exc:

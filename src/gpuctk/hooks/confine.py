@@ -27,17 +27,18 @@ or a hard link to a host file are all inside the root. So:
 * every lookup counts against a budget (a hostile tree of long ``a/../`` links cannot make
   one lookup take seconds).
 
-Stdlib only (ctypes for the two syscalls Python lacks).
+Stdlib only (:mod:`gpuctk.hooks._libc` for the syscalls Python lacks).
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
+import sys
 
 from gpuctk.errors import GpuctkError
+from gpuctk.hooks._libc import libc, u32, u64
 
 # openat2 is syscall 437 on every architecture using the generic table (x86_64, aarch64, ...)
 SYS_OPENAT2 = 437
@@ -86,27 +87,16 @@ class NotOwnedError(ConfineError):
     """The object is inside the root but not the container's own (mount, kernel fs, hard link)."""
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc: ctypes.CDLL | None = None
 _openat2_ok: bool | None = None  # None = not probed yet
-
-
-def libc() -> ctypes.CDLL:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc
 
 
 def fs_type(fd: int) -> int:
     """``statfs.f_type`` of the filesystem holding ``fd`` (0 when unknown)."""
-    buf = ctypes.create_string_buffer(256)
-    if libc().fstatfs(ctypes.c_int(fd), buf) != 0:
+    lib = libc()
+    buf = lib.buffer(256)
+    if lib.fstatfs(lib.c_int(fd), buf) != 0:
         return 0
-    return int(ctypes.c_long.from_buffer(buf).value) & 0xFFFFFFFF
+    return u64(bytes(buf), 0) & 0xFFFFFFFF  # f_type: the first field, a long
 
 
 _STATX_MNT_ID = 0x1000
@@ -120,22 +110,24 @@ def _statx(fd: int) -> tuple[int, int, int, int] | None:
     global _statx_ok
     if _statx_ok is False:
         return None
-    buf = ctypes.create_string_buffer(256)
+    lib = libc()
+    buf = lib.buffer(256)
     try:
-        fn = libc().statx
+        fn = lib.statx
     except AttributeError:
         _statx_ok = False
         return None
-    if fn(ctypes.c_int(fd), b"", ctypes.c_int(_AT_EMPTY_PATH), ctypes.c_uint(_STATX_MNT_ID), buf) != 0:
-        if ctypes.get_errno() == errno.ENOSYS:
+    if fn(lib.c_int(fd), b"", lib.c_int(_AT_EMPTY_PATH), lib.c_uint(_STATX_MNT_ID), buf) != 0:
+        if lib.get_errno() == errno.ENOSYS:
             _statx_ok = False
         return None
     _statx_ok = True
-    mask = ctypes.c_uint32.from_buffer(buf, 0).value
-    attrs = ctypes.c_uint64.from_buffer(buf, 8).value
-    attrs_mask = ctypes.c_uint64.from_buffer(buf, 56).value
-    mnt = ctypes.c_uint64.from_buffer(buf, 144).value if mask & _STATX_MNT_ID else -1
-    return mask, attrs, attrs_mask, mnt
+    raw = bytes(
+        buf
+    )  # struct statx: stx_mask u32 @0, stx_attributes u64 @8, ..._mask u64 @56, stx_mnt_id u64 @144
+    mask = u32(raw, 0)
+    mnt = u64(raw, 144) if mask & _STATX_MNT_ID else -1
+    return mask, u64(raw, 8), u64(raw, 56), mnt
 
 
 def mount_id(fd: int) -> int:
@@ -165,20 +157,18 @@ def is_mount_root(fd: int) -> bool | None:
 def _raw_openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
     tmpfile = getattr(os, "O_TMPFILE", 0)
     wants_mode = flags & os.O_CREAT or (tmpfile and flags & tmpfile == tmpfile)
-    how = _OpenHow(flags, mode if wants_mode else 0, resolve)  # openat2 rejects a mode it would not use
-    fn = libc().syscall
-    fn.restype = ctypes.c_long
+    lib = libc()
+    # struct open_how {u64 flags, mode, resolve}; openat2 rejects a mode it would not use
+    how = lib.buffer(24)
+    how[:] = b"".join(
+        v.to_bytes(8, sys.byteorder) for v in (flags & 0xFFFFFFFFFFFFFFFF, mode if wants_mode else 0, resolve)
+    )
+    name = _encode(path)
     for _ in range(16):  # EAGAIN: a concurrent rename raced a ".." lookup; the kernel asks us to retry
-        fd = fn(
-            ctypes.c_long(SYS_OPENAT2),
-            ctypes.c_int(dirfd),
-            ctypes.c_char_p(_encode(path)),
-            ctypes.byref(how),
-            ctypes.c_size_t(ctypes.sizeof(how)),
-        )
+        fd = lib.syscall(SYS_OPENAT2, lib.c_int(dirfd), name, how, lib.c_ulong(24))
         if fd >= 0:
-            return int(fd)
-        err = ctypes.get_errno()
+            return fd
+        err = lib.get_errno()
         if err != errno.EAGAIN:
             raise OSError(err, os.strerror(err), path)
     raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), path)

@@ -31,7 +31,7 @@ import stat
 import time
 
 from gpuctk.errors import GpuctkError
-from gpuctk.hooks.ldcache import _conf_dirs, _ours, plan_conf
+from gpuctk.hooks.ldconf import _conf_dirs, _ours, plan_conf
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -452,5 +452,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(sys.argv[1:] if argv is None else argv)
 
 
+def entry() -> None:
+    """The installed ``gpuctk-hook``'s entry (its sh front end calls this): :func:`main`, then
+    out with ``os._exit``. A hook is one process per container start, and the interpreter's
+    teardown (freeing every module, a final garbage collection) would cost it a few ms more
+    than its work: everything the hook opened is closed and every child waited for by the time
+    :func:`run` returns, so only the two output streams are left to flush."""
+    rc = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # a closed or broken stdout/stderr: nothing more can be said
+    os._exit(rc if 0 <= rc <= 255 else EXIT_INTERNAL)
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,27 +19,39 @@ read non-blocking and bounded.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import re
 
 from gpuctk.errors import GpuctkError
-from gpuctk.hooks import sysc
-from gpuctk.hooks.confine import Root, fd_path, libc, private_dir
+from gpuctk.hooks._libc import libc
+from gpuctk.hooks.confine import Root, fd_path, private_dir
 
 PARAMS_PATH = "/proc/driver/nvidia/params"
 PARAMS_LIMIT = 64 << 10  # the real file is under 1 KiB
 
-_MODIFY_RE = re.compile(r"^ModifyDeviceFiles:\s*(\d+)\s*$", re.M)
+_KEY = "ModifyDeviceFiles:"
+_BLANKS = " \t\v\f\r"
+_DIGITS = frozenset("0123456789")
 
 
 def masked_params(text: str) -> str | None:
-    """The params text with ``ModifyDeviceFiles: 0``, or None when nothing needs changing."""
-    m = _MODIFY_RE.search(text)
-    if m is None or m.group(1) == "0":
-        return None
-    return text[: m.start()] + "ModifyDeviceFiles: 0" + text[m.end() :]
+    """The params text with ``ModifyDeviceFiles: 0``, or None when nothing needs changing.
+
+    The first line reading ``ModifyDeviceFiles:`` then a decimal number (blanks around it
+    allowed) decides: a value of ``0`` needs nothing, any other is replaced, the rest of the
+    text is kept byte for byte. (Line by line, without ``re``: a hook's imports are on the
+    container's start path.)"""
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        if body.startswith(_KEY):
+            value = body[len(_KEY) :].strip(_BLANKS)
+            if value and _DIGITS.issuperset(value):
+                if value == "0":
+                    return None
+                return text[:pos] + "ModifyDeviceFiles: 0" + line[len(body) :] + text[pos + len(line) :]
+        pos += len(line)
+    return None
 
 
 def host_params_path(option: str | None) -> str:
@@ -57,7 +69,7 @@ def read_host_params(path: str) -> str | None:
     return read_host_file(path, PARAMS_LIMIT, "host params file").decode(errors="replace")
 
 
-# ------------------------------------------------------------------ the new mount API (ctypes)
+# ------------------------------------------------------------------ the new mount API (syscalls)
 _SYS_OPEN_TREE, _SYS_MOVE_MOUNT, _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 428, 429, 430, 431, 432
 _FSCONFIG_SET_FLAG, _FSCONFIG_SET_STRING, _FSCONFIG_CMD_CREATE, _FSCONFIG_CMD_RECONFIGURE = 0, 1, 6, 7
 _MOUNT_ATTR_NOSUID, _MOUNT_ATTR_NODEV, _MOUNT_ATTR_NOEXEC = 2, 4, 8
@@ -66,23 +78,24 @@ _MOVE_MOUNT_F_EMPTY_PATH, _MOVE_MOUNT_T_EMPTY_PATH = 4, 0x40
 
 
 def _sys(nr: int, *args: object, what: str) -> int:
-    fn = libc().syscall
-    fn.restype = ctypes.c_long
-    ret = int(fn(ctypes.c_long(nr), *args))
+    lib = libc()
+    ret = lib.syscall(nr, *args)
     if ret < 0:
-        err = ctypes.get_errno()
+        err = lib.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
     return ret
 
 
 def _bind_detached(masked: str, target: int) -> None:
     """Bind a read-only file holding ``masked`` over ``target`` (an O_PATH fd) with no host path."""
-    u, i, s = ctypes.c_uint, ctypes.c_int, ctypes.c_char_p
-    fs = _sys(_SYS_FSOPEN, s(b"tmpfs"), u(1), what="fsopen")  # FSOPEN_CLOEXEC
+    lib = libc()
+    u, i = lib.c_uint, lib.c_int
+    # (C strings cross as bytes: char *)
+    fs = _sys(_SYS_FSOPEN, b"tmpfs", u(1), what="fsopen")  # FSOPEN_CLOEXEC
     fds = [fs]
     try:
         for key, value in ((b"size", b"64k"), (b"mode", b"0755")):
-            _sys(_SYS_FSCONFIG, i(fs), u(_FSCONFIG_SET_STRING), s(key), s(value), i(0), what="fsconfig")
+            _sys(_SYS_FSCONFIG, i(fs), u(_FSCONFIG_SET_STRING), key, value, i(0), what="fsconfig")
         _sys(_SYS_FSCONFIG, i(fs), u(_FSCONFIG_CMD_CREATE), None, None, i(0), what="fsconfig create")
         attrs = _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV | _MOUNT_ATTR_NOEXEC
         mnt = _sys(_SYS_FSMOUNT, i(fs), u(1), u(attrs), what="fsmount")  # FSMOUNT_CLOEXEC
@@ -93,20 +106,20 @@ def _bind_detached(masked: str, target: int) -> None:
         finally:
             os.close(fd)
         # read-only superblock: no bind flag inside the container can make it writable
-        _sys(_SYS_FSCONFIG, i(fs), u(_FSCONFIG_SET_FLAG), s(b"ro"), None, i(0), what="fsconfig ro")
+        _sys(_SYS_FSCONFIG, i(fs), u(_FSCONFIG_SET_FLAG), b"ro", None, i(0), what="fsconfig ro")
         _sys(
             _SYS_FSCONFIG, i(fs), u(_FSCONFIG_CMD_RECONFIGURE), None, None, i(0), what="fsconfig reconfigure"
         )
         tree = _sys(
             _SYS_OPEN_TREE,
             i(mnt),
-            s(b"nvct-params"),
+            b"nvct-params",
             u(_OPEN_TREE_CLONE | _OPEN_TREE_CLOEXEC),
             what="open_tree",
         )
         fds.append(tree)
         flags = _MOVE_MOUNT_F_EMPTY_PATH | _MOVE_MOUNT_T_EMPTY_PATH
-        _sys(_SYS_MOVE_MOUNT, i(tree), s(b""), i(target), s(b""), u(flags), what="move_mount")
+        _sys(_SYS_MOVE_MOUNT, i(tree), b"", i(target), b"", u(flags), what="move_mount")
     finally:
         for fd in fds:
             os.close(fd)
@@ -114,6 +127,8 @@ def _bind_detached(masked: str, target: int) -> None:
 
 def _bind_staged(masked: str, target: int) -> None:
     """Kernels without the new mount API: a staging dir, removed right after the bind."""
+    from gpuctk.hooks import sysc
+
     staging = private_dir("gpuctk-params-")
     mounted = False
     try:

@@ -1,11 +1,12 @@
-"""The few Linux system calls the hooks need that Python 3.11 lacks (ctypes, stdlib only)."""
+"""The few Linux system calls the hooks need that Python 3.11 lacks (through
+:mod:`gpuctk.hooks._libc`; stdlib only)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
+import sys
 
-from gpuctk.hooks.confine import libc
+from gpuctk.hooks._libc import libc, u32
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -30,35 +31,33 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217}
 
 def _check(ret: int, what: str) -> None:
     if ret != 0:
-        err = ctypes.get_errno()
+        err = libc().get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def unshare(flags: int) -> None:
-    _check(libc().unshare(ctypes.c_int(flags)), "unshare")
+    lib = libc()
+    _check(lib.unshare(lib.c_int(flags)), "unshare")
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     def enc(s: str | None) -> bytes | None:
         return None if s is None else os.fsencode(s)
 
-    _check(
-        libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
-        f"mount {target}",
-    )
+    lib = libc()
+    _check(lib.mount(enc(source), enc(target), enc(fstype), lib.c_ulong(flags), enc(data)), f"mount {target}")
 
 
 def umount2(target: str, flags: int) -> None:
-    _check(libc().umount2(os.fsencode(target), ctypes.c_int(flags)), f"umount {target}")
+    lib = libc()
+    _check(lib.umount2(os.fsencode(target), lib.c_int(flags)), f"umount {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
     nr = _SYS_PIVOT_ROOT.get(os.uname().machine)
     if nr is None:
         raise OSError(38, f"pivot_root: unknown syscall number on {os.uname().machine}")
-    fn = libc().syscall
-    fn.restype = ctypes.c_long
-    _check(int(fn(ctypes.c_long(nr), os.fsencode(new_root), os.fsencode(put_old))), "pivot_root")
+    _check(libc().syscall(nr, os.fsencode(new_root), os.fsencode(put_old)), "pivot_root")
 
 
 # ---------------------------------------------------------------- capabilities
@@ -68,18 +67,6 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    ]
 
 
 def last_cap() -> int:
@@ -94,53 +81,41 @@ def limit_capabilities(keep: set[int], last: int) -> None:
     """Shrink the bounding and inheritable sets to ``keep`` and clear the ambient set, so the
     next exec'd program gets at most ``keep``; also set no_new_privs."""
     lib = libc()
+
+    def prctl(option: int, arg: int) -> int:
+        return int(
+            lib.prctl(lib.c_int(option), lib.c_ulong(arg), lib.c_ulong(0), lib.c_ulong(0), lib.c_ulong(0))
+        )
+
     for cap in range(last + 1):
         if cap not in keep:
-            lib.prctl(
-                ctypes.c_int(PR_CAPBSET_DROP),
-                ctypes.c_ulong(cap),
-                ctypes.c_ulong(0),
-                ctypes.c_ulong(0),
-                ctypes.c_ulong(0),
-            )  # EINVAL for caps the kernel lacks: fine
-    lib.prctl(
-        ctypes.c_int(PR_CAP_AMBIENT),
-        ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL),
-        ctypes.c_ulong(0),
-        ctypes.c_ulong(0),
-        ctypes.c_ulong(0),
-    )
-    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    _check(lib.capget(ctypes.byref(hdr), data), "capget")
+            prctl(PR_CAPBSET_DROP, cap)  # EINVAL for caps the kernel lacks: fine
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    # struct __user_cap_header_struct {u32 version; int pid} and two
+    # struct __user_cap_data_struct {u32 effective, permitted, inheritable}
+    hdr = lib.buffer(8)
+    hdr[:] = _LINUX_CAPABILITY_VERSION_3.to_bytes(4, sys.byteorder) + bytes(4)
+    data = lib.buffer(24)
+    _check(lib.capget(hdr, data), "capget")
     mask = [0, 0]
     for cap in keep:
         mask[cap // 32] |= 1 << (cap % 32)
+    raw = bytearray(bytes(data))
     for i in range(2):
-        data[i].inheritable &= mask[i]
-    _check(lib.capset(ctypes.byref(hdr), data), "capset")
-    _check(
-        lib.prctl(
-            ctypes.c_int(PR_SET_NO_NEW_PRIVS),
-            ctypes.c_ulong(1),
-            ctypes.c_ulong(0),
-            ctypes.c_ulong(0),
-            ctypes.c_ulong(0),
-        ),
-        "prctl(NO_NEW_PRIVS)",
-    )
+        off = 12 * i + 8  # inheritable
+        raw[off : off + 4] = (u32(bytes(raw), off) & mask[i]).to_bytes(4, sys.byteorder)
+    data[:] = bytes(raw)
+    _check(lib.capset(hdr, data), "capset")
+    _check(prctl(PR_SET_NO_NEW_PRIVS, 1), "prctl(NO_NEW_PRIVS)")
 
 
 def die_with_parent(sig: int = 9) -> None:
     """Ask the kernel to send ``sig`` (SIGKILL) when our parent dies: a killed hook must not
     leave a child running inside the container root. Kept across a plain execve."""
+    lib = libc()
     _check(
-        libc().prctl(
-            ctypes.c_int(PR_SET_PDEATHSIG),
-            ctypes.c_ulong(sig),
-            ctypes.c_ulong(0),
-            ctypes.c_ulong(0),
-            ctypes.c_ulong(0),
+        lib.prctl(
+            lib.c_int(PR_SET_PDEATHSIG), lib.c_ulong(sig), lib.c_ulong(0), lib.c_ulong(0), lib.c_ulong(0)
         ),
         "prctl(PDEATHSIG)",
     )
