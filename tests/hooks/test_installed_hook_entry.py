@@ -4,7 +4,7 @@ runc starts ``gpuctk-hook`` (or a ``gpuctk install`` launcher naming it) once pe
 with an environment that may be the image's. The venv's ``gpuctk-hook``/``gpuctk-runtime-hook``
 are the sh front end (src/gpuctk/hooks/scripts/gpuctk-hook): ``python -I -S`` with the
 environment's own import path. The hook itself reads no variable to dump its modules, so what
-the process opened comes from ``strace``: the interpreter's argv, and no ``re``/``json``/
+the process opened comes from ``strace``: the interpreter's argv, and no ``re``/``json``/``ctypes``/
 ``typing`` module, no ``site`` (which imports ``sitecustomize``) and no ``.pth`` file opened.
 """
 
@@ -24,7 +24,17 @@ from support.hooks import Bundle, make_hook_bundle
 from support.tools import require_tool, venv_script
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "gpuctk" / "hooks" / "scripts" / "gpuctk-hook"
-BANNED = ("re", "json", "typing", "argparse", "_distutils_hack", "sitecustomize", "usercustomize")
+BANNED = (
+    "re",
+    "json",
+    "typing",
+    "argparse",
+    "ctypes",
+    "enum",
+    "_distutils_hack",
+    "sitecustomize",
+    "usercustomize",
+)
 PLANT_MARK = "planted-ran"
 
 
