@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEB_PACKAGES := runc podman containerd busybox-static uidmap docker.io strace
 
-.PHONY: demo test test-unit bench lint venv debs clean
+.PHONY: demo test test-unit bench lint venv debs preload clean
 
 # the sh front ends are copied into the venv at install (hatchling shared-scripts): reinstall on change
 $(STAMP): pyproject.toml src/gpuctk/runtime/scripts/gpuctk-runtime src/gpuctk/hooks/scripts/gpuctk-hook
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml src/gpuctk/runtime/scripts/gpuctk-runtime src/gpuctk/ho
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# the per-container processes' modules as one bundle (gpuctk._preload); sources change while
+# developing, so every run that starts them rebuilds it (a stale bundle is ignored, never wrong)
+preload: $(STAMP)
+	@$(PY) -m gpuctk.install.preload
 
 # As root, install the Debian packages the integration tests use (only the missing ones).
 debs:
@@ -31,17 +36,17 @@ debs:
 # the missing ones, through `debs`); without root the demo says what to install.
 DEMO_DEB_PACKAGES := runc busybox-static
 
-demo: $(STAMP)
+demo: $(STAMP) preload
 	@$(MAKE) --no-print-directory debs DEB_PACKAGES="$(DEMO_DEB_PACKAGES)"
 	@$(PY) -m gpuctk.sim.demo
 
-test: $(STAMP) debs
+test: $(STAMP) debs preload
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) preload
 	$(PY) -m pytest -q -p no:cacheprovider -m 'not integration' tests
 
-bench: $(STAMP) debs
+bench: $(STAMP) debs preload
 	$(PY) benchmarks/run.py
 
 lint: $(STAMP)

@@ -120,8 +120,8 @@ def is_ours(path: str) -> bool:
 
 
 def compile_bytecode() -> list[str]:
-    """Compile gpuctk's modules (the create path starts ``python -I -S`` and imports them);
-    returns warnings. A package dir we cannot write (a read-only image) is left as it is:
+    """Compile gpuctk's modules (the create path starts ``python -I -S`` and imports them) and
+    write the preload bundles of the shim and the hook; returns warnings. A package dir we cannot write (a read-only image) is left as it is:
     Python then compiles in memory on every start, which is slower but correct."""
     import compileall
 
@@ -130,4 +130,7 @@ def compile_bytecode() -> list[str]:
         ok = compileall.compile_dir(pkg, quiet=2, workers=1)
     except OSError as exc:
         return [f"{pkg}: cannot compile bytecode: {exc.strerror}"]
-    return [] if ok else [f"{pkg}: some modules could not be compiled to bytecode"]
+    from gpuctk.install.preload import build
+
+    # the shim's create path and the hook start from one bundle of their modules (gpuctk._preload)
+    return ([] if ok else [f"{pkg}: some modules could not be compiled to bytecode"]) + build(pkg)
