@@ -157,7 +157,7 @@ def _load(entry: str) -> bool:
     head, magic, tag, modules = marshal.loads(data)
     if head != FORMAT or magic != _external.MAGIC_NUMBER or tag != sys.implementation.cache_tag:
         return False
-    prefix = os.path.dirname(pkg) + "/"
+    prefix = pkg + "/"
     for _name, _is_pkg, src, size, mtime_ns, _code in modules:
         if not src.startswith(prefix):
             return False

@@ -91,15 +91,16 @@ def _compiled(name: str, src: str) -> tuple[str, bool, str, int, int, CodeType]:
 
 def build_entry(entry: str, package_dir: str, python: str = sys.executable) -> str:
     """Write ``entry``'s bundle; returns its path."""
-    pkg = os.path.realpath(package_dir)
+    # paths spelled as the launchers import them (an abspath, not a realpath: _preload compares
+    # the bundle's sources with the directory it was itself imported from)
+    pkg = os.path.abspath(package_dir)
     modules = []
     for name, src, _is_pkg in record(_preload.ENTRIES[entry], pkg, python):
         if name in _LOADED_FIRST:
             continue
-        real = os.path.realpath(src)
-        if not real.startswith(pkg + "/") or not real.endswith(".py"):
+        if not src.startswith(pkg + "/") or not src.endswith(".py"):
             raise PreloadBuildError(f"{name}: imported from {src}, not from {pkg}")
-        modules.append(_compiled(name, real))
+        modules.append(_compiled(name, src))
     data = marshal.dumps(
         (_preload.FORMAT, importlib.util.MAGIC_NUMBER, sys.implementation.cache_tag, tuple(modules))
     )
