@@ -182,3 +182,47 @@ def test_module_dump_is_root_only_and_never_overwrites(node: dict) -> None:
     link.symlink_to(node["tmp"] / "elsewhere")
     _run(exe, node, "create", "--bundle", str(b), "cid", dump=link)
     assert not (node["tmp"] / "elsewhere").exists()
+
+
+# Imported by a create only on a miss (config parsed, CDI specs decoded), in auto mode (the
+# platform probes), or for gpuctk-hook run-steps hooks: never by a warm cdi-mode create whose
+# spec names no hook.
+COLD_ONLY = (
+    "gpuctk.config.render",
+    "gpuctk.config.schema",
+    "gpuctk.runtime.platform",
+    "gpuctk.hooks",
+    "gpuctk.hooks.steps",
+    "gpuctk.cdi.decode",
+    "gpuctk.cdi.validate",
+)
+
+
+@pytest.mark.parametrize("which", ["gpuctk-runtime", "gpuctk-runtime-cdi"])
+def test_installed_warm_cdi_create_imports_no_cold_path_module(node: dict, which: str) -> None:
+    _write_config(node, "cdi")
+    exe = venv_script(which)
+    # a scan is cached only once every spec file is 2 s old (gpuctk.cdi.cache.RACY_NS; a ctime
+    # cannot be set back)
+    age = time.time() - os.stat(node["spec_dir"] / "gpu.json").st_ctime
+    time.sleep(max(0.0, 2.1 - age))
+    cold_dump = node["tmp"] / "cold"
+    _run(
+        exe,
+        node,
+        "create",
+        "--bundle",
+        str(_bundle(node, ["NVIDIA_VISIBLE_DEVICES=0"])),
+        "c1",
+        dump=cold_dump,
+    )
+    cold = cold_dump.read_text().split()
+    # the first create parses config.toml and the spec: the dump sees what a miss imports
+    assert {"gpuctk.config.schema", "gpuctk.cdi.decode", "gpuctk.cdi.validate"} <= set(cold)
+    warm_dump = node["tmp"] / "warm"
+    b = _bundle(node, ["NVIDIA_VISIBLE_DEVICES=0"])
+    _run(exe, node, "create", "--bundle", str(b), "c2", dump=warm_dump)
+    warm = warm_dump.read_text().split()
+    assert "gpuctk.runtime.main" in warm and "gpuctk.cdi.registry" in warm
+    assert [m for m in COLD_ONLY if m in warm] == []
+    assert "GPU0=yes" in json.loads((b / "config.json").read_text())["process"]["env"]

@@ -127,8 +127,11 @@ def apply_canonical(oci: dict[str, Any], edits: dict[str, Any]) -> None:
             raise CDIError(f'unknown hook name "{h.get("hookName")}"')
     if edits.get("env"):
         _apply_env(oci, edits["env"])
-    for n in nodes:
-        _apply_device_node(oci, n)
+    if nodes:
+        linux_devices = (oci.get("linux") or {}).get("devices") or []
+        paths = _str_counts(linux_devices, "path") if all(type(n.get("path")) is str for n in nodes) else None
+        for n in nodes:
+            _apply_device_node(oci, n, paths)
     for nd in edits.get("netDevices") or ():
         linux = oci.setdefault("linux", {})
         if linux.get("netDevices") is None:
@@ -192,7 +195,46 @@ def _apply_env(oci: dict[str, Any], entries: list[str]) -> None:
             env[i] = e
 
 
-def _apply_device_node(oci: dict[str, Any], n: dict[str, Any]) -> None:
+def _str_counts(items: list[Any], key: str) -> dict[str, int] | None:
+    """How many dicts of ``items`` hold each string at ``key`` (None when some value is neither
+    a string nor missing/null: then only a scan of the list compares like ``==``)."""
+    counts: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, dict):
+            v = item.get(key)
+            if type(v) is str:
+                counts[v] = counts.get(v, 0) + 1
+            elif v is not None:
+                return None
+    return counts
+
+
+def _count(counts: dict[str, int] | None, value: object, delta: int) -> None:
+    if counts is not None and type(value) is str:
+        counts[value] = counts.get(value, 0) + delta
+
+
+def _replace_device(devices: list[Any], dev: dict[str, Any], paths: dict[str, int] | None) -> None:
+    """The reference's device replacement: drop the first device with ``dev``'s path, then
+    ``dev`` replaces the next one with that path, or is appended."""
+    for i, d in enumerate(devices):
+        if isinstance(d, dict) and d.get("path") == dev["path"]:
+            _count(paths, d.get("path"), -1)
+            del devices[i]
+            break
+    for i, d in enumerate(devices):
+        if isinstance(d, dict) and d.get("path") == dev["path"]:
+            _count(paths, d.get("path"), -1)
+            devices[i] = dev
+            break
+    else:
+        devices.append(dev)
+    _count(paths, dev["path"], 1)
+
+
+def _apply_device_node(oci: dict[str, Any], n: dict[str, Any], paths: dict[str, int] | None = None) -> None:
+    """``paths``: :func:`_str_counts` of ``linux.devices`` by path, kept up to date here (a
+    string path not in it is known to be new without scanning the list); None: scan."""
     dev: dict[str, Any] = {
         "path": n["path"],
         "type": n.get("type", ""),
@@ -220,16 +262,11 @@ def _apply_device_node(oci: dict[str, Any], n: dict[str, Any]) -> None:
     devices: list[Any] | None = linux.get("devices")
     if devices is None:
         devices = linux["devices"] = []
-    for i, d in enumerate(devices):
-        if isinstance(d, dict) and d.get("path") == dev["path"]:
-            del devices[i]
-            break
-    for i, d in enumerate(devices):
-        if isinstance(d, dict) and d.get("path") == dev["path"]:
-            devices[i] = dev
-            break
-    else:
+    if paths is None or paths.get(dev["path"]):
+        _replace_device(devices, dev, paths)
+    else:  # no device of the spec has this path (the common case): no scan of the list
         devices.append(dev)
+        paths[dev["path"]] = 1
     typ = dev["type"]
     if typ in ("b", "c"):
         perms = n.get("permissions", "")
@@ -248,6 +285,8 @@ def _apply_device_node(oci: dict[str, Any], n: dict[str, Any]) -> None:
 def _clean_depth(dest: object) -> int:
     if not isinstance(dest, str) or not dest:
         return 0
+    if dest[0] == "/" and dest[-1] != "/" and "//" not in dest and "/." not in dest:
+        return dest.count("/")  # already clean (no empty, "." or ".." part): normpath would keep it
     p = posixpath.normpath(dest)
     if p.startswith("//"):
         p = "/" + p.lstrip("/")
@@ -262,12 +301,19 @@ def _apply_mounts(oci: dict[str, Any], mounts: list[dict[str, Any]]) -> None:
     oci_mounts = oci.get("mounts")
     if oci_mounts is None:
         oci_mounts = oci["mounts"] = []
+    # how many mounts have each destination, so that a new destination (nearly all of them) needs
+    # no scan of the list; None (a destination that is no string): every mount scans
+    dests = _str_counts(oci_mounts, "destination")
+    if dests is not None and not all(type(m["containerPath"]) is str for m in mounts):
+        dests = None
     for m in mounts:
         dest = m["containerPath"]
-        for i, old in enumerate(oci_mounts):
-            if isinstance(old, dict) and old.get("destination") == dest:
-                del oci_mounts[i]
-                break
+        if dests is None or dests.get(dest):
+            for i, old in enumerate(oci_mounts):
+                if isinstance(old, dict) and old.get("destination") == dest:
+                    _count(dests, old.get("destination"), -1)
+                    del oci_mounts[i]
+                    break
         entry: dict[str, Any] = {"destination": dest}
         if m.get("type"):
             entry["type"] = m["type"]
@@ -278,6 +324,7 @@ def _apply_mounts(oci: dict[str, Any], mounts: list[dict[str, Any]]) -> None:
         if options:
             entry["options"] = options
         oci_mounts.append(entry)
+        _count(dests, dest, 1)
     oci_mounts.sort(key=lambda mt: _clean_depth(mt.get("destination") if isinstance(mt, dict) else None))
 
 

@@ -14,18 +14,10 @@ from __future__ import annotations
 
 import os
 
-from gpuctk.config.schema import (
-    BOOL,
-    FEATURE,
-    LIST,
-    SCHEMA,
-    STR,
-    VALID_CUDA_COMPAT_MODES,
-    VALID_MODES,
-    VALID_SANDBOXES,
-    host_defaults,
-)
 from gpuctk.errors import GpuctkError
+
+# The schema (gpuctk.config.schema) is imported where a file is parsed or defaults are built: a
+# create served from the parsed-config cache needs only the host defaults of its key (below).
 
 TYPE_CHECKING = False  # `typing` costs milliseconds at start-up; the shim imports this module
 if TYPE_CHECKING:
@@ -34,7 +26,31 @@ if TYPE_CHECKING:
     from gpuctk.config.types import ConfigDict
 
 ENV_CONFIG_PATH = "NVIDIA_CTK_CONFIG_FILE_PATH"
-_TABLE_PREFIXES = frozenset(k.rsplit(".", i)[0] for k in SCHEMA for i in range(1, k.count(".") + 1))
+_table_prefixes: frozenset[str] | None = None  # the schema's table names ("nvidia-container-runtime"…)
+
+
+def is_suse(os_release: str = "/etc/os-release") -> bool:
+    try:
+        with open(os_release) as f:
+            text = f.read()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("ID_LIKE="):
+            value = line.split("=", 1)[1].strip().strip('"').lower()
+            return "suse" in value.split() or "opensuse" in value.split()
+    return False
+
+
+def host_defaults() -> dict[str, object]:
+    """Defaults that depend on the host (upstream computes these the same way); re-exported by
+    gpuctk.config.schema, defined here because the cache key of every load needs them."""
+    out: dict[str, object] = {}
+    if os.path.exists("/sbin/ldconfig.real"):  # Debian/Ubuntu wrap ldconfig in a script
+        out["nvidia-container-cli.ldconfig"] = "@/sbin/ldconfig.real"
+    if is_suse():
+        out["nvidia-container-cli.user"] = "root:video"
+    return out
 
 
 class ConfigError(GpuctkError):
@@ -71,6 +87,8 @@ def get(cfg: Any, key: str) -> object:
 
 def default_config() -> dict[str, Any]:
     """Every key with its default (host-dependent defaults included)."""
+    from gpuctk.config.schema import SCHEMA
+
     cfg: dict[str, Any] = {}
     overrides = host_defaults()
     for key, (_type, default) in SCHEMA.items():
@@ -93,6 +111,8 @@ def _is_text(s: str) -> bool:
 
 
 def _check_type(key: str, value: object, source: str) -> object:
+    from gpuctk.config.schema import BOOL, FEATURE, LIST, SCHEMA, STR
+
     kind = SCHEMA[key][0]
     if (isinstance(value, str) and not _is_text(value)) or (
         isinstance(value, list) and not all(_is_text(v) for v in value if isinstance(v, str))
@@ -116,15 +136,21 @@ def _flatten(
 ) -> dict[str, object]:
     """Dotted key -> checked value. Unknown keys go to ``unknown`` (upstream ignores them); a
     value of the wrong type raises, or with ``invalid`` given is recorded there and left out."""
+    global _table_prefixes
+    from gpuctk.config.schema import SCHEMA
+
+    if _table_prefixes is None:
+        _table_prefixes = frozenset(k.rsplit(".", i)[0] for k in SCHEMA for i in range(1, k.count(".") + 1))
+    tables = _table_prefixes
     out: dict[str, object] = {}
     for name, value in data.items():
         key = f"{prefix}{name}"
         try:
             if key in SCHEMA:
                 out[key] = _check_type(key, value, source)
-            elif isinstance(value, dict) and key in _TABLE_PREFIXES:
+            elif isinstance(value, dict) and key in tables:
                 out.update(_flatten(value, source, unknown, invalid, key + "."))
-            elif key in _TABLE_PREFIXES:
+            elif key in tables:
                 raise ConfigError(f"{source}: {key}: expected a table ([{key}]), got {_short(value)}")
             else:
                 unknown.append(f"{source}: unknown key {key!r} (ignored)")
@@ -147,6 +173,8 @@ def validate(
 
     Raises on the first broken rule; with ``invalid`` given, each broken key is recorded there
     (dotted key -> one-line error) and its default restored instead."""
+    from gpuctk.config.schema import VALID_CUDA_COMPAT_MODES, VALID_MODES, VALID_SANDBOXES
+
     problems: list[tuple[str, str]] = []
     ldconfig = cfg["nvidia-container-cli"]["ldconfig"]
     if not ldconfig.startswith("@") and not cfg["features"]["allow-ldconfig-from-container"]:

@@ -1,13 +1,14 @@
 """The config.toml schema: every key, its type and its default (NVIDIA/nvidia-container-toolkit
 `api/config/v1/config.go`, `api/config/v1/runtime.go`, `api/config/v1/cli.go`, `api/config/v1/features.go`).
 
-Stdlib only and cheap to import: the runtime shim and the legacy hook read this on every
-container start.
+Stdlib only and cheap to import: the legacy hook reads this on every container start, the
+runtime shim whenever its parsed-config cache misses.
 """
 
 from __future__ import annotations
 
-import os
+# defined in load.py, which builds the parsed-config cache key from them without this module
+from gpuctk.config.load import host_defaults, is_suse  # noqa: F401 - re-exported
 
 # Key types.
 BOOL = "bool"
@@ -90,26 +91,3 @@ COMMENTED_DEFAULTS: dict[str, object] = {
 VALID_MODES = ("auto", "legacy", "cdi", "jit-cdi", "csv")
 VALID_SANDBOXES = ("", "gvisor")
 VALID_CUDA_COMPAT_MODES = ("ldconfig", "hook", "mount", "disabled")
-
-
-def is_suse(os_release: str = "/etc/os-release") -> bool:
-    try:
-        with open(os_release) as f:
-            text = f.read()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("ID_LIKE="):
-            value = line.split("=", 1)[1].strip().strip('"').lower()
-            return "suse" in value.split() or "opensuse" in value.split()
-    return False
-
-
-def host_defaults() -> dict[str, object]:
-    """Defaults that depend on the host (upstream computes these the same way)."""
-    out: dict[str, object] = {}
-    if os.path.exists("/sbin/ldconfig.real"):  # Debian/Ubuntu wrap ldconfig in a script
-        out["nvidia-container-cli.ldconfig"] = "@/sbin/ldconfig.real"
-    if is_suse():
-        out["nvidia-container-cli.user"] = "root:video"
-    return out

@@ -172,8 +172,6 @@ def combine_hooks(hooks: list[Any]) -> list[Any]:
     env and no timeout, each as ONE ``gpuctk-hook run-steps`` hook whose steps are the
     hooks' argv in order (see gpuctk.hooks.steps); anything else is kept as it is. A run of
     one stays a plain hook. :func:`expand_hooks` is the inverse."""
-    from gpuctk.hooks.steps import encode
-
     out: list[Any] = []
     run: list[dict[str, Any]] = []
 
@@ -181,6 +179,8 @@ def combine_hooks(hooks: list[Any]) -> list[Any]:
         if len(run) == 1:
             out.append(run[0])
         elif run:
+            from gpuctk.hooks.steps import encode  # only when hooks merge
+
             steps = [_step_argv(h) or [] for h in run]
             first = run[0]
             out.append({**first, "args": [OWN_HOOK_NAME, STEPS_SUBCOMMAND, *encode(steps)]})
@@ -212,8 +212,6 @@ def expand_hooks(hooks: list[Any]) -> list[Any]:
     """Every ``gpuctk-hook run-steps`` hook as its steps, one hook each (for consumers that
     need upstream's shape, e.g. a runsc-ready spec); other hooks unchanged. A malformed
     step list is kept as it is (the hook itself refuses it)."""
-    from gpuctk.hooks.steps import StepsError, decode
-
     out: list[Any] = []
     for h in hooks:
         args = (h.get("args") if isinstance(h, dict) else None) or []
@@ -224,6 +222,8 @@ def expand_hooks(hooks: list[Any]) -> list[Any]:
             and len(args) >= 2
             and args[1] == STEPS_SUBCOMMAND
         ):
+            from gpuctk.hooks.steps import StepsError, decode  # only for a run-steps hook
+
             try:
                 steps = decode(list(args[2:]))
             except StepsError:

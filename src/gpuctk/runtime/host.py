@@ -12,7 +12,6 @@ import sys
 
 from gpuctk.errors import GpuctkError
 from gpuctk.runtime.lowlevel import find_executable
-from gpuctk.runtime.platform import HostProbes, Probes
 
 TYPE_CHECKING = False  # no `typing` at run time: the shim's create path imports this module
 if TYPE_CHECKING:
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from gpuctk.config.types import ConfigDict
+    from gpuctk.runtime.platform import Probes
 
 AUTOMATIC_KIND = "runtime.nvidia.com/gpu"
 
@@ -89,6 +89,8 @@ class Host:
     @property
     def probes(self) -> Probes:
         if self._probes is None:
+            from gpuctk.runtime.platform import HostProbes  # only `auto` mode looks at the platform
+
             # the Tegra markers are looked for on the host's /, not under the driver root, as
             # upstream does (NVIDIA/nvidia-container-toolkit `internal/info/auto.go`)
             self._probes = HostProbes("/")

@@ -16,7 +16,6 @@ from gpuctk.oci.spec import add_prestart_hook, give_hooks_an_env, remove_nvidia_
 from gpuctk.request import ContainerRequest, is_qualified_cdi_name
 from gpuctk.runtime.host import AUTOMATIC_KIND, Host, ModifyError
 from gpuctk.runtime.log import Logger
-from gpuctk.runtime.platform import resolve_mode
 
 TYPE_CHECKING = False  # no `typing` at run time: the shim's create path imports this module
 if TYPE_CHECKING:
@@ -247,8 +246,11 @@ def modify_spec(
     if not image.visible_devices() and not image.imex_channels():
         log.debug("No GPU requested; passing the spec through unchanged")
         return None
-    mode = resolve_mode(configured, image, host.probes)
-    if configured == "auto":
+    mode = configured
+    if configured == "auto":  # every other mode is used as configured (gpuctk.runtime.platform.resolve_mode)
+        from gpuctk.runtime.platform import resolve_mode
+
+        mode = resolve_mode(configured, image, host.probes)
         log.info(f"Auto-detected mode as '{mode}'")
     if mode != "cdi":
         image = image.without_annotations()
