@@ -72,8 +72,6 @@ ENTRIES = {
         "gpuctk.cdi.apply",
         "gpuctk.cdi.registry",
         "gpuctk.cdi.cache",
-        "gpuctk.cdi.decode",
-        "gpuctk.cdi.validate",
         "gpuctk.generate.hooks",
         "gpuctk.hooks.steps",
     ),
