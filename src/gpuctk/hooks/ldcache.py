@@ -27,6 +27,7 @@ import sys
 
 from gpuctk.errors import GpuctkError
 from gpuctk.hooks import deadline, sysc
+from gpuctk.hooks._libc import libc
 from gpuctk.hooks.confine import PSEUDO_FS, Root
 from gpuctk.hooks.hostio import read_host_file
 from gpuctk.hooks.ldconf import _ours, plan_conf
@@ -302,6 +303,9 @@ def run_ldconfig(root: Root, ldconfig_path: str | None) -> int:
     ldconfig_fd = sealed_copy(path)
     args = ["ldconfig", "-f", "/etc/ld.so.conf", "-C", "/etc/ld.so.cache"]
     timeout = deadline.remaining()
+    # the child's syscalls (prctl, mount, pivot_root) come from gpuctk.hooks._libc: load its C
+    # half here, where the host's / still holds the _ctypes extension
+    libc()
     pid = -1
     try:
         sys.stdout.flush()
